@@ -1,0 +1,33 @@
+//! Pipeline: the secure local channel between a host and its enclave.
+//!
+//! `docker exec` and `docker cp` for enclaves: run commands with live
+//! output, standard input and exit status; copy files, symlinks and
+//! directory trees both ways, atomically and digest-checked.
+//!
+//! Layout:
+//! - [`defs`]: wire constants, limits and defaults.
+//! - [`protocol`]: frames and messages, no I/O.
+//! - [`connection`]: reading and writing frames on a stream.
+//! - [`error`]: [`Error`] and the code the peer is told.
+//! - [`paths`]: wire paths and the checks against traversal.
+//! - [`policy`]: what a server allows (exec, confinement roots).
+//! - [`tree`]: tree streams: walking, writing, placing.
+//! - [`server`]: `pipeline listen`: accept loop and request handlers.
+//! - [`client`]: the host side: connect, run, upload, download.
+//! - [`config`]: the YAML configuration file.
+//! - [`progress`]: the terminal progress bar.
+
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod defs;
+pub mod error;
+pub mod paths;
+pub mod policy;
+pub mod progress;
+pub mod protocol;
+pub mod server;
+pub mod tree;
+
+pub use error::Error;
+pub use policy::Policy;

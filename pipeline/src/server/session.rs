@@ -1,0 +1,159 @@
+//! One client connection: handshake, one request, its answer.
+//!
+//! Failures are reported to the client as an error frame whenever the
+//! connection still works, then the server keeps reading (and discarding)
+//! for a moment so the client reads the error instead of a reset.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use transport::{Peer, Stream};
+
+use crate::connection::{FrameReader, FrameWriter};
+use crate::defs::{HANDSHAKE_TIMEOUT, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+use crate::error::Error;
+use crate::paths;
+use crate::progress::Progress;
+use crate::protocol::{ErrorCode, ErrorFrame, Message};
+use crate::server::{ServerConfig, exec};
+use crate::tree;
+
+/// Server name sent in the handshake.
+pub const SERVER_NAME: &str = concat!("pipeline/", env!("CARGO_PKG_VERSION"));
+
+/// Serves one connection to the end; never fails, only logs.
+pub async fn serve(stream: Stream, peer: Peer, config: &ServerConfig, cancel: CancellationToken) {
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd, Some(config.idle_timeout));
+    let mut writer = FrameWriter::new(wr);
+    let result = tokio::select! {
+        result = handle(&mut reader, &mut writer, config, cancel.clone()) => result,
+        () = cancel.cancelled() => Err(Error::local(ErrorCode::ShuttingDown, "the server is shutting down")),
+    };
+    match result {
+        Ok(()) => tracing::debug!(%peer, "session done"),
+        Err(err) if err.connection_lost() => {
+            tracing::info!(%peer, error = %err, "client went away")
+        }
+        Err(err) => {
+            tracing::info!(%peer, error = %err, "request failed");
+            if writer
+                .write_message(&Message::Error(err.to_frame()))
+                .await
+                .is_ok()
+            {
+                let _ = writer.shutdown().await;
+                reader.linger().await;
+            }
+        }
+    }
+}
+
+/// Tells a client over the limit to come back later.
+pub async fn refuse_busy(stream: Stream) {
+    let (rd, wr) = stream.into_split();
+    let mut reader = FrameReader::new(rd, Some(HANDSHAKE_TIMEOUT));
+    let mut writer = FrameWriter::new(wr);
+    let busy = Message::Error(ErrorFrame {
+        code: ErrorCode::Busy,
+        message: "the server is serving its maximum number of clients; try again later".into(),
+    });
+    let refuse = async {
+        reader.read_magic().await?;
+        reader.next_message("a greeting").await?;
+        writer.write_message(&busy).await
+    };
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, refuse).await;
+}
+
+async fn handle<R, W>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    config: &ServerConfig,
+    cancel: CancellationToken,
+) -> Result<(), Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(reader, writer, config))
+        .await
+        .map_err(|_| Error::Idle(HANDSHAKE_TIMEOUT))??;
+    match reader.next_message("a request").await? {
+        Message::Exec(request) => {
+            exec::serve(request, reader, writer, &config.policy, cancel).await
+        }
+        Message::Put(request) => {
+            let dest = paths::absolute_clean(&request.dest)?;
+            let summary = tree::receive_tree(
+                reader,
+                dest,
+                request.placement,
+                config.policy.clone(),
+                &Progress::hidden(),
+            )
+            .await?;
+            tracing::info!(path = %String::from_utf8_lossy(&summary.path), files = summary.files, bytes = summary.bytes, "received");
+            writer.write_message(&Message::Done(summary)).await
+        }
+        Message::Get(request) => {
+            let source = paths::absolute_clean(&request.source)?;
+            let source = config
+                .policy
+                .resolve_source(&source, request.follow_root_symlink)?;
+            tracing::info!(path = %source.display(), "sending");
+            tree::send_tree(
+                writer,
+                source,
+                request.follow_root_symlink,
+                request.expect,
+                &Progress::hidden(),
+            )
+            .await
+        }
+        other => Err(Error::local(
+            ErrorCode::Protocol,
+            format!(
+                "expected a request (Exec, Put or Get), got {}",
+                other.name()
+            ),
+        )),
+    }
+}
+
+async fn handshake<R, W>(
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    config: &ServerConfig,
+) -> Result<(), Error>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    reader.read_magic().await?;
+    let Message::Hello {
+        min_version,
+        max_version,
+        client,
+    } = reader.next_message("a greeting").await?
+    else {
+        return Err(Error::local(ErrorCode::Protocol, "expected a greeting"));
+    };
+    let version = max_version.min(PROTOCOL_VERSION);
+    if version < min_version.max(MIN_PROTOCOL_VERSION) {
+        return Err(Error::local(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "client speaks protocol versions {min_version} to {max_version}, this server \
+                 {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}"
+            ),
+        ));
+    }
+    tracing::debug!(%client, version, "handshake");
+    writer
+        .write_message(&Message::Welcome {
+            version,
+            server: SERVER_NAME.into(),
+            exec_allowed: config.policy.exec_allowed(),
+        })
+        .await
+}
