@@ -26,7 +26,7 @@ pub fn from_wire(bytes: &[u8]) -> PathBuf {
 }
 
 fn refused(message: String) -> Error {
-    Error::local(ErrorCode::PathRefused, message)
+    Error::local(ErrorCode::PathRefused, format!("refused: {message}"))
 }
 
 fn check_name(name: &[u8], whole: &[u8]) -> Result<(), Error> {
