@@ -8,6 +8,7 @@
 //! need an end-of-stream marker over such a link must send one in-band.
 
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -94,6 +95,24 @@ impl Stream {
                 (ReadHalf::Vsock(r), WriteHalf::Vsock(w))
             }
         }
+    }
+}
+
+/// The socket underneath, for socket options the wrappers do not cover
+/// (`SO_ORIGINAL_DST`, `getsockname`, ...).
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.inner {
+            Inner::Tcp(s) => s.as_fd(),
+            Inner::Unix(s) => s.as_fd(),
+            Inner::Vsock(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
 }
 

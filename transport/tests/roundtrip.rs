@@ -330,3 +330,22 @@ async fn many_concurrent_connections() {
     }
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn stream_exposes_its_socket_for_socket_options() {
+    let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().clone();
+    let (client, accepted) = tokio::join!(connect(&addr), listener.accept());
+    let client = client.unwrap();
+    let (accepted, _) = accepted.unwrap();
+    let server_local = socket2::SockRef::from(&accepted).local_addr().unwrap();
+    let client_peer = socket2::SockRef::from(&client).peer_addr().unwrap();
+    assert_eq!(
+        server_local.as_socket().unwrap(),
+        client_peer.as_socket().unwrap()
+    );
+    use std::os::fd::AsRawFd;
+    assert!(accepted.as_raw_fd() >= 0);
+}

@@ -1,0 +1,241 @@
+//! What every binary shares: Sentient-style address flags, limit flags,
+//! logging set-up, signal handling and exit codes.
+//!
+//! Exit codes: 0 after a clean shutdown, 64 for bad usage or configuration,
+//! 1 when the proxy could not start or its listener failed.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use transport::Address;
+
+use crate::defs::{
+    COPY_BUFFER_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE,
+};
+use crate::proxy::{self, ProxyConfig};
+use crate::server::Limits;
+
+/// Exit code for bad usage or configuration (`EX_USAGE`).
+pub const EXIT_USAGE: u8 = 64;
+
+const SCHEMES: [&str; 4] = ["vsock:", "hvsock:", "unix:", "tcp:"];
+
+fn has_scheme(text: &str) -> bool {
+    SCHEMES.iter().any(|scheme| text.starts_with(scheme))
+}
+
+/// Parses a `--vsock-addr`: Sentient's `CID:PORT`, or any transport address.
+pub fn vsock_addr(text: &str) -> Result<Address, String> {
+    if has_scheme(text) {
+        text.parse().map_err(|err| format!("{err}"))
+    } else {
+        Address::from_vsock_pair(text).map_err(|err| format!("{err}"))
+    }
+}
+
+/// Parses an `--ip-addr`: Sentient's `IP:PORT` (`[::1]:80`), or any transport address.
+pub fn ip_addr(text: &str) -> Result<Address, String> {
+    if has_scheme(text) {
+        text.parse().map_err(|err| format!("{err}"))
+    } else {
+        Address::from_ip_pair(text).map_err(|err| format!("{err}"))
+    }
+}
+
+/// Limit and time-out flags shared by every proxy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Connections served at once; more are closed at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds connecting to the target may take.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs_f64())]
+    pub connect_timeout: f64,
+    /// Seconds without a byte either way before a connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
+    /// Seconds the original-destination header may take to arrive.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    pub header_timeout: f64,
+    /// Seconds open connections get to finish after SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
+    pub shutdown_grace: f64,
+    /// Copy buffer per direction and connection, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = COPY_BUFFER_SIZE)]
+    pub buffer_size: usize,
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag}: {why}")]
+pub struct FlagError {
+    /// The flag, without dashes.
+    pub flag: &'static str,
+    /// What is wrong.
+    pub why: String,
+}
+
+fn seconds(flag: &'static str, value: f64) -> Result<Duration, FlagError> {
+    Duration::try_from_secs_f64(value).map_err(|_| FlagError {
+        flag,
+        why: format!("{value} is not a number of seconds"),
+    })
+}
+
+impl LimitArgs {
+    /// Validates the flags into [`Limits`].
+    pub fn limits(&self) -> Result<Limits, FlagError> {
+        if self.max_connections == 0 {
+            return Err(FlagError {
+                flag: "max-connections",
+                why: "must be at least 1".to_owned(),
+            });
+        }
+        if !(512..=16 * 1024 * 1024).contains(&self.buffer_size) {
+            return Err(FlagError {
+                flag: "buffer-size",
+                why: "must be from 512 bytes to 16 MiB".to_owned(),
+            });
+        }
+        Ok(Limits {
+            max_connections: self.max_connections,
+            connect_timeout: seconds("connect-timeout", self.connect_timeout)?,
+            idle_timeout: seconds("idle-timeout", self.idle_timeout)?,
+            header_timeout: seconds("header-timeout", self.header_timeout)?,
+            shutdown_grace: seconds("shutdown-grace", self.shutdown_grace)?,
+            buffer_size: self.buffer_size,
+        })
+    }
+}
+
+/// Parses the command line; bad usage exits with [`EXIT_USAGE`].
+pub fn parse<T: Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            let code = if err.use_stderr() {
+                i32::from(EXIT_USAGE)
+            } else {
+                0
+            };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// An error and its causes on one line: `a: b: c`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Prints a usage or configuration error and returns [`EXIT_USAGE`].
+pub fn usage_error(err: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {}", chain(err));
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Runs `main` on a Tokio runtime with a token cancelled by SIGTERM or SIGINT.
+pub fn run<F, Fut, E>(main: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error,
+{
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        main(shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Validates the limit flags, builds the proxy's configuration with them
+/// (an error there is a configuration error, exit 64), and runs the proxy
+/// until SIGTERM or SIGINT.
+pub fn run_proxy<B>(limits: &LimitArgs, build: B) -> ExitCode
+where
+    B: FnOnce(Limits) -> Result<ProxyConfig, Box<dyn std::error::Error>>,
+{
+    let config = match limits.limits().map_err(Into::into).and_then(build) {
+        Ok(config) => config,
+        Err(err) => return usage_error(err.as_ref()),
+    };
+    run(|shutdown| proxy::run(config, shutdown))
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch SIGTERM/SIGINT; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "shutting down");
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentient_pairs_and_transport_addresses() {
+        assert_eq!(vsock_addr("3:8888").unwrap(), Address::vsock(3, 8888));
+        assert_eq!(
+            vsock_addr("unix:/tmp/x").unwrap(),
+            Address::Unix("/tmp/x".into())
+        );
+        assert_eq!(
+            ip_addr("127.0.0.1:80").unwrap().to_string(),
+            "tcp:127.0.0.1:80"
+        );
+        assert_eq!(ip_addr("[::1]:80").unwrap().to_string(), "tcp:[::1]:80");
+        assert_eq!(
+            ip_addr("hvsock:/run/vm.sock:5").unwrap().to_string(),
+            "hvsock:/run/vm.sock:5"
+        );
+        assert!(vsock_addr("3").unwrap_err().contains("CID:PORT"));
+        assert!(ip_addr("1.2.3.4").is_err());
+    }
+}

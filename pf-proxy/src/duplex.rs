@@ -1,0 +1,239 @@
+//! Bidirectional copy between two streams, passing half-close through.
+//!
+//! Each direction reads into its own fixed buffer of
+//! [`COPY_BUFFER_SIZE`](crate::defs::COPY_BUFFER_SIZE) bytes and writes it out
+//! before reading again, so a connection never holds more than two buffers
+//! and a slow reader slows its writer down (backpressure).
+//!
+//! When one side ends its stream (EOF), the other side's write half is shut
+//! down, so the peer sees the end of stream while the opposite direction
+//! keeps flowing. Hybrid vsock is the exception: there a write-side shutdown
+//! makes vhost-device-vsock drop the connection with the data in flight, so
+//! [`transport::Stream`] only flushes, the connection stays open until both
+//! directions are done, and before it is closed [`duplex`] waits (bounded by
+//! [`HVSOCK_DRAIN_TIMEOUT`](crate::defs::HVSOCK_DRAIN_TIMEOUT)) until the VMM
+//! has taken every byte written.
+//!
+//! The copy ends with an error when either side fails, and with
+//! [`DuplexError::Idle`] when no byte moved either way for the idle time-out.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+use transport::Stream;
+
+use crate::defs::{HVSOCK_DRAIN_POLL, HVSOCK_DRAIN_TIMEOUT};
+
+/// Bytes moved by a finished [`duplex`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transferred {
+    /// From the first stream to the second.
+    pub a_to_b: u64,
+    /// From the second stream to the first.
+    pub b_to_a: u64,
+}
+
+/// Why a [`duplex`] copy ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum DuplexError {
+    /// No byte moved in either direction for the idle time-out.
+    #[error("idle for {0:?}, closed")]
+    Idle(Duration),
+    /// Reading from or writing to one side failed.
+    #[error("{direction}: {source}")]
+    Io {
+        /// Which way the failing copy went (`"a->b"` or `"b->a"`).
+        direction: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// One direction of the copy: a buffer and how far it got.
+struct Half {
+    buf: Box<[u8]>,
+    pos: usize,
+    cap: usize,
+    read_done: bool,
+    done: bool,
+    need_flush: bool,
+    amount: u64,
+}
+
+impl Half {
+    fn new(size: usize) -> Self {
+        Self {
+            buf: vec![0u8; size.max(1)].into_boxed_slice(),
+            pos: 0,
+            cap: 0,
+            read_done: false,
+            done: false,
+            need_flush: false,
+            amount: 0,
+        }
+    }
+
+    /// Moves bytes from `reader` to `writer` until it would block or the
+    /// direction is finished; sets `active` when a byte moved.
+    fn poll_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut Stream,
+        writer: &mut Stream,
+        active: &mut bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.pos == self.cap && !self.read_done {
+                let mut read_buf = ReadBuf::new(&mut self.buf);
+                match Pin::new(&mut *reader).poll_read(cx, &mut read_buf) {
+                    Poll::Ready(Ok(())) => {
+                        let n = read_buf.filled().len();
+                        if n == 0 {
+                            self.read_done = true;
+                        } else {
+                            self.pos = 0;
+                            self.cap = n;
+                            *active = true;
+                        }
+                    }
+                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                    Poll::Pending => {
+                        if self.need_flush {
+                            ready!(Pin::new(&mut *writer).poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            while self.pos < self.cap {
+                let n =
+                    ready!(Pin::new(&mut *writer).poll_write(cx, &self.buf[self.pos..self.cap]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                self.amount += n as u64;
+                self.need_flush = true;
+                *active = true;
+            }
+            if self.read_done {
+                // On hybrid vsock this only flushes (see the module docs).
+                ready!(Pin::new(&mut *writer).poll_shutdown(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+/// Copies `a` to `b` and `b` to `a` until both directions reached end of
+/// stream, passing each end of stream on as a half-close where the
+/// transport supports it.
+pub async fn duplex(
+    a: &mut Stream,
+    b: &mut Stream,
+    buffer_size: usize,
+    idle_timeout: Duration,
+) -> Result<Transferred, DuplexError> {
+    let mut a_to_b = Half::new(buffer_size);
+    let mut b_to_a = Half::new(buffer_size);
+    let mut last_active = Instant::now();
+    let sleep = tokio::time::sleep_until(last_active + idle_timeout);
+    tokio::pin!(sleep);
+    let result = poll_fn(|cx| {
+        let mut active = false;
+        if !a_to_b.done {
+            match a_to_b.poll_copy(cx, a, b, &mut active) {
+                Poll::Ready(Ok(())) => a_to_b.done = true,
+                Poll::Ready(Err(source)) => {
+                    return Poll::Ready(Err(DuplexError::Io {
+                        direction: "a->b",
+                        source,
+                    }));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !b_to_a.done {
+            match b_to_a.poll_copy(cx, b, a, &mut active) {
+                Poll::Ready(Ok(())) => b_to_a.done = true,
+                Poll::Ready(Err(source)) => {
+                    return Poll::Ready(Err(DuplexError::Io {
+                        direction: "b->a",
+                        source,
+                    }));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if a_to_b.done && b_to_a.done {
+            return Poll::Ready(Ok(()));
+        }
+        if active {
+            last_active = Instant::now();
+        }
+        // The timer is re-armed only when it fires, not on every byte.
+        while sleep.as_mut().poll(cx).is_ready() {
+            let deadline = last_active + idle_timeout;
+            if deadline <= Instant::now() {
+                return Poll::Ready(Err(DuplexError::Idle(idle_timeout)));
+            }
+            sleep.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    })
+    .await;
+    for stream in [&*a, &*b] {
+        if !stream.supports_half_close() {
+            drain(stream).await;
+        }
+    }
+    result.map(|()| Transferred {
+        a_to_b: a_to_b.amount,
+        b_to_a: b_to_a.amount,
+    })
+}
+
+/// Waits until the peer of a Unix-socket-based stream has read every byte
+/// written to it, or [`HVSOCK_DRAIN_TIMEOUT`] passed.
+pub async fn drain(stream: &Stream) {
+    let deadline = Instant::now() + HVSOCK_DRAIN_TIMEOUT;
+    loop {
+        match unsent_bytes(stream) {
+            Ok(0) => return,
+            Ok(left) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    left,
+                    "peer did not take the last bytes in time; closing anyway"
+                );
+                return;
+            }
+            Ok(_) => tokio::time::sleep(HVSOCK_DRAIN_POLL).await,
+            Err(err) => {
+                tracing::debug!(%err, "cannot read the send queue; closing without waiting");
+                return;
+            }
+        }
+    }
+}
+
+/// Bytes written to the socket that its peer has not read yet (`SIOCOUTQ`).
+#[allow(unsafe_code)]
+fn unsent_bytes(stream: &Stream) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut queued: libc::c_int = 0;
+    // SIOCOUTQ has the value of TIOCOUTQ on Linux.
+    // SAFETY: SIOCOUTQ writes one c_int through the pointer, which points to
+    // a live, properly aligned c_int; the descriptor is owned by `stream`,
+    // which outlives the call.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
