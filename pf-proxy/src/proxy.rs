@@ -136,10 +136,7 @@ async fn proxy_one(mut stream: Stream, peer: &Peer, config: &ProxyConfig) -> Res
     let (mut upstream, dst) = match &config.mode {
         Mode::Forward { target } => (connect(target, limits).await?, target.to_string()),
         Mode::TransparentOut { target } => {
-            let dst = match original_dst(&stream).map_err(ConnError::OriginalDst)? {
-                Destination::Redirected(dst) => dst,
-                Destination::Direct(local) => return Err(ConnError::NotRedirected(local)),
-            };
+            let dst = redirected_dst(&stream)?;
             let mut upstream = connect(target, limits).await?;
             let (buf, len) = header::encode(&dst);
             upstream
@@ -162,11 +159,7 @@ async fn proxy_one(mut stream: Stream, peer: &Peer, config: &ProxyConfig) -> Res
             (connect(&target, limits).await?, dst.to_string())
         }
         Mode::PortToVsock { target } => {
-            let port = original_dst(&stream)
-                .map_err(ConnError::OriginalDst)?
-                .addr()
-                .port();
-            let target = with_port(target, port);
+            let target = with_port(target, redirected_dst(&stream)?.port());
             (connect(&target, limits).await?, target.to_string())
         }
     };
@@ -180,6 +173,16 @@ async fn proxy_one(mut stream: Stream, peer: &Peer, config: &ProxyConfig) -> Res
     .await?;
     tracing::debug!(%peer, destination = %dst, sent = moved.a_to_b, received = moved.b_to_a, "connection done");
     Ok(())
+}
+
+/// The original destination of a redirected connection; a connection made
+/// to the proxy's own port directly has none and is refused, so that the
+/// proxy cannot be used to reach its own port on the other side.
+fn redirected_dst(stream: &Stream) -> Result<SocketAddr, ConnError> {
+    match original_dst(stream).map_err(ConnError::OriginalDst)? {
+        Destination::Redirected(dst) => Ok(dst),
+        Destination::Direct(local) => Err(ConnError::NotRedirected(local)),
+    }
 }
 
 async fn connect(target: &Address, limits: &Limits) -> Result<Stream, transport::Error> {
