@@ -1,0 +1,234 @@
+//! `initctl`: sends one request to init and prints the answer.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use enclave_init::cli::{EXIT_USAGE, parse_args};
+use enclave_init::control::client;
+use enclave_init::control::cmd::{Request, Response};
+use enclave_init::ctl_config::{CtlOverrides, Protocol, resolve};
+use enclave_init::defs::{DEFAULT_LOG_LINES, INIT_SOCKET_ENV, INITCTL_CONFIG_ENV};
+use enclave_init::render;
+use transport::Address;
+
+/// Control the enclave's init: list, start, stop, enable services, read their logs.
+#[derive(Debug, Parser)]
+#[command(name = "initctl", version)]
+struct Cli {
+    /// initctl configuration file (default /etc/initctl.yaml).
+    #[arg(short, long, env = INITCTL_CONFIG_ENV, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Protocol: unix or vsock.
+    #[arg(short, long, value_enum)]
+    protocol: Option<Protocol>,
+    /// Unix socket path.
+    #[arg(short, long, env = INIT_SOCKET_ENV, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// vsock CID of the enclave.
+    #[arg(long, value_name = "CID")]
+    vsock_cid: Option<u32>,
+    /// vsock port of init's control listener.
+    #[arg(long, value_name = "PORT")]
+    vsock_port: Option<u32>,
+    /// Any address: unix:PATH, vsock:CID:PORT, hvsock:PATH:PORT, tcp:HOST:PORT (overrides the rest).
+    #[arg(short, long, value_name = "ADDRESS", conflicts_with_all = ["protocol", "socket", "vsock_cid", "vsock_port"])]
+    address: Option<Address>,
+    /// Print init's JSON response instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List all services.
+    List,
+    /// Show a service in detail.
+    Status {
+        /// Service name.
+        service: String,
+    },
+    /// Start a service.
+    Start {
+        /// Service name.
+        service: String,
+    },
+    /// Stop a service.
+    Stop {
+        /// Service name.
+        service: String,
+    },
+    /// Restart a service.
+    Restart {
+        /// Service name.
+        service: String,
+    },
+    /// Enable a service.
+    Enable {
+        /// Start it now as well.
+        #[arg(long)]
+        now: bool,
+        /// Service name.
+        service: String,
+    },
+    /// Disable a service.
+    Disable {
+        /// Stop it now as well.
+        #[arg(long)]
+        now: bool,
+        /// Service name.
+        service: String,
+    },
+    /// Show the last lines of a service's log.
+    Logs {
+        /// Service name.
+        service: String,
+        /// Number of lines.
+        #[arg(short = 'n', long, default_value_t = DEFAULT_LOG_LINES)]
+        lines: usize,
+    },
+    /// Clear a service's logs.
+    LogsClear {
+        /// Service name.
+        service: String,
+    },
+    /// Show system status.
+    SystemStatus,
+    /// Reload the service files.
+    Reload,
+    /// Reboot the enclave.
+    Reboot,
+    /// Shut the enclave down.
+    Shutdown,
+    /// Check that init answers.
+    Ping,
+}
+
+impl Cmd {
+    fn request(self) -> Request {
+        match self {
+            Cmd::List => Request::ListServices,
+            Cmd::Status { service } => Request::ServiceStatus { name: service },
+            Cmd::Start { service } => Request::ServiceStart { name: service },
+            Cmd::Stop { service } => Request::ServiceStop { name: service },
+            Cmd::Restart { service } => Request::ServiceRestart { name: service },
+            Cmd::Enable { now, service } => Request::ServiceEnable { name: service, now },
+            Cmd::Disable { now, service } => Request::ServiceDisable { name: service, now },
+            Cmd::Logs { service, lines } => Request::ServiceLogs {
+                name: service,
+                lines,
+            },
+            Cmd::LogsClear { service } => Request::ServiceLogsClear { name: service },
+            Cmd::SystemStatus => Request::SystemStatus,
+            Cmd::Reload => Request::SystemReload,
+            Cmd::Reboot => Request::SystemReboot,
+            Cmd::Shutdown => Request::SystemShutdown,
+            Cmd::Ping => Request::Ping,
+        }
+    }
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_UNAVAILABLE: u8 = 69;
+
+fn main() -> ExitCode {
+    let cli = match parse_args::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let overrides = CtlOverrides {
+        config: cli.config.clone(),
+        protocol: cli.protocol,
+        socket: cli.socket.clone(),
+        vsock_cid: cli.vsock_cid,
+        vsock_port: cli.vsock_port,
+        address: cli.address.clone(),
+    };
+    let addr = match resolve(&overrides) {
+        Ok(addr) => addr,
+        Err(err) => {
+            eprintln!("initctl: {err:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let json = cli.json;
+    let request = cli.command.request();
+    let response = match exchange(&addr, &request) {
+        Ok(response) => response,
+        Err(err) => {
+            eprintln!("initctl: {err:#}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    match print(&response, json) {
+        Ok(code) => code,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("initctl: cannot write output: {err}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn exchange(addr: &Address, request: &Request) -> anyhow::Result<Response> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(client::request(addr, request))
+        .with_context(|| format!("no answer from init at {addr}"))
+}
+
+fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let failed = matches!(response, Response::Error { .. });
+    if json {
+        let text = serde_json::to_string_pretty(response).map_err(std::io::Error::other)?;
+        writeln!(out, "{text}")?;
+    } else {
+        match response {
+            Response::Success { message } => writeln!(out, "✓ {message}")?,
+            Response::Error { message } => eprintln!("✗ {message}"),
+            Response::Pong => writeln!(out, "✓ Pong: init is alive")?,
+            Response::ServiceList { services } => {
+                write!(out, "{}", render::service_list(services))?
+            }
+            Response::ServiceStatus { status } => {
+                write!(out, "{}", render::service_status(status))?
+            }
+            Response::ServiceLogs {
+                lines,
+                truncated,
+                name,
+            } => {
+                for line in lines {
+                    writeln!(out, "{line}")?;
+                }
+                if *truncated {
+                    eprintln!(
+                        "initctl: older lines of '{name}' left out to keep the reply bounded"
+                    );
+                }
+            }
+            Response::SystemStatus { status } => write!(out, "{}", render::system_status(status))?,
+        }
+    }
+    out.flush()?;
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,546 @@
+//! `init.yaml`: located by priority, read, and validated once into [`Config`].
+//!
+//! Priority: `--config PATH`, then `INIT_CONFIG`, then `/etc/init.yaml`, then
+//! the built-in defaults. A path named on the command line or in the
+//! environment must exist; the default path may be missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use transport::Address;
+use transport::defs::VSOCK_CID_ANY;
+
+use crate::defs::*;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` or `INIT_CONFIG` does not exist or cannot be read.
+    #[error("cannot read configuration file {} (named by {origin}): {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Where the path came from.
+        origin: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_FILE_SIZE`].
+    #[error("configuration file {} is larger than {MAX_CONFIG_FILE_SIZE} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The YAML does not parse or has unknown keys.
+    #[error("configuration file {}: {message}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("configuration {origin}: `{key}` {reason}")]
+    Invalid {
+        /// Where the configuration came from.
+        origin: String,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Where the configuration in force came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// `--config PATH`.
+    Cli(PathBuf),
+    /// `INIT_CONFIG`.
+    Env(PathBuf),
+    /// `/etc/init.yaml`.
+    DefaultPath(PathBuf),
+    /// No file: built-in defaults.
+    BuiltIn,
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::Cli(p) => write!(f, "{} (from --config)", p.display()),
+            ConfigSource::Env(p) => write!(f, "{} (from {INIT_CONFIG_ENV})", p.display()),
+            ConfigSource::DefaultPath(p) => write!(f, "{}", p.display()),
+            ConfigSource::BuiltIn => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    service_dir: PathBuf,
+    log_dir: PathBuf,
+    control: RawControl,
+    max_log_size: u64,
+    max_log_files: u32,
+    environment: BTreeMap<String, String>,
+    vsock: RawHeartbeat,
+    nsm_driver_path: Option<PathBuf>,
+    pivot_root: bool,
+    pivot_root_dir: PathBuf,
+    hostname: Option<String>,
+    stop_timeout_sec: f64,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            service_dir: DEFAULT_SERVICE_DIR.into(),
+            log_dir: DEFAULT_LOG_DIR.into(),
+            control: RawControl::default(),
+            max_log_size: DEFAULT_MAX_LOG_SIZE,
+            max_log_files: DEFAULT_MAX_LOG_FILES,
+            environment: BTreeMap::new(),
+            vsock: RawHeartbeat::default(),
+            nsm_driver_path: Some(DEFAULT_NSM_DRIVER.into()),
+            pivot_root: true,
+            pivot_root_dir: DEFAULT_PIVOT_ROOT_DIR.into(),
+            hostname: None,
+            stop_timeout_sec: DEFAULT_STOP_TIMEOUT.as_secs_f64(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawControl {
+    unix_socket_enabled: bool,
+    unix_socket_path: PathBuf,
+    vsock_enabled: bool,
+    vsock_cid: u32,
+    vsock_port: u32,
+    listen: Vec<String>,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        Self {
+            unix_socket_enabled: true,
+            unix_socket_path: DEFAULT_UNIX_SOCKET.into(),
+            vsock_enabled: false,
+            vsock_cid: VSOCK_CID_ANY,
+            vsock_port: DEFAULT_CONTROL_VSOCK_PORT,
+            listen: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawCid {
+    Number(u32),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHeartbeat {
+    enabled: bool,
+    cid: RawCid,
+    port: u32,
+    address: Option<String>,
+}
+
+impl Default for RawHeartbeat {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cid: RawCid::Word("auto".into()),
+            port: HEARTBEAT_PORT,
+            address: None,
+        }
+    }
+}
+
+/// Which parent CID to use for the heartbeat and to hand to services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParentCid {
+    /// Discover: 3 on Nitro (where `/dev/nsm` exists), 2 in a local VM, trying the other next.
+    Auto,
+    /// This CID, no discovery.
+    Fixed(u32),
+}
+
+/// The boot heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Whether to send it (PID 1 only).
+    pub enabled: bool,
+    /// The parent's CID.
+    pub cid: ParentCid,
+    /// The parent's port.
+    pub port: u32,
+    /// Send the heartbeat to this address instead of vsock (for tests in a VM or namespace).
+    pub address: Option<Address>,
+}
+
+/// Log rotation limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// A log file reaching this size is rotated.
+    pub max_size: u64,
+    /// Rotated files kept (`NAME.log.1` ... `NAME.log.N`).
+    pub max_files: u32,
+}
+
+/// The validated init configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from.
+    pub source: ConfigSource,
+    /// Directory of `*.service` files.
+    pub service_dir: PathBuf,
+    /// Directory of log files.
+    pub log_dir: PathBuf,
+    /// Control listeners (Unix socket, vsock, extra addresses).
+    pub control: Vec<Address>,
+    /// Log rotation.
+    pub logs: LogLimits,
+    /// Environment given to every service.
+    pub environment: Vec<(String, String)>,
+    /// Boot heartbeat.
+    pub heartbeat: HeartbeatConfig,
+    /// NSM driver module to load, if any.
+    pub nsm_driver: Option<PathBuf>,
+    /// Directory to switch root into, if any.
+    pub pivot_root_dir: Option<PathBuf>,
+    /// Host name to set.
+    pub hostname: String,
+    /// Grace period between SIGTERM and SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults are valid by construction; validate() only fails on user values.
+        match validate(RawConfig::default(), ConfigSource::BuiltIn) {
+            Ok(config) => config,
+            Err(err) => unreachable!("built-in defaults are invalid: {err}"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration by priority: `cli`, then `env`, then
+    /// [`DEFAULT_CONFIG_PATH`] when it exists, then the built-in defaults.
+    pub fn load(cli: Option<&Path>, env: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(cli, env, Path::new(DEFAULT_CONFIG_PATH))
+    }
+
+    /// [`Config::load`] with another default path (for tests).
+    pub fn load_from(
+        cli: Option<&Path>,
+        env: Option<&Path>,
+        default_path: &Path,
+    ) -> Result<Self, ConfigError> {
+        let (path, source, origin) = if let Some(p) = cli {
+            (p, ConfigSource::Cli(p.into()), "--config")
+        } else if let Some(p) = env {
+            (p, ConfigSource::Env(p.into()), INIT_CONFIG_ENV)
+        } else if default_path.exists() {
+            (
+                default_path,
+                ConfigSource::DefaultPath(default_path.into()),
+                "the default path",
+            )
+        } else {
+            return validate(RawConfig::default(), ConfigSource::BuiltIn);
+        };
+        let text = read_limited(path, MAX_CONFIG_FILE_SIZE).map_err(|err| match err {
+            LimitedReadError::TooLarge => ConfigError::TooLarge { path: path.into() },
+            LimitedReadError::Io(source) => ConfigError::Read {
+                path: path.into(),
+                origin,
+                source,
+            },
+        })?;
+        Self::parse(&text, source)
+    }
+
+    /// Parses and validates YAML text; an empty document means all defaults.
+    pub fn parse(text: &str, source: ConfigSource) -> Result<Self, ConfigError> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml_ng::from_str::<Option<RawConfig>>(text)
+                .map_err(|err| ConfigError::Yaml {
+                    path: source_path(&source),
+                    message: err.to_string(),
+                })?
+                .unwrap_or_default()
+        };
+        validate(raw, source)
+    }
+
+    /// The Unix control socket, if one is configured.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.control.iter().find_map(|a| match a {
+            Address::Unix(p) => Some(p.as_path()),
+            _ => None,
+        })
+    }
+}
+
+fn source_path(source: &ConfigSource) -> PathBuf {
+    match source {
+        ConfigSource::Cli(p) | ConfigSource::Env(p) | ConfigSource::DefaultPath(p) => p.clone(),
+        ConfigSource::BuiltIn => PathBuf::from("<built-in>"),
+    }
+}
+
+fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError> {
+    let origin = source.to_string();
+    let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        key,
+        reason,
+    };
+    if raw.max_log_size == 0 {
+        return Err(invalid("max_log_size", "must be at least 1 byte".into()));
+    }
+    if raw.max_log_files > 1000 {
+        return Err(invalid("max_log_files", "must be at most 1000".into()));
+    }
+    for (key, value) in &raw.environment {
+        check_env_pair(key, value).map_err(|reason| invalid("environment", reason))?;
+    }
+    if !(raw.stop_timeout_sec.is_finite() && (0.0..=3600.0).contains(&raw.stop_timeout_sec)) {
+        return Err(invalid(
+            "stop_timeout_sec",
+            "must be a number of seconds from 0 to 3600".into(),
+        ));
+    }
+    let mut control = Vec::new();
+    if raw.control.unix_socket_enabled {
+        if raw.control.unix_socket_path.as_os_str().is_empty() {
+            return Err(invalid("control.unix_socket_path", "is empty".into()));
+        }
+        control.push(Address::Unix(raw.control.unix_socket_path));
+    }
+    if raw.control.vsock_enabled {
+        control.push(Address::vsock(
+            raw.control.vsock_cid,
+            raw.control.vsock_port,
+        ));
+    }
+    for text in &raw.control.listen {
+        let addr = text
+            .parse::<Address>()
+            .map_err(|err| invalid("control.listen", err.to_string()))?;
+        if !control.contains(&addr) {
+            control.push(addr);
+        }
+    }
+    let cid = match raw.vsock.cid {
+        RawCid::Number(n) => ParentCid::Fixed(n),
+        RawCid::Word(w) if w == "auto" => ParentCid::Auto,
+        RawCid::Word(w) => {
+            return Err(invalid(
+                "vsock.cid",
+                format!("must be a CID number or \"auto\", not {w:?}"),
+            ));
+        }
+    };
+    let address = match raw.vsock.address {
+        Some(text) => Some(
+            text.parse::<Address>()
+                .map_err(|err| invalid("vsock.address", err.to_string()))?,
+        ),
+        None => None,
+    };
+    let hostname = raw.hostname.unwrap_or_else(|| DEFAULT_HOSTNAME.into());
+    if hostname.is_empty()
+        || hostname.len() > 64
+        || !hostname
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(invalid(
+            "hostname",
+            format!("{hostname:?} is not a host name (letters, digits, '-', '.', at most 64)"),
+        ));
+    }
+    Ok(Config {
+        source,
+        service_dir: raw.service_dir,
+        log_dir: raw.log_dir,
+        control,
+        logs: LogLimits {
+            max_size: raw.max_log_size,
+            max_files: raw.max_log_files,
+        },
+        environment: raw.environment.into_iter().collect(),
+        heartbeat: HeartbeatConfig {
+            enabled: raw.vsock.enabled,
+            cid,
+            port: raw.vsock.port,
+            address,
+        },
+        nsm_driver: raw.nsm_driver_path.filter(|p| !p.as_os_str().is_empty()),
+        pivot_root_dir: raw.pivot_root.then_some(raw.pivot_root_dir),
+        hostname,
+        stop_timeout: Duration::from_secs_f64(raw.stop_timeout_sec),
+    })
+}
+
+/// Checks one environment variable: a non-empty name without `=` or NUL, a value without NUL.
+pub fn check_env_pair(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.contains('=') || key.contains('\0') {
+        return Err(format!(
+            "variable name {key:?} must be non-empty and contain no '=' or NUL"
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!("value of {key} contains a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Failure of [`read_limited`].
+#[derive(Debug)]
+pub enum LimitedReadError {
+    /// Larger than the limit.
+    TooLarge,
+    /// Could not be read.
+    Io(std::io::Error),
+}
+
+/// Reads a UTF-8 text file of at most `max` bytes without allocating more.
+pub fn read_limited(path: &Path, max: u64) -> Result<String, LimitedReadError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(LimitedReadError::Io)?;
+    let mut text = String::new();
+    let read = file
+        .take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(LimitedReadError::Io)?;
+    if read as u64 > max {
+        return Err(LimitedReadError::TooLarge);
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = Config::default();
+        assert_eq!(c.service_dir, PathBuf::from("/service"));
+        assert_eq!(c.log_dir, PathBuf::from("/log"));
+        assert_eq!(c.control, vec![Address::Unix("/run/init.sock".into())]);
+        assert_eq!(c.logs.max_size, 10 * 1024 * 1024);
+        assert_eq!(c.logs.max_files, 5);
+        assert!(c.heartbeat.enabled);
+        assert_eq!(c.heartbeat.port, 9000);
+        assert_eq!(c.heartbeat.cid, ParentCid::Auto);
+        assert_eq!(c.nsm_driver, Some(PathBuf::from("nsm.ko")));
+        assert_eq!(c.pivot_root_dir, Some(PathBuf::from("/rootfs")));
+    }
+
+    #[test]
+    fn parses_the_spec_example() {
+        let text = r#"
+service_dir: /service
+log_dir: /log
+control:
+  unix_socket_enabled: true
+  unix_socket_path: /run/init.sock
+  vsock_enabled: true
+  vsock_cid: 4294967295
+  vsock_port: 9001
+max_log_size: 10485760
+max_log_files: 5
+environment:
+  TZ: UTC
+  LANG: en_US.UTF-8
+vsock:
+  enabled: true
+  cid: 3
+  port: 9000
+nsm_driver_path: null
+pivot_root: false
+pivot_root_dir: /rootfs
+"#;
+        let c = Config::parse(text, ConfigSource::BuiltIn).unwrap();
+        assert_eq!(
+            c.control,
+            vec![
+                Address::Unix("/run/init.sock".into()),
+                Address::vsock(VSOCK_CID_ANY, 9001)
+            ]
+        );
+        assert_eq!(c.heartbeat.cid, ParentCid::Fixed(3));
+        assert_eq!(c.nsm_driver, None);
+        assert_eq!(c.pivot_root_dir, None);
+        assert_eq!(
+            c.environment,
+            vec![
+                ("LANG".to_string(), "en_US.UTF-8".to_string()),
+                ("TZ".to_string(), "UTC".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_listen_addresses() {
+        let c = Config::parse(
+            "control:\n  unix_socket_enabled: false\n  listen: [\"tcp:127.0.0.1:0\"]\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(c.control, vec!["tcp:127.0.0.1:0".parse().unwrap()]);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_key() {
+        for (text, needle) in [
+            ("max_log_size: 0", "max_log_size"),
+            ("servce_dir: /x", "unknown field"),
+            ("control:\n  listen: [\"udp:1\"]", "control.listen"),
+            ("vsock:\n  cid: parent", "vsock.cid"),
+            ("environment:\n  \"A=B\": x", "environment"),
+            ("hostname: \"a b\"", "hostname"),
+            ("stop_timeout_sec: -1", "stop_timeout_sec"),
+            ("max_log_size: [1]", "max_log_size"),
+        ] {
+            let err = Config::parse(text, ConfigSource::BuiltIn).unwrap_err();
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn loading_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = dir.path().join("cli.yaml");
+        let env = dir.path().join("env.yaml");
+        let default = dir.path().join("default.yaml");
+        std::fs::write(&cli, "log_dir: /cli").unwrap();
+        std::fs::write(&env, "log_dir: /env").unwrap();
+        std::fs::write(&default, "log_dir: /default").unwrap();
+        let load = |c: Option<&Path>, e: Option<&Path>| Config::load_from(c, e, &default).unwrap();
+        assert_eq!(load(Some(&cli), Some(&env)).log_dir, PathBuf::from("/cli"));
+        assert_eq!(load(None, Some(&env)).log_dir, PathBuf::from("/env"));
+        assert_eq!(load(None, None).log_dir, PathBuf::from("/default"));
+        std::fs::remove_file(&default).unwrap();
+        let builtin = load(None, None);
+        assert_eq!(builtin.source, ConfigSource::BuiltIn);
+        assert_eq!(builtin.log_dir, PathBuf::from("/log"));
+        let missing = dir.path().join("missing.yaml");
+        let err = Config::load_from(Some(&missing), None, &default).unwrap_err();
+        assert!(err.to_string().contains("--config"), "{err}");
+    }
+}

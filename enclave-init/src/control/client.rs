@@ -1,0 +1,73 @@
+//! One request/response exchange with init, over any transport address.
+
+use transport::{Address, ConnectOptions};
+
+use crate::control::cmd::{Request, Response};
+use crate::control::connection::{Connection, ConnectionError};
+use crate::defs::{CLIENT_TIMEOUT, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No connection.
+    #[error(transparent)]
+    Connect(#[from] transport::Error),
+    /// Sending or receiving failed.
+    #[error("talking to init at {addr}: {source}")]
+    Exchange {
+        /// The address.
+        addr: Address,
+        /// Why.
+        source: ConnectionError,
+    },
+    /// Init closed the connection without answering.
+    #[error("init at {addr} closed the connection without answering")]
+    Closed {
+        /// The address.
+        addr: Address,
+    },
+    /// No answer in time.
+    #[error("init at {addr} did not answer within {CLIENT_TIMEOUT:?}")]
+    Timeout {
+        /// The address.
+        addr: Address,
+    },
+    /// The answer is not a valid response.
+    #[error("init at {addr} sent an invalid response: {message}")]
+    BadResponse {
+        /// The address.
+        addr: Address,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Sends `request` to init at `addr` and returns its response.
+pub async fn request(addr: &Address, request: &Request) -> Result<Response, ClientError> {
+    let options = ConnectOptions {
+        attempts: 2,
+        ..ConnectOptions::default()
+    };
+    let stream = transport::connect_with(addr, &options).await?;
+    let mut conn = Connection::new(stream);
+    let exchange = |source| ClientError::Exchange {
+        addr: addr.clone(),
+        source,
+    };
+    let payload = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse {
+        addr: addr.clone(),
+        message: e.to_string(),
+    })?;
+    conn.write_frame(&payload, MAX_REQUEST_FRAME)
+        .await
+        .map_err(exchange)?;
+    let reply = tokio::time::timeout(CLIENT_TIMEOUT, conn.read_frame(MAX_RESPONSE_FRAME))
+        .await
+        .map_err(|_| ClientError::Timeout { addr: addr.clone() })?
+        .map_err(exchange)?
+        .ok_or_else(|| ClientError::Closed { addr: addr.clone() })?;
+    serde_json::from_slice(&reply).map_err(|e| ClientError::BadResponse {
+        addr: addr.clone(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,74 @@
+//! Per-service records of the control protocol.
+
+use serde::{Deserialize, Serialize};
+
+use crate::service::{Dependencies, RestartPolicy};
+
+/// How the last run of a service ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit status as a shell reports it (128 + signal when killed).
+    pub code: i32,
+    /// The killing signal, if any.
+    pub signal: Option<i32>,
+    /// Whether the kernel's OOM killer did it.
+    pub oom_killed: bool,
+    /// In words: `exited with status 1`, `killed by SIGKILL (status 137)`.
+    pub description: String,
+}
+
+/// One line of `initctl list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSummary {
+    /// Service name.
+    pub name: String,
+    /// Enabled at boot.
+    pub enabled: bool,
+    /// Running now.
+    pub active: bool,
+    /// `running`, `stopping`, `restarting`, `exited`, `failed`, `blocked` or `inactive`.
+    pub state: String,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// Process id when running.
+    pub pid: Option<i32>,
+}
+
+/// `initctl status NAME`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// Service name.
+    pub name: String,
+    /// Enabled at boot.
+    pub enabled: bool,
+    /// Running now.
+    pub active: bool,
+    /// See [`ServiceSummary::state`].
+    pub state: String,
+    /// Process id when running.
+    pub pid: Option<i32>,
+    /// Restart policy.
+    pub restart_policy: RestartPolicy,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// `RestartSec`, in seconds.
+    pub restart_sec: f64,
+    /// Milliseconds until the pending restart, if one is pending.
+    pub restart_in_ms: Option<u64>,
+    /// Last exit status (128 + signal when killed).
+    pub exit_status: Option<i32>,
+    /// Last exit in detail.
+    pub last_exit: Option<ExitInfo>,
+    /// `ExecStart`.
+    pub exec_start: String,
+    /// `WorkingDirectory`.
+    pub working_directory: Option<String>,
+    /// Dependencies.
+    pub dependencies: Dependencies,
+    /// Why it is not running when it should be (failed start, blocked by a dependency, cycle).
+    pub note: Option<String>,
+    /// Its log file.
+    pub log_file: String,
+}

@@ -1,0 +1,40 @@
+//! `init`, PID 1 of an enclave, and `initctl`, its control tool.
+//!
+//! Init mounts what a Linux userland needs, brings loopback up with
+//! 127.0.0.1/8, loads the NSM driver, tells the parent it booted (vsock
+//! heartbeat), then supervises services described by TOML service files:
+//! start order from their dependencies, restart policies, per-service log
+//! files with rotation, and a JSON control protocol over a Unix socket (and
+//! vsock, TCP or hybrid vsock when configured). Run as an ordinary process
+//! it skips the PID-1 duties and only supervises.
+//!
+//! Layout:
+//! - [`cli`]: argument parsing shared by the binaries.
+//! - [`defs`]: defaults, limits and wire constants.
+//! - [`config`]: `init.yaml`, its loading priority and validation.
+//! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
+//! - [`service`]: service files, names, command lines, enable/disable on disk.
+//! - [`deps`]: start order and cycle detection.
+//! - [`logs`]: log capture, rotation and tail.
+//! - [`reaper`]: subreaper, `waitpid` loop, exit statuses, OOM-kill counter.
+//! - [`console`]: init's own output, bounded and never blocking.
+//! - [`supervisor`]: the task that owns services and processes.
+//! - [`control`]: the framed JSON protocol, server and client.
+//! - [`render`]: initctl's text output.
+//! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
+//! - [`run`]: the wiring of all of the above.
+
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod control;
+pub mod ctl_config;
+pub mod defs;
+pub mod deps;
+pub mod logs;
+pub mod pid1;
+pub mod reaper;
+pub mod render;
+pub mod run;
+pub mod service;
+pub mod supervisor;

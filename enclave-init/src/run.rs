@@ -1,0 +1,107 @@
+//! Wiring: PID-1 duties (when asked), the control listeners, the
+//! supervisor, and an orderly stop of the listeners once it returns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use transport::{Address, BindOptions, Listener};
+
+use crate::config::{Config, ParentCid};
+use crate::control::server;
+use crate::defs::CONTROL_SOCKET_MODE;
+use crate::pid1;
+use crate::reaper;
+use crate::supervisor::{Context, Outcome, Supervisor};
+
+/// How init runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Perform the PID-1 duties (mounts, NSM, heartbeat, pivot, loopback).
+    pub pid1_duties: bool,
+}
+
+/// Why init could not start supervising.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A control listener could not be bound (fatal only when not PID 1).
+    #[error(transparent)]
+    Bind(#[from] transport::Error),
+}
+
+/// Runs init until it is told to stop; returns what to do next.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    cancel: CancellationToken,
+) -> Result<Outcome, RunError> {
+    if let Err(err) = reaper::become_subreaper() {
+        tracing::warn!(%err, "cannot become the subreaper of orphaned processes");
+    }
+    let ctx = if options.pid1_duties {
+        pid1::prepare(&config).await
+    } else {
+        tracing::info!("PID-1 duties skipped (not PID 1, or --supervise-only): supervising only");
+        Context {
+            pid1: false,
+            parent_cid: match config.heartbeat.cid {
+                ParentCid::Fixed(cid) => Some(cid),
+                ParentCid::Auto => None,
+            },
+            compat_cmd: None,
+        }
+    };
+    if let Err(err) = std::fs::create_dir_all(&config.log_dir) {
+        tracing::error!(
+            "cannot create log directory {}: {err}",
+            config.log_dir.display()
+        );
+    }
+    let mut listeners = Vec::new();
+    for addr in &config.control {
+        match bind(addr).await {
+            Ok(listener) => listeners.push(listener),
+            Err(err) if options.pid1_duties => tracing::error!("control socket disabled: {err}"),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let config = Arc::new(config);
+    let (supervisor, handle) = Supervisor::new(config, ctx);
+    let servers = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    for listener in listeners {
+        tracker.spawn(server::serve(
+            listener,
+            handle.clone(),
+            servers.clone(),
+            tracker.clone(),
+        ));
+    }
+    let outcome = supervisor.run(cancel).await;
+    servers.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(2), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("control connections still open at exit");
+    }
+    Ok(outcome)
+}
+
+async fn bind(addr: &Address) -> Result<Listener, transport::Error> {
+    if let Address::Unix(path) = addr
+        && let Some(parent) = path.parent()
+    {
+        // A missing /run would otherwise fail the bind with a less clear error.
+        let _ = std::fs::create_dir_all(parent);
+    }
+    Listener::bind_with(
+        addr,
+        &BindOptions {
+            unix_mode: Some(CONTROL_SOCKET_MODE),
+        },
+    )
+    .await
+}

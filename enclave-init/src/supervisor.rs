@@ -1,0 +1,1022 @@
+//! The supervisor: one task that owns every service's state and is the only
+//! one to spawn, signal and reap processes, so there are no locks and no
+//! race between a spawn and the death of the process spawned.
+//!
+//! It reacts to: SIGCHLD (reap everything, apply restart policies), control
+//! requests (through [`SupervisorHandle`]), restart and kill timers, SIGHUP
+//! (reload), SIGTERM/SIGINT (stop everything in reverse start order, then
+//! return), SIGUSR1/SIGUSR2 (forwarded to every running service).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
+use std::process::{Command as ProcessCommand, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::control::cmd::{
+    BrokenFile, ExitInfo, MemoryInfo, Parsed, Request, Response, ServiceInfo, ServiceSummary,
+    SystemInfo,
+};
+use crate::defs::*;
+use crate::deps::{StartPlan, format_cycle, plan};
+use crate::logs::{self, ServiceLog, SharedLog};
+use crate::reaper::{self, ExitStatus, OomTracker};
+use crate::service::{self, ServiceDef, validate_name};
+
+/// What init should do once the supervisor returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit the process (not PID 1, or asked to stop).
+    Exit,
+    /// Reboot the machine.
+    Reboot,
+    /// Power the machine off.
+    PowerOff,
+}
+
+/// What the supervisor needs besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// Whether init runs with its PID-1 duties (decides reboot versus exit).
+    pub pid1: bool,
+    /// Parent CID handed to services as [`PARENT_CID_ENV`].
+    pub parent_cid: Option<u32>,
+    /// The `/cmd` service of AWS-style images, if any.
+    pub compat_cmd: Option<ServiceDef>,
+}
+
+enum Command {
+    Request(Request, oneshot::Sender<Response>),
+    RestartDue { name: String, generation: u64 },
+    KillDue { name: String, generation: u64 },
+}
+
+/// Sends requests to the supervisor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SupervisorHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Request(r, _) => write!(f, "Request({r:?})"),
+            Command::RestartDue { name, .. } => write!(f, "RestartDue({name})"),
+            Command::KillDue { name, .. } => write!(f, "KillDue({name})"),
+        }
+    }
+}
+
+impl SupervisorHandle {
+    /// Sends a request and waits for the answer.
+    pub async fn call(&self, request: Request) -> Response {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Request(request, tx)).await.is_err() {
+            return Response::error("init is shutting down");
+        }
+        rx.await
+            .unwrap_or_else(|_| Response::error("init is shutting down"))
+    }
+
+    /// Answers a parsed wire request (unknown tags get an error).
+    pub async fn answer(&self, parsed: Parsed) -> Response {
+        match parsed {
+            Parsed::Known(request) => self.call(request).await,
+            Parsed::Unknown(unknown) => Response::error(unknown.message()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum RunState {
+    Inactive,
+    Running { pid: i32 },
+    Stopping { pid: i32 },
+    RestartPending { at: Instant },
+    Exited,
+    Failed,
+    Blocked,
+}
+
+impl RunState {
+    fn name(&self) -> &'static str {
+        match self {
+            RunState::Inactive => "inactive",
+            RunState::Running { .. } => "running",
+            RunState::Stopping { .. } => "stopping",
+            RunState::RestartPending { .. } => "restarting",
+            RunState::Exited => "exited",
+            RunState::Failed => "failed",
+            RunState::Blocked => "blocked",
+        }
+    }
+
+    fn pid(&self) -> Option<i32> {
+        match self {
+            RunState::Running { pid } | RunState::Stopping { pid } => Some(*pid),
+            _ => None,
+        }
+    }
+}
+
+struct Service {
+    def: ServiceDef,
+    log: SharedLog,
+    run: RunState,
+    restart_count: u32,
+    last_exit: Option<ExitInfo>,
+    generation: u64,
+    note: Option<String>,
+    stop_waiters: Vec<oneshot::Sender<Response>>,
+    restart_reply: Option<oneshot::Sender<Response>>,
+    remove_on_exit: bool,
+}
+
+impl Service {
+    fn new(def: ServiceDef, config: &Config) -> Self {
+        let log = ServiceLog::new(&config.log_dir, &def.name, config.logs).shared();
+        Self {
+            def,
+            log,
+            run: RunState::Inactive,
+            restart_count: 0,
+            last_exit: None,
+            generation: 0,
+            note: None,
+            stop_waiters: Vec::new(),
+            restart_reply: None,
+            remove_on_exit: false,
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.run.pid().is_some()
+    }
+
+    /// Writes a line from init itself into the service's log.
+    fn log_event(&self, text: &str) {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.write_line(format!("[init] {text}").as_bytes());
+    }
+
+    fn summary(&self) -> ServiceSummary {
+        ServiceSummary {
+            name: self.def.name.clone(),
+            enabled: self.def.enabled,
+            active: self.active(),
+            state: self.run.name().into(),
+            restart_policy: self.def.restart,
+            restart_count: self.restart_count,
+            pid: self.run.pid(),
+        }
+    }
+
+    fn info(&self, log_dir: &std::path::Path) -> ServiceInfo {
+        ServiceInfo {
+            name: self.def.name.clone(),
+            enabled: self.def.enabled,
+            active: self.active(),
+            state: self.run.name().into(),
+            pid: self.run.pid(),
+            restart_policy: self.def.restart,
+            restart_count: self.restart_count,
+            restart_sec: self.def.restart_sec.as_secs_f64(),
+            restart_in_ms: match self.run {
+                RunState::RestartPending { at } => {
+                    Some(at.saturating_duration_since(Instant::now()).as_millis() as u64)
+                }
+                _ => None,
+            },
+            exit_status: self.last_exit.as_ref().map(|e| e.code),
+            last_exit: self.last_exit.clone(),
+            exec_start: self.def.exec_start.clone(),
+            working_directory: self
+                .def
+                .working_directory_set
+                .then(|| self.def.working_directory.display().to_string()),
+            dependencies: self.def.deps.clone(),
+            note: self.note.clone(),
+            log_file: logs::log_path(log_dir, &self.def.name)
+                .display()
+                .to_string(),
+        }
+    }
+}
+
+/// The supervisor task's state.
+pub struct Supervisor {
+    config: Arc<Config>,
+    ctx: Context,
+    services: BTreeMap<String, Service>,
+    plan: StartPlan,
+    broken: Vec<BrokenFile>,
+    tx: mpsc::Sender<Command>,
+    rx: mpsc::Receiver<Command>,
+    started: Instant,
+    oom: OomTracker,
+    orphans_reaped: u64,
+    services_oom_killed: u64,
+    shutting_down: bool,
+    outcome: Option<Outcome>,
+}
+
+impl Supervisor {
+    /// A supervisor for `config`, and the handle to reach it.
+    pub fn new(config: Arc<Config>, ctx: Context) -> (Self, SupervisorHandle) {
+        let (tx, rx) = mpsc::channel(SUPERVISOR_QUEUE);
+        let handle = SupervisorHandle { tx: tx.clone() };
+        let supervisor = Self {
+            config,
+            ctx,
+            services: BTreeMap::new(),
+            plan: StartPlan::default(),
+            broken: Vec::new(),
+            tx,
+            rx,
+            started: Instant::now(),
+            oom: OomTracker::new(),
+            orphans_reaped: 0,
+            services_oom_killed: 0,
+            shutting_down: false,
+            outcome: None,
+        };
+        (supervisor, handle)
+    }
+
+    /// Loads and starts the services, then supervises them until a signal,
+    /// a reboot/shutdown request or `cancel` ends it; stops every service
+    /// (reverse start order, SIGTERM, grace period, SIGKILL) before returning.
+    pub async fn run(mut self, cancel: CancellationToken) -> Outcome {
+        let mut sigchld = watch(SignalKind::child());
+        let mut sighup = watch(SignalKind::hangup());
+        let mut sigterm = watch(SignalKind::terminate());
+        let mut sigint = watch(SignalKind::interrupt());
+        let mut sigusr1 = watch(SignalKind::user_defined1());
+        let mut sigusr2 = watch(SignalKind::user_defined2());
+        // A safety net in case a SIGCHLD is ever missed.
+        let mut sweep = tokio::time::interval(Duration::from_secs(5));
+        let summary = self.reload();
+        tracing::info!("services loaded: {summary}");
+        let outcome = loop {
+            tokio::select! {
+                _ = next(&mut sigchld) => self.reap(),
+                _ = sweep.tick() => self.reap(),
+                Some(cmd) = self.rx.recv() => self.handle(cmd),
+                _ = next(&mut sighup) => {
+                    let summary = self.reload();
+                    tracing::info!("SIGHUP: {summary}");
+                }
+                _ = next(&mut sigterm) => {
+                    tracing::info!("SIGTERM: shutting down");
+                    break self.signal_outcome();
+                }
+                _ = next(&mut sigint) => {
+                    tracing::info!("SIGINT: shutting down");
+                    break self.signal_outcome();
+                }
+                _ = next(&mut sigusr1) => self.forward(Signal::SIGUSR1),
+                _ = next(&mut sigusr2) => self.forward(Signal::SIGUSR2),
+                _ = cancel.cancelled() => break Outcome::Exit,
+            }
+            if let Some(outcome) = self.outcome.take() {
+                break outcome;
+            }
+        };
+        self.stop_all(&mut sigchld).await;
+        outcome
+    }
+
+    fn signal_outcome(&self) -> Outcome {
+        if self.ctx.pid1 {
+            Outcome::PowerOff
+        } else {
+            Outcome::Exit
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Request(request, reply) => self.request(request, reply),
+            Command::RestartDue { name, generation } => self.restart_due(&name, generation),
+            Command::KillDue { name, generation } => self.kill_due(&name, generation),
+        }
+    }
+
+    fn request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        if self.shutting_down {
+            let _ = reply.send(Response::error("init is shutting down"));
+            return;
+        }
+        if let Some(name) = request.service_name()
+            && let Err(err) = validate_name(name)
+        {
+            let _ = reply.send(Response::error(err.to_string()));
+            return;
+        }
+        let response = match request {
+            Request::Ping => Response::Pong,
+            Request::ListServices => Response::ServiceList {
+                services: self.services.values().map(Service::summary).collect(),
+            },
+            Request::ServiceStatus { name } => match self.services.get(&name) {
+                Some(svc) => Response::ServiceStatus {
+                    status: svc.info(&self.config.log_dir),
+                },
+                None => Response::error(self.not_found(&name)),
+            },
+            Request::ServiceStart { name } => {
+                let mut visiting = BTreeSet::new();
+                match self.start(&name, true, &mut visiting) {
+                    Ok(message) => Response::success(message),
+                    Err(message) => Response::error(message),
+                }
+            }
+            Request::ServiceStop { name } => return self.stop(&name, Some(reply)),
+            Request::ServiceRestart { name } => return self.restart(&name, reply),
+            Request::ServiceEnable { name, now } => return self.enable(&name, now, reply),
+            Request::ServiceDisable { name, now } => return self.disable(&name, now, reply),
+            Request::ServiceLogs { name, lines } => return self.logs(name, lines, reply),
+            Request::ServiceLogsClear { name } => match self.services.get(&name) {
+                Some(svc) => {
+                    let mut log = svc.log.lock().unwrap_or_else(|e| e.into_inner());
+                    match log.clear() {
+                        Ok(()) => Response::success(format!("Logs of '{name}' cleared")),
+                        Err(err) => {
+                            Response::error(format!("cannot clear logs of '{name}': {err}"))
+                        }
+                    }
+                }
+                None => Response::error(self.not_found(&name)),
+            },
+            Request::SystemStatus => Response::SystemStatus {
+                status: self.system_info(),
+            },
+            Request::SystemReload => Response::success(self.reload()),
+            Request::SystemReboot | Request::SystemShutdown => {
+                let reboot = matches!(request, Request::SystemReboot);
+                let (outcome, message) = match (self.ctx.pid1, reboot) {
+                    (true, true) => (Outcome::Reboot, "System is rebooting"),
+                    (true, false) => (Outcome::PowerOff, "System is shutting down"),
+                    (false, _) => (
+                        Outcome::Exit,
+                        "Stopping all services; init exits (not PID 1, so no reboot or power-off)",
+                    ),
+                };
+                tracing::info!("{message} (requested over the control socket)");
+                self.outcome = Some(outcome);
+                Response::success(message)
+            }
+        };
+        let _ = reply.send(response);
+    }
+
+    fn not_found(&self, name: &str) -> String {
+        let file = format!("{name}{SERVICE_SUFFIX}");
+        match self.broken.iter().find(|b| b.file.ends_with(&file)) {
+            Some(b) => format!("service '{name}' is not loaded: {}", b.error),
+            None => format!("service '{name}' not found"),
+        }
+    }
+
+    /// Re-reads the service directory: adds new services, removes deleted
+    /// ones (stopping them), updates changed definitions (used at their next
+    /// start), and starts what is new or newly enabled, in dependency order.
+    fn reload(&mut self) -> String {
+        let mut loaded = service::load_dir(&self.config.service_dir);
+        if let Some(cmd) = &self.ctx.compat_cmd {
+            if loaded.services.contains_key(&cmd.name) {
+                tracing::warn!(
+                    "{}{SERVICE_SUFFIX} exists: it replaces the /cmd of the image",
+                    cmd.name
+                );
+            } else {
+                loaded.services.insert(cmd.name.clone(), cmd.clone());
+            }
+        }
+        self.broken = loaded
+            .broken
+            .into_iter()
+            .map(|(file, error)| BrokenFile { file, error })
+            .collect();
+        let removed: Vec<String> = self
+            .services
+            .keys()
+            .filter(|n| !loaded.services.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in &removed {
+            tracing::info!("service '{name}' removed: stopping it");
+            let active = self.services.get(name).is_some_and(Service::active);
+            if active {
+                if let Some(svc) = self.services.get_mut(name) {
+                    svc.remove_on_exit = true;
+                }
+                self.stop(name, None);
+            } else {
+                self.services.remove(name);
+            }
+        }
+        let mut to_start = BTreeSet::new();
+        let (mut added, mut changed) = (0, 0);
+        for (name, def) in loaded.services {
+            match self.services.get_mut(&name) {
+                Some(svc) if svc.def == def => {}
+                Some(svc) => {
+                    changed += 1;
+                    if def.enabled && !svc.def.enabled {
+                        to_start.insert(name.clone());
+                    }
+                    svc.def = def;
+                    svc.remove_on_exit = false;
+                }
+                None => {
+                    added += 1;
+                    if def.enabled {
+                        to_start.insert(name.clone());
+                    }
+                    self.services
+                        .insert(name.clone(), Service::new(def, &self.config));
+                }
+            }
+        }
+        self.replan();
+        let order = self.plan.order.clone();
+        for name in order.iter().filter(|n| to_start.contains(*n)) {
+            let mut visiting = BTreeSet::new();
+            if let Err(err) = self.start(name, false, &mut visiting) {
+                tracing::error!("{err}");
+            }
+        }
+        format!(
+            "Reloaded: {added} added, {} removed, {changed} changed, {} broken file(s)",
+            removed.len(),
+            self.broken.len()
+        )
+    }
+
+    fn replan(&mut self) {
+        let deps = self
+            .services
+            .iter()
+            .map(|(n, s)| (n.clone(), s.def.deps.clone()))
+            .collect();
+        self.plan = plan(&deps);
+        for cycle in &self.plan.cycles {
+            tracing::error!(
+                "Failed to compute startup order: circular dependency {}; those services start in name order",
+                format_cycle(cycle)
+            );
+        }
+        for (name, missing) in &self.plan.missing_requires {
+            tracing::error!("service '{name}' requires '{missing}', which does not exist");
+        }
+        let cycles = self.plan.cycles.clone();
+        for cycle in &cycles {
+            for name in cycle {
+                if let Some(svc) = self.services.get_mut(name) {
+                    svc.note = Some(format!("dependency cycle: {}", format_cycle(cycle)));
+                }
+            }
+        }
+    }
+
+    /// Starts `name`. With `pull_in`, required services that are not
+    /// running are started first (an operator's `start`); without it (boot,
+    /// reload) a required service that is not up blocks this one.
+    fn start(
+        &mut self,
+        name: &str,
+        pull_in: bool,
+        visiting: &mut BTreeSet<String>,
+    ) -> Result<String, String> {
+        let Some(svc) = self.services.get(name) else {
+            return Err(self.not_found(name));
+        };
+        match svc.run {
+            RunState::Running { .. } => return Ok(format!("Service '{name}' is already running")),
+            RunState::Stopping { .. } => return Err(format!("service '{name}' is stopping")),
+            _ => {}
+        }
+        if !visiting.insert(name.to_owned()) {
+            return Err(format!("service '{name}' requires itself through a cycle"));
+        }
+        let requires = svc.def.deps.requires.clone();
+        for required in &requires {
+            if let Err(reason) = self.ensure_required(required, pull_in, visiting) {
+                let note = format!("not started: requires '{required}', which {reason}");
+                if let Some(svc) = self.services.get_mut(name) {
+                    svc.run = RunState::Blocked;
+                    svc.note = Some(note.clone());
+                    svc.log_event(&note);
+                }
+                return Err(format!("service '{name}' {note}"));
+            }
+        }
+        self.spawn(name)?;
+        Ok(format!("Service '{name}' started"))
+    }
+
+    /// Whether a required service is up (or made up, with `pull_in`).
+    fn ensure_required(
+        &mut self,
+        required: &str,
+        pull_in: bool,
+        visiting: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        let Some(req) = self.services.get(required) else {
+            return Err("does not exist".into());
+        };
+        let satisfied = match req.run {
+            RunState::Running { .. } | RunState::RestartPending { .. } => true,
+            RunState::Exited => req.last_exit.as_ref().is_some_and(|e| e.code == 0),
+            _ => false,
+        };
+        if satisfied {
+            return Ok(());
+        }
+        if pull_in {
+            return self
+                .start(required, true, visiting)
+                .map(|_| ())
+                .map_err(|e| format!("failed to start ({e})"));
+        }
+        let why = match (&req.run, &req.note) {
+            (_, Some(note)) if matches!(req.run, RunState::Failed | RunState::Blocked) => {
+                format!("failed ({note})")
+            }
+            (RunState::Exited | RunState::Failed, _) => match &req.last_exit {
+                Some(exit) => format!("failed ({})", exit.description),
+                None => "failed".into(),
+            },
+            _ if !req.def.enabled => "is disabled".into(),
+            _ => "is not running".into(),
+        };
+        Err(why)
+    }
+
+    fn environment(&self, def: &ServiceDef) -> Vec<(String, String)> {
+        let mut env: BTreeMap<String, String> = if def.clear_environment {
+            BTreeMap::new()
+        } else {
+            std::env::vars().collect()
+        };
+        env.entry("PATH".into())
+            .or_insert_with(|| DEFAULT_PATH.into());
+        if !def.clear_environment {
+            env.extend(self.config.environment.iter().cloned());
+        }
+        if let Some(cid) = self.ctx.parent_cid {
+            env.insert(PARENT_CID_ENV.into(), cid.to_string());
+        }
+        env.extend(def.environment.iter().cloned());
+        env.into_iter().collect()
+    }
+
+    fn spawn(&mut self, name: &str) -> Result<(), String> {
+        let Some(svc) = self.services.get(name) else {
+            return Err(self.not_found(name));
+        };
+        let def = svc.def.clone();
+        let env = self.environment(&def);
+        let result = spawn_process(&def, &env);
+        let Some(svc) = self.services.get_mut(name) else {
+            return Err(format!("service '{name}' vanished"));
+        };
+        match result {
+            Ok((pid, pipe)) => {
+                tracing::info!("starting service '{name}' (pid {pid}): {}", def.exec_start);
+                svc.log_event(&format!("started pid {pid}: {}", def.exec_start));
+                svc.run = RunState::Running { pid };
+                if !matches!(&svc.note, Some(n) if n.starts_with("dependency cycle")) {
+                    svc.note = None;
+                }
+                tokio::spawn(logs::capture(pipe, svc.log.clone()));
+                Ok(())
+            }
+            Err(err) => {
+                let message = format!(
+                    "cannot start service '{name}': {:?} in {}: {err}",
+                    def.argv[0],
+                    def.working_directory.display()
+                );
+                tracing::error!("{message}");
+                svc.log_event(&message);
+                svc.note = Some(message.clone());
+                svc.run = RunState::Failed;
+                if def.restart.restarts(false) {
+                    self.schedule_restart(name);
+                }
+                Err(message)
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let delay = svc.def.restart_sec.max(MIN_RESTART_DELAY);
+        svc.generation += 1;
+        svc.run = RunState::RestartPending {
+            at: Instant::now() + delay,
+        };
+        let (tx, generation, name) = (self.tx.clone(), svc.generation, name.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Command::RestartDue { name, generation }).await;
+        });
+    }
+
+    fn restart_due(&mut self, name: &str, generation: u64) {
+        let due = self.services.get(name).is_some_and(|s| {
+            s.generation == generation && matches!(s.run, RunState::RestartPending { .. })
+        });
+        if !due || self.shutting_down {
+            return;
+        }
+        if let Some(svc) = self.services.get_mut(name) {
+            svc.restart_count += 1;
+        }
+        tracing::info!("restarting service '{name}'");
+        // Requirements are checked again: a service whose required service
+        // is gone is blocked, not restarted. Failures are logged and
+        // recorded by start (and retried by policy).
+        let mut visiting = BTreeSet::new();
+        let _ = self.start(name, false, &mut visiting);
+    }
+
+    fn stop(&mut self, name: &str, reply: Option<oneshot::Sender<Response>>) {
+        let stop_timeout = self.config.stop_timeout;
+        let Some(svc) = self.services.get_mut(name) else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Response::error(self.not_found(name)));
+            }
+            return;
+        };
+        match svc.run {
+            RunState::Running { pid } => {
+                tracing::info!("stopping service '{name}' (pid {pid}): SIGTERM");
+                signal_group(pid, Signal::SIGTERM);
+                svc.run = RunState::Stopping { pid };
+                svc.generation += 1;
+                svc.stop_waiters.extend(reply);
+                let (tx, generation, name) = (self.tx.clone(), svc.generation, name.to_owned());
+                tokio::spawn(async move {
+                    tokio::time::sleep(stop_timeout).await;
+                    let _ = tx.send(Command::KillDue { name, generation }).await;
+                });
+            }
+            RunState::Stopping { .. } => svc.stop_waiters.extend(reply),
+            RunState::RestartPending { .. } => {
+                svc.generation += 1;
+                svc.run = RunState::Inactive;
+                if let Some(reply) = reply {
+                    let _ = reply.send(Response::success(format!(
+                        "Service '{name}' stopped (pending restart cancelled)"
+                    )));
+                }
+            }
+            _ => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Response::success(format!(
+                        "Service '{name}' is not running"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn kill_due(&mut self, name: &str, generation: u64) {
+        if let Some(svc) = self.services.get(name)
+            && svc.generation == generation
+            && let RunState::Stopping { pid } = svc.run
+        {
+            tracing::warn!(
+                "service '{name}' (pid {pid}) did not stop within {:?}: SIGKILL",
+                self.config.stop_timeout
+            );
+            svc.log_event("did not stop in time: SIGKILL");
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+
+    fn restart(&mut self, name: &str, reply: oneshot::Sender<Response>) {
+        let Some(svc) = self.services.get_mut(name) else {
+            let _ = reply.send(Response::error(self.not_found(name)));
+            return;
+        };
+        if svc.active() {
+            if svc.restart_reply.is_some() {
+                let _ = reply.send(Response::error(format!(
+                    "service '{name}' is already restarting"
+                )));
+                return;
+            }
+            svc.restart_reply = Some(reply);
+            self.stop(name, None);
+            return;
+        }
+        svc.generation += 1;
+        svc.restart_count += 1;
+        let mut visiting = BTreeSet::new();
+        let response = match self.start(name, true, &mut visiting) {
+            Ok(_) => Response::success(format!("Service '{name}' restarted")),
+            Err(err) => Response::error(err),
+        };
+        let _ = reply.send(response);
+    }
+
+    fn enable(&mut self, name: &str, now: bool, reply: oneshot::Sender<Response>) {
+        let result = service::enable_file(&self.config.service_dir, name)
+            .and_then(|path| ServiceDef::load(name, &path, true));
+        let def = match result {
+            Ok(def) => def,
+            Err(err) => {
+                let _ = reply.send(Response::error(format!("cannot enable '{name}': {err}")));
+                return;
+            }
+        };
+        self.broken
+            .retain(|b| !b.file.ends_with(&format!("/{name}{SERVICE_SUFFIX}")));
+        match self.services.get_mut(name) {
+            Some(svc) => {
+                svc.def = def;
+                svc.remove_on_exit = false;
+            }
+            None => {
+                self.services
+                    .insert(name.to_owned(), Service::new(def, &self.config));
+            }
+        }
+        self.replan();
+        tracing::info!("service '{name}' enabled");
+        let response = if now {
+            let mut visiting = BTreeSet::new();
+            match self.start(name, true, &mut visiting) {
+                Ok(message) => Response::success(format!("Service '{name}' enabled; {message}")),
+                Err(err) => Response::error(format!("Service '{name}' enabled, but {err}")),
+            }
+        } else {
+            Response::success(format!("Service '{name}' enabled"))
+        };
+        let _ = reply.send(response);
+    }
+
+    fn disable(&mut self, name: &str, now: bool, reply: oneshot::Sender<Response>) {
+        if let Err(err) = service::disable_file(&self.config.service_dir, name) {
+            let _ = reply.send(Response::error(format!("cannot disable '{name}': {err}")));
+            return;
+        }
+        if let Some(svc) = self.services.get_mut(name) {
+            svc.def.enabled = false;
+        }
+        tracing::info!("service '{name}' disabled");
+        if now && self.services.get(name).is_some_and(Service::active) {
+            self.stop(name, Some(reply));
+        } else {
+            let _ = reply.send(Response::success(format!("Service '{name}' disabled")));
+        }
+    }
+
+    fn logs(&mut self, name: String, lines: usize, reply: oneshot::Sender<Response>) {
+        if !self.services.contains_key(&name) {
+            let _ = reply.send(Response::error(self.not_found(&name)));
+            return;
+        }
+        let lines = lines.min(MAX_LOG_LINES);
+        let dir = self.config.log_dir.clone();
+        let max_files = self.config.logs.max_files;
+        tokio::task::spawn_blocking(move || {
+            let response = match logs::tail(&dir, &name, max_files, lines, MAX_LOG_REPLY_BYTES) {
+                Ok(tail) => Response::ServiceLogs {
+                    name,
+                    lines: tail.lines,
+                    truncated: tail.truncated,
+                },
+                Err(err) => Response::error(format!("cannot read logs of '{name}': {err}")),
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    fn system_info(&self) -> SystemInfo {
+        SystemInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            pid1: self.ctx.pid1,
+            services_total: self.services.len(),
+            services_enabled: self.services.values().filter(|s| s.def.enabled).count(),
+            services_active: self.services.values().filter(|s| s.active()).count(),
+            service_dir: self.config.service_dir.display().to_string(),
+            log_dir: self.config.log_dir.display().to_string(),
+            config_source: self.config.source.to_string(),
+            memory: MemoryInfo::read(),
+            kernel_oom_kills: reaper::kernel_oom_kills(),
+            services_oom_killed: self.services_oom_killed,
+            orphans_reaped: self.orphans_reaped,
+            console_lines_dropped: crate::console::dropped_lines(),
+            start_order: self.plan.order.clone(),
+            dependency_cycles: self.plan.cycles.iter().map(|c| format_cycle(c)).collect(),
+            broken_files: self.broken.clone(),
+            parent_cid: self.ctx.parent_cid,
+        }
+    }
+
+    fn forward(&self, signal: Signal) {
+        for svc in self.services.values() {
+            if let RunState::Running { pid } = svc.run {
+                tracing::info!(
+                    "forwarding {} to service '{}'",
+                    signal.as_str(),
+                    svc.def.name
+                );
+                signal_group(pid, signal);
+            }
+        }
+    }
+
+    /// Reaps every ended child and applies the services' restart policies.
+    fn reap(&mut self) {
+        let reaped = reaper::reap_all();
+        if reaped.is_empty() {
+            return;
+        }
+        let mut oom_kills = self.oom.new_kills();
+        for (pid, status) in reaped {
+            self.on_exit(pid, status, &mut oom_kills);
+        }
+    }
+
+    fn on_exit(&mut self, pid: i32, status: ExitStatus, oom_kills: &mut u64) {
+        let Some(name) = self
+            .services
+            .iter()
+            .find(|(_, s)| s.run.pid() == Some(pid))
+            .map(|(n, _)| n.clone())
+        else {
+            self.orphans_reaped += 1;
+            tracing::debug!("reaped orphan pid {pid}: {status}");
+            return;
+        };
+        let shutting_down = self.shutting_down;
+        let Some(svc) = self.services.get_mut(&name) else {
+            return;
+        };
+        let was_stopping = matches!(svc.run, RunState::Stopping { .. });
+        let oom_killed =
+            status.signal() == Some(Signal::SIGKILL as i32) && !was_stopping && *oom_kills > 0;
+        if oom_killed {
+            *oom_kills -= 1;
+            self.services_oom_killed += 1;
+        }
+        let mut description = status.to_string();
+        if oom_killed {
+            description.push_str(" by the kernel's OOM killer (out of memory)");
+        }
+        if oom_killed || (!status.success() && !was_stopping) {
+            tracing::warn!("service '{name}' (pid {pid}) {description}");
+        } else {
+            tracing::info!("service '{name}' (pid {pid}) {description}");
+        }
+        svc.log_event(&format!("pid {pid} {description}"));
+        svc.last_exit = Some(ExitInfo {
+            code: status.code(),
+            signal: status.signal(),
+            oom_killed,
+            description,
+        });
+        if was_stopping {
+            // Leftovers of the service's process group go with it.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for waiter in svc.stop_waiters.drain(..) {
+            let _ = waiter.send(Response::success(format!("Service '{name}' stopped")));
+        }
+        if let Some(reply) = svc.restart_reply.take() {
+            svc.run = RunState::Inactive;
+            svc.restart_count += 1;
+            let mut visiting = BTreeSet::new();
+            let response = match self.start(&name, true, &mut visiting) {
+                Ok(_) => Response::success(format!("Service '{name}' restarted")),
+                Err(err) => Response::error(err),
+            };
+            let _ = reply.send(response);
+            return;
+        }
+        if svc.remove_on_exit {
+            self.services.remove(&name);
+            return;
+        }
+        if was_stopping || shutting_down {
+            svc.run = RunState::Inactive;
+        } else if svc.def.restart.restarts(status.success()) {
+            self.schedule_restart(&name);
+        } else if status.success() {
+            svc.run = RunState::Exited;
+        } else {
+            svc.run = RunState::Failed;
+        }
+    }
+
+    /// Stops every running service in reverse start order, each with its
+    /// grace period, answering requests that arrive meanwhile with an error.
+    async fn stop_all(&mut self, sigchld: &mut Option<tokio::signal::unix::Signal>) {
+        self.shutting_down = true;
+        for svc in self.services.values_mut() {
+            if matches!(svc.run, RunState::RestartPending { .. }) {
+                svc.generation += 1;
+                svc.run = RunState::Inactive;
+            }
+        }
+        let mut order: Vec<String> = self.plan.order.iter().rev().cloned().collect();
+        order.extend(
+            self.services
+                .keys()
+                .filter(|n| !self.plan.order.contains(n))
+                .cloned(),
+        );
+        let give_up_after = self.config.stop_timeout + KILL_WAIT;
+        for name in order {
+            if !self.services.get(&name).is_some_and(Service::active) {
+                continue;
+            }
+            self.stop(&name, None);
+            let deadline = tokio::time::Instant::now() + give_up_after;
+            while self.services.get(&name).is_some_and(Service::active) {
+                tokio::select! {
+                    _ = next(sigchld) => self.reap(),
+                    Some(cmd) = self.rx.recv() => self.handle(cmd),
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => self.reap(),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        tracing::error!("service '{name}' survived SIGKILL; giving up on it");
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!("all services stopped");
+    }
+}
+
+/// Starts a service's process: its own process group, stdin from
+/// `/dev/null`, stdout and stderr into one pipe whose read end is returned.
+fn spawn_process(
+    def: &ServiceDef,
+    env: &[(String, String)],
+) -> std::io::Result<(i32, tokio::net::unix::pipe::Receiver)> {
+    let (read_end, write_end) = std::io::pipe()?;
+    let mut cmd = ProcessCommand::new(&def.argv[0]);
+    cmd.args(&def.argv[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&def.working_directory)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write_end.try_clone()?))
+        .stderr(Stdio::from(write_end))
+        .process_group(0);
+    let child = cmd.spawn()?;
+    // The Command holds the pipe's write end: drop it so the capture sees
+    // end-of-file once the service (and whatever inherited it) is gone.
+    drop(cmd);
+    let pid = i32::try_from(child.id()).map_err(|_| std::io::Error::other("pid out of range"))?;
+    // Reaping is done by waitpid(-1), never through `child`.
+    drop(child);
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end.into())?;
+    Ok((pid, pipe))
+}
+
+/// Sends `signal` to a service's process group, or to the process alone
+/// when the group is gone.
+fn signal_group(pid: i32, signal: Signal) {
+    if killpg(Pid::from_raw(pid), signal).is_err() {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+fn watch(kind: SignalKind) -> Option<tokio::signal::unix::Signal> {
+    match signal(kind) {
+        Ok(s) => Some(s),
+        Err(err) => {
+            tracing::error!(%err, "cannot watch signal {}", kind.as_raw_value());
+            None
+        }
+    }
+}
+
+async fn next(sig: &mut Option<tokio::signal::unix::Signal>) {
+    match sig {
+        Some(s) => {
+            if s.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
