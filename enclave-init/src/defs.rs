@@ -112,6 +112,9 @@ pub const MAX_LOG_LINES: usize = 100_000;
 pub const MAX_LOG_REPLY_BYTES: usize = 2 * 1024 * 1024;
 /// A service output line longer than this is cut into several log lines.
 pub const MAX_LOG_LINE_LEN: usize = 16 * 1024;
+/// After a service exited, its pipe is read until it stays empty this long
+/// before init's exit note goes into the log.
+pub const EXIT_DRAIN_WAIT: Duration = Duration::from_millis(20);
 /// Read size of the log capture.
 pub const LOG_READ_CHUNK: usize = 16 * 1024;
 

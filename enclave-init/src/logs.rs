@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::io::AsyncReadExt;
+use tokio::sync::oneshot;
 
 use crate::config::LogLimits;
-use crate::defs::{LOG_READ_CHUNK, MAX_LOG_LINE_LEN};
+use crate::defs::{EXIT_DRAIN_WAIT, LOG_READ_CHUNK, MAX_LOG_LINE_LEN};
 
 /// One service's log file and its rotation state.
 #[derive(Debug)]
@@ -245,42 +246,77 @@ fn tail_file(file: &mut File, want: usize, budget: &mut usize) -> io::Result<(Ve
     Ok((lines, false))
 }
 
+/// Splits a byte stream into lines, cutting those longer than [`MAX_LOG_LINE_LEN`].
+#[derive(Debug, Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        for &byte in data {
+            if byte == b'\n' {
+                lines.push(std::mem::take(&mut self.pending));
+            } else {
+                self.pending.push(byte);
+                if self.pending.len() >= MAX_LOG_LINE_LEN {
+                    lines.push(std::mem::take(&mut self.pending));
+                }
+            }
+        }
+        lines
+    }
+
+    fn rest(&mut self) -> Option<Vec<u8>> {
+        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+    }
+}
+
 /// Reads a service's output pipe until every writer closed it, writing each
-/// line to `log`. Lines longer than [`MAX_LOG_LINE_LEN`] are cut.
-pub async fn capture<R>(mut pipe: R, log: SharedLog)
+/// line to `log`. When `exit_note` arrives (the supervisor reaped the
+/// process), the output already in the pipe is written first, then the
+/// note, so the log reads in the order things happened.
+pub async fn capture<R>(mut pipe: R, log: SharedLog, mut exit_note: oneshot::Receiver<String>)
 where
     R: tokio::io::AsyncRead + Unpin,
 {
     let mut buf = vec![0u8; LOG_READ_CHUNK];
-    let mut pending: Vec<u8> = Vec::new();
+    let mut splitter = LineSplitter::default();
+    let mut note_pending = true;
     loop {
-        let n = match pipe.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                tracing::debug!(%err, "service output pipe failed");
-                break;
-            }
-        };
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        for &byte in &buf[..n] {
-            if byte == b'\n' {
-                lines.push(std::mem::take(&mut pending));
-            } else {
-                pending.push(byte);
-                if pending.len() >= MAX_LOG_LINE_LEN {
-                    lines.push(std::mem::take(&mut pending));
+        tokio::select! {
+            read = pipe.read(&mut buf) => match read {
+                Ok(0) => break,
+                Ok(n) => write_lines(&log, &splitter.push(&buf[..n])),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    tracing::debug!(%err, "service output pipe failed");
+                    break;
                 }
+            },
+            note = &mut exit_note, if note_pending => {
+                note_pending = false;
+                // The process is gone: what it wrote is in the pipe already.
+                while let Ok(Ok(n)) = tokio::time::timeout(EXIT_DRAIN_WAIT, pipe.read(&mut buf)).await {
+                    if n == 0 {
+                        break;
+                    }
+                    write_lines(&log, &splitter.push(&buf[..n]));
+                }
+                let mut last: Vec<Vec<u8>> = splitter.rest().into_iter().collect();
+                if let Ok(note) = note {
+                    last.push(note.into_bytes());
+                }
+                write_lines(&log, &last);
             }
         }
-        if !lines.is_empty() {
-            write_lines(&log, &lines);
-        }
     }
-    if !pending.is_empty() {
-        write_lines(&log, &[pending]);
+    let mut last: Vec<Vec<u8>> = splitter.rest().into_iter().collect();
+    if note_pending && let Ok(note) = exit_note.await {
+        last.push(note.into_bytes());
     }
+    write_lines(&log, &last);
 }
 
 fn write_lines(log: &SharedLog, lines: &[Vec<u8>]) {
@@ -408,11 +444,14 @@ mod tests {
         let mut data = b"one\r\ntwo\n".to_vec();
         data.extend(vec![b'z'; MAX_LOG_LINE_LEN + 10]);
         data.extend(b"\nlast without newline");
-        capture(&data[..], log.clone()).await;
+        let (tx, rx) = oneshot::channel();
+        tx.send("[init] exited".into()).unwrap();
+        capture(&data[..], log.clone(), rx).await;
         let t = tail(dir.path(), "svc", 1, 10, 1 << 24).unwrap();
+        assert!(t.lines[5].ends_with(" [init] exited"), "{:?}", t.lines);
         assert_eq!(
             t.lines.len(),
-            5,
+            6,
             "{:?}",
             t.lines.iter().map(|l| l.len()).collect::<Vec<_>>()
         );

@@ -188,30 +188,6 @@ pub fn system_status(s: &SystemInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::RestartPolicy;
-
-    #[test]
-    fn list_matches_the_spec_layout() {
-        let out = service_list(&[ServiceSummary {
-            name: "webapp".into(),
-            enabled: true,
-            active: true,
-            state: "running".into(),
-            restart_policy: RestartPolicy::Always,
-            restart_count: 3,
-            pid: Some(1),
-        }]);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(
-            lines[0],
-            "NAME                      ENABLED    ACTIVE     RESTART         RESTARTS"
-        );
-        assert_eq!(lines[1], "-".repeat(75));
-        assert_eq!(
-            lines[2],
-            "webapp                    enabled    active     always          3"
-        );
-    }
 
     #[test]
     fn units() {

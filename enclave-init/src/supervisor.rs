@@ -137,6 +137,7 @@ struct Service {
     stop_waiters: Vec<oneshot::Sender<Response>>,
     restart_reply: Option<oneshot::Sender<Response>>,
     remove_on_exit: bool,
+    exit_note: Option<oneshot::Sender<String>>,
 }
 
 impl Service {
@@ -153,6 +154,7 @@ impl Service {
             stop_waiters: Vec::new(),
             restart_reply: None,
             remove_on_exit: false,
+            exit_note: None,
         }
     }
 
@@ -597,7 +599,9 @@ impl Supervisor {
                 if !matches!(&svc.note, Some(n) if n.starts_with("dependency cycle")) {
                     svc.note = None;
                 }
-                tokio::spawn(logs::capture(pipe, svc.log.clone()));
+                let (note_tx, note_rx) = oneshot::channel();
+                svc.exit_note = Some(note_tx);
+                tokio::spawn(logs::capture(pipe, svc.log.clone(), note_rx));
                 Ok(())
             }
             Err(err) => {
@@ -885,7 +889,16 @@ impl Supervisor {
         } else {
             tracing::info!("service '{name}' (pid {pid}) {description}");
         }
-        svc.log_event(&format!("pid {pid} {description}"));
+        let note = format!("pid {pid} {description}");
+        // The capture task writes the note after the output still in the
+        // pipe; if the capture already finished, it is written here.
+        let undelivered = match svc.exit_note.take() {
+            Some(tx) => tx.send(format!("[init] {note}")).is_err(),
+            None => true,
+        };
+        if undelivered {
+            svc.log_event(&note);
+        }
         svc.last_exit = Some(ExitInfo {
             code: status.code(),
             signal: status.signal(),

@@ -1,0 +1,216 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! PID-1 duties that can run here: loopback in a fresh network namespace,
+//! the heartbeat against a fake parent, and the whole `--pid1` boot inside
+//! private mount, network and UTS namespaces. The rest (real mounts on an
+//! empty root, NSM, vsock, pivot, reboot) is exercised in the VM.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{INIT, INITCTL, wait_timeout};
+
+/// `unshare ARGS -- true` works here (root, namespaces allowed).
+fn can_unshare(args: &[&str]) -> bool {
+    Command::new("unshare")
+        .args(args)
+        .arg("true")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn loopback_gets_127_0_0_1_in_a_fresh_network_namespace() {
+    if !can_unshare(&["-n"]) {
+        eprintln!("SKIPPED: cannot create a network namespace here (needs root)");
+        return;
+    }
+    let script = format!(
+        "{INIT} --run-step loopback && {INIT} --run-step loopback && ip -o addr show dev lo && ip -o link show dev lo"
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("Loopback: done: lo (index 1) up, 127.0.0.1/8 assigned"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Loopback: done: lo (index 1) up, 127.0.0.1/8 already assigned"),
+        "{text}"
+    );
+    assert!(text.contains("inet 127.0.0.1/8"), "{text}");
+    assert!(text.contains("<LOOPBACK,UP,LOWER_UP>"), "{text}");
+}
+
+/// A fake parent on a Unix socket: answers one heartbeat with `reply`;
+/// returns the byte it received.
+fn fake_parent(path: &std::path::Path, reply: u8) -> std::thread::JoinHandle<u8> {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut byte = [0u8];
+        conn.read_exact(&mut byte).unwrap();
+        conn.write_all(&[reply]).unwrap();
+        byte[0]
+    })
+}
+
+fn heartbeat_config(dir: &std::path::Path, parent: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("init.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "vsock:\n  enabled: true\n  address: \"unix:{}\"\n",
+            parent.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn heartbeat_sends_0xb7_and_checks_the_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("parent.sock");
+    let cfg = heartbeat_config(dir.path(), &parent);
+    let heartbeat = || {
+        Command::new(INIT)
+            .args(["--run-step", "heartbeat", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let got = fake_parent(&parent, 0xB7);
+    let out = heartbeat();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Heartbeat: done: 0xB7 exchanged with unix:")
+    );
+    assert_eq!(got.join().unwrap(), 0xB7);
+
+    std::fs::remove_file(&parent).unwrap();
+    let got = fake_parent(&parent, 0x00);
+    let out = heartbeat();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("expected 0xB7 back, got 0x00"));
+    assert_eq!(got.join().unwrap(), 0xB7);
+
+    std::fs::remove_file(&parent).unwrap();
+    let out = heartbeat();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Heartbeat: FAILED"));
+}
+
+#[test]
+fn pid1_boot_in_private_namespaces() {
+    if !can_unshare(&["-m", "-n", "-u"]) {
+        eprintln!("SKIPPED: cannot create mount, network and UTS namespaces here (needs root)");
+        return;
+    }
+    // Not under /tmp: init mounts a fresh /tmp and /run in its mount namespace.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let d = dir.path();
+    let (services, logs, socket, parent) = (
+        d.join("service"),
+        d.join("log"),
+        d.join("init.sock"),
+        d.join("parent.sock"),
+    );
+    std::fs::create_dir_all(&services).unwrap();
+    let cfg = d.join("init.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "service_dir: {}\nlog_dir: {}\ncontrol:\n  unix_socket_path: {}\nvsock:\n  address: \"unix:{}\"\nnsm_driver_path: null\npivot_root: false\nhostname: enclave-test\n",
+            services.display(),
+            logs.display(),
+            socket.display(),
+            parent.display()
+        ),
+    )
+    .unwrap();
+    let report = d.join("report");
+    std::fs::write(
+        services.join("probe.service"),
+        format!(
+            "ExecStart = \"sh -c 'hostname > {0}; echo $ENCLAVE_PARENT_CID >> {0}; ip -o addr show dev lo >> {0}; exec sleep 1000'\"\n",
+            report.display()
+        ),
+    )
+    .unwrap();
+    let beat = fake_parent(&parent, 0xB7);
+    let stderr = d.join("init.stderr");
+    let mut child = Command::new("unshare")
+        .args(["-m", "-n", "-u", INIT, "--pid1", "-c"])
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&report)
+        .unwrap_or_default()
+        .contains("127.0.0.1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report; init's log:\n{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(beat.join().unwrap(), 0xB7);
+    let report = std::fs::read_to_string(&report).unwrap();
+    let mut lines = report.lines();
+    assert_eq!(lines.next(), Some("enclave-test"));
+    assert_eq!(
+        lines.next(),
+        Some("2"),
+        "parent CID: 2 where there is no /dev/nsm"
+    );
+    assert!(
+        lines.next().unwrap().contains("inet 127.0.0.1/8"),
+        "{report}"
+    );
+    let ctl = |args: &[&str]| {
+        Command::new(INITCTL)
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let status = String::from_utf8(ctl(&["system-status"]).stdout).unwrap();
+    assert!(status.contains("  PID 1: yes\n"), "{status}");
+    assert!(status.contains("  Parent CID: 2\n"), "{status}");
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    for step in [
+        "pid1: compat: skipped: no /cmd in the image",
+        "pid1: nsm: skipped: nsm_driver_path is null",
+        "pid1: heartbeat: done: 0xB7 exchanged",
+        "pid1: pivot: skipped: pivot_root is false",
+        "pid1: hostname: done: host name enclave-test",
+        "pid1: loopback: done: lo (index 1) up",
+    ] {
+        assert!(log.contains(step), "missing {step:?} in:\n{log}");
+    }
+    assert!(log.contains("pid1: mounts: "), "{log}");
+    // Not really PID 1: shutdown stops the services and exits instead of powering off.
+    assert!(ctl(&["shutdown"]).status.success());
+    assert!(wait_timeout(&mut child, Duration::from_secs(20)).success());
+}

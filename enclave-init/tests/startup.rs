@@ -1,0 +1,178 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! Start order, cycles, Requires, malformed files, working directory and environment.
+
+mod common;
+
+use common::{Init, sleeper};
+
+#[test]
+fn the_worked_example_of_the_spec_starts_in_dependency_order() {
+    let init = Init::prepare("");
+    init.service(
+        "redis.service",
+        &sleeper(r#"Before = ["cache-warmer", "webapp"]"#),
+    );
+    init.service(
+        "cache-warmer.service",
+        &sleeper("After = [\"redis\"]\nBefore = [\"webapp\"]\nRequires = [\"redis\"]"),
+    );
+    init.service("database.service", &sleeper(r#"Before = ["webapp"]"#));
+    init.service(
+        "webapp.service",
+        &sleeper("After = [\"database\", \"cache-warmer\"]\nRequires = [\"database\"]"),
+    );
+    let init = init.start();
+    let expected = ["database", "redis", "cache-warmer", "webapp"];
+    assert_eq!(init.system().start_order, expected);
+    for name in expected {
+        init.wait_state(name, "running");
+    }
+    // The processes were spawned in that order, one after the other.
+    assert_eq!(init.start_log_order(), expected);
+    let order = init.start_log_order();
+    let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert!(pos("redis") < pos("cache-warmer"));
+    assert!(pos("cache-warmer") < pos("webapp"));
+    assert!(pos("database") < pos("webapp"));
+    let status = init.ctl_ok(&["status", "webapp"]);
+    assert!(
+        status.contains("  After: database, cache-warmer\n"),
+        "{status}"
+    );
+    assert!(status.contains("  Requires: database\n"), "{status}");
+}
+
+#[test]
+fn a_dependency_cycle_is_reported_and_everything_still_runs() {
+    let init = Init::prepare("");
+    init.service("a.service", &sleeper(r#"After = ["b"]"#));
+    init.service("b.service", &sleeper(r#"After = ["a"]"#));
+    init.service("c.service", &sleeper(""));
+    let init = init.start();
+    for name in ["a", "b", "c"] {
+        init.wait_state(name, "running");
+    }
+    let system = init.system();
+    assert_eq!(system.dependency_cycles, ["a -> b -> a"]);
+    assert_eq!(system.start_order[0], "c");
+    assert!(init.stderr().contains("circular dependency a -> b -> a"));
+    let note = init.status("a").note.unwrap();
+    assert!(note.contains("dependency cycle: a -> b -> a"), "{note}");
+    let text = init.ctl_ok(&["system-status"]);
+    assert!(text.contains("  Dependency Cycle: a -> b -> a"), "{text}");
+}
+
+#[test]
+fn requires_on_a_failed_or_missing_service_blocks_the_dependent() {
+    let init = Init::prepare("");
+    init.service("db.service", "ExecStart = \"/nonexistent/bin/db\"\n");
+    init.service(
+        "web.service",
+        &sleeper("Requires = [\"db\"]\nAfter = [\"db\"]"),
+    );
+    init.service("orphan.service", &sleeper("Requires = [\"ghost\"]"));
+    init.service("soft.service", &sleeper("After = [\"db\"]"));
+    let init = init.start();
+    let db = init.wait_state("db", "failed");
+    assert!(db.note.unwrap().contains("/nonexistent/bin/db"));
+    let web = init.wait_state("web", "blocked");
+    let note = web.note.unwrap();
+    assert!(note.contains("requires 'db', which failed"), "{note}");
+    let orphan = init.wait_state("orphan", "blocked");
+    assert!(
+        orphan
+            .note
+            .unwrap()
+            .contains("'ghost', which does not exist")
+    );
+    // After is only ordering: a failed predecessor does not block.
+    init.wait_state("soft", "running");
+    let text = init.ctl_ok(&["status", "web"]);
+    assert!(
+        text.contains("Status: inactive (blocked by a dependency)"),
+        "{text}"
+    );
+    assert!(text.contains("Note: not started: requires 'db'"), "{text}");
+    // Starting web by hand tries db first, and says why that failed.
+    let out = init.ctl(&["start", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("db") && err.contains("failed to start"),
+        "{err}"
+    );
+    // Init itself is fine.
+    init.ctl_ok(&["ping"]);
+}
+
+#[test]
+fn malformed_service_files_are_reported_and_the_rest_runs() {
+    let init = Init::prepare("");
+    init.service("good.service", &sleeper(""));
+    init.service("syntax.service", "ExecStart = \"/bin/true\"\nRestart = \n");
+    init.service("typo.service", "ExecStrat = \"/bin/true\"\n");
+    init.service(
+        "policy.service",
+        "ExecStart = \"/bin/true\"\nRestart = \"sometimes\"\n",
+    );
+    init.service("quote.service", "ExecStart = \"sh -c 'unterminated\"\n");
+    std::fs::write(
+        init.service_dir().join("binary.service"),
+        [0xff, 0xfe, 0x00, 0x01],
+    )
+    .unwrap();
+    let init = init.start();
+    init.wait_state("good", "running");
+    let system = init.system();
+    assert_eq!(system.services_total, 1);
+    let broken: Vec<String> = system
+        .broken_files
+        .iter()
+        .map(|b| b.error.clone())
+        .collect();
+    assert_eq!(broken.len(), 5, "{broken:#?}");
+    let find = |file: &str| broken.iter().find(|e| e.contains(file)).unwrap().clone();
+    assert!(find("syntax.service").contains("line 2"), "{broken:#?}");
+    assert!(find("typo.service").contains("ExecStrat"), "{broken:#?}");
+    assert!(find("policy.service").contains("sometimes"), "{broken:#?}");
+    assert!(
+        find("quote.service").contains("unterminated single quote"),
+        "{broken:#?}"
+    );
+    assert!(
+        find("binary.service").contains("binary.service"),
+        "{broken:#?}"
+    );
+    let out = init.ctl(&["status", "typo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not loaded"));
+    assert!(init.stderr().contains("service file not loaded"));
+}
+
+#[test]
+fn working_directory_and_environment() {
+    let init = Init::prepare("environment:\n  GLOBAL: from-config\nvsock:\n  cid: 3\n");
+    let out = init.work();
+    init.service(
+        "default-dir.service",
+        &format!(
+            "ExecStart = \"sh -c 'pwd > {0}/default-dir; echo $GLOBAL $LOCAL $ENCLAVE_PARENT_CID > {0}/env'\"\nEnvironment = [\"LOCAL=from-service\"]\n",
+            out.display()
+        ),
+    );
+    init.service(
+        "set-dir.service",
+        &format!(
+            "ExecStart = \"sh -c 'pwd > {0}/set-dir'\"\nWorkingDirectory = \"{0}\"\n",
+            out.display()
+        ),
+    );
+    let init = init.start();
+    init.wait_state("default-dir", "exited");
+    init.wait_state("set-dir", "exited");
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+    // Not init's own working directory (which is work/): "/".
+    assert_eq!(read("default-dir").trim(), "/");
+    assert_eq!(read("set-dir").trim(), out.display().to_string());
+    assert_eq!(read("env").trim(), "from-config from-service 3");
+}
