@@ -22,8 +22,9 @@ pub const MAX_FRAME_LEN: usize = 1024 * 1024;
 /// Bytes of file content or process output carried by one data frame.
 pub const DATA_CHUNK_LEN: usize = 256 * 1024;
 
-/// Initial capacity of a connection's read buffer.
-pub const READ_BUFFER_LEN: usize = DATA_CHUNK_LEN + 64 * 1024;
+/// Largest read into a connection's buffer for headers and control frames
+/// (data-frame bodies are read directly into chunk buffers).
+pub const READ_BUFFER_LEN: usize = 16 * 1024;
 
 /// Longest path accepted on the wire (Linux `PATH_MAX`).
 pub const MAX_PATH_LEN: usize = 4096;

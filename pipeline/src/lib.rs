@@ -6,8 +6,10 @@
 //!
 //! Layout:
 //! - [`defs`]: wire constants, limits and defaults.
+//! - [`buffers`]: reusable chunk buffers.
 //! - [`protocol`]: frames and messages, no I/O.
 //! - [`connection`]: reading and writing frames on a stream.
+//! - [`digest`]: the end-to-end check of file content.
 //! - [`error`]: [`Error`] and the code the peer is told.
 //! - [`paths`]: wire paths and the checks against traversal.
 //! - [`policy`]: what a server allows (exec, confinement roots).
@@ -17,10 +19,12 @@
 //! - [`config`]: the YAML configuration file.
 //! - [`progress`]: the terminal progress bar.
 
+pub mod buffers;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod defs;
+pub mod digest;
 pub mod error;
 pub mod paths;
 pub mod policy;

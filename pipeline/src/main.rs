@@ -246,10 +246,13 @@ fn usage(error: anyhow::Error) -> Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The server serves many clients on all cores; a client does one thing
+    // and starts faster without worker threads.
+    let mut builder = match cli.command {
+        Command::Listen(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("pipeline: cannot start the async runtime: {err}");

@@ -21,9 +21,17 @@ fn half_gigabyte_round_trip_in_constant_memory() {
     let remote = server.dir.path().join("big.bin");
     let back = work.path().join("back.bin");
 
-    let up = server.client(["cp".as_ref(), src.as_os_str(), format!("enclave:{}", remote.display()).as_ref()]);
+    let up = server.client([
+        "cp".as_ref(),
+        src.as_os_str(),
+        format!("enclave:{}", remote.display()).as_ref(),
+    ]);
     assert!(up.status.success(), "{}", stderr(&up));
-    let down = server.client(["cp".as_ref(), format!("enclave:{}", remote.display()).as_ref(), back.as_os_str()]);
+    let down = server.client([
+        "cp".as_ref(),
+        format!("enclave:{}", remote.display()).as_ref(),
+        back.as_os_str(),
+    ]);
     assert!(down.status.success(), "{}", stderr(&down));
 
     assert_eq!(std::fs::metadata(&back).unwrap().len(), SIZE);
@@ -35,6 +43,12 @@ fn half_gigabyte_round_trip_in_constant_memory() {
     // Peak RSS of the largest waited-for child: the two client runs.
     let client_kib = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss() as u64;
     eprintln!("peak RSS: server {server_kib} KiB, client {client_kib} KiB");
-    assert!(server_kib < RSS_LIMIT_KIB, "server used {server_kib} KiB for a {SIZE}-byte file");
-    assert!(client_kib < RSS_LIMIT_KIB, "client used {client_kib} KiB for a {SIZE}-byte file");
+    assert!(
+        server_kib < RSS_LIMIT_KIB,
+        "server used {server_kib} KiB for a {SIZE}-byte file"
+    );
+    assert!(
+        client_kib < RSS_LIMIT_KIB,
+        "client used {client_kib} KiB for a {SIZE}-byte file"
+    );
 }

@@ -15,8 +15,12 @@ use common::{Kind, Server, eventually, snapshot, stderr, temp_leftovers, write_p
 use filetime::FileTime;
 
 fn set_mtime(path: &Path, secs: i64, nanos: u32) {
-    filetime::set_symlink_file_times(path, FileTime::from_unix_time(secs, nanos), FileTime::from_unix_time(secs, nanos))
-        .unwrap();
+    filetime::set_symlink_file_times(
+        path,
+        FileTime::from_unix_time(secs, nanos),
+        FileTime::from_unix_time(secs, nanos),
+    )
+    .unwrap();
 }
 
 /// A tree with every kind of entry the copy must keep.
@@ -28,21 +32,48 @@ fn sample_tree(root: &Path) {
     write_pattern(&root.join("bin/tool"), 300_000, 1);
     fs::set_permissions(root.join("bin/tool"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(root.join("private/secret"), b"s3cr3t").unwrap();
-    fs::set_permissions(root.join("private/secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(
+        root.join("private/secret"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     fs::write(root.join("name with spaces.txt"), b"spaces").unwrap();
-    fs::write(root.join(OsStr::from_bytes(b"latin1-\xe9t\xe9")), b"not utf-8 name").unwrap();
+    fs::write(
+        root.join(OsStr::from_bytes(b"latin1-\xe9t\xe9")),
+        b"not utf-8 name",
+    )
+    .unwrap();
     fs::write(root.join("zero"), b"").unwrap();
     fs::write(root.join("readonly/inside"), b"ro").unwrap();
     symlink("bin/tool", root.join("relative-link")).unwrap();
     symlink("/etc/hostname", root.join("absolute-link")).unwrap();
     symlink("does/not/exist", root.join("dangling-link")).unwrap();
     symlink("../..", root.join("bin/up-link")).unwrap();
-    for (i, rel) in ["bin/tool", "private/secret", "zero", "relative-link", "bin/up-link"].iter().enumerate() {
+    for (i, rel) in [
+        "bin/tool",
+        "private/secret",
+        "zero",
+        "relative-link",
+        "bin/up-link",
+    ]
+    .iter()
+    .enumerate()
+    {
         set_mtime(&root.join(rel), 1_000_000_000 + i as i64, 123_456_789);
     }
     fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
     fs::set_permissions(root.join("bin"), fs::Permissions::from_mode(0o751)).unwrap();
-    for (i, rel) in ["bin", "private", "empty/nested-empty", "empty", "readonly", ""].iter().enumerate() {
+    for (i, rel) in [
+        "bin",
+        "private",
+        "empty/nested-empty",
+        "empty",
+        "readonly",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    {
         set_mtime(&root.join(rel), 1_100_000_000 + i as i64, 5);
     }
     fs::set_permissions(root.join("readonly"), fs::Permissions::from_mode(0o555)).unwrap();
@@ -58,14 +89,30 @@ fn directory_tree_round_trips_identically() {
         let remote = server.dir.path().join("remote");
         fs::create_dir(&remote).unwrap();
 
-        let out = server.client(["cp".as_ref(), src.as_os_str(), format!("enclave:{}", remote.display()).as_ref()]);
+        let out = server.client([
+            "cp".as_ref(),
+            src.as_os_str(),
+            format!("enclave:{}", remote.display()).as_ref(),
+        ]);
         assert!(out.status.success(), "{kind:?}: {}", stderr(&out));
-        assert_eq!(snapshot(&remote.join("tree")), snapshot(&src), "{kind:?}: upload differs");
+        assert_eq!(
+            snapshot(&remote.join("tree")),
+            snapshot(&src),
+            "{kind:?}: upload differs"
+        );
 
         let back = work.path().join("back");
-        let out = server.client(["cp".as_ref(), format!("enclave:{}", remote.join("tree").display()).as_ref(), back.as_os_str()]);
+        let out = server.client([
+            "cp".as_ref(),
+            format!("enclave:{}", remote.join("tree").display()).as_ref(),
+            back.as_os_str(),
+        ]);
         assert!(out.status.success(), "{kind:?}: {}", stderr(&out));
-        assert_eq!(snapshot(&back), snapshot(&src), "{kind:?}: download differs");
+        assert_eq!(
+            snapshot(&back),
+            snapshot(&src),
+            "{kind:?}: download differs"
+        );
         assert!(temp_leftovers(server.dir.path()).is_empty());
         assert!(temp_leftovers(work.path()).is_empty());
     }
@@ -132,7 +179,11 @@ fn sentient_commands() {
         work.path().join("x").as_os_str(),
     ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
     let out = server.client([
         "recv-dir".as_ref(),
         "--remotedir".as_ref(),
@@ -154,19 +205,46 @@ fn docker_cp_placement_rules() {
     let enclave = |p: &Path| format!("enclave:{}", p.display());
 
     // Into an existing directory.
-    assert!(server.client(["cp".as_ref(), file.as_os_str(), enclave(&remote).as_ref()]).status.success());
+    assert!(
+        server
+            .client(["cp".as_ref(), file.as_os_str(), enclave(&remote).as_ref()])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(remote.join("f.txt")).unwrap(), b"one");
     // To a new name.
-    assert!(server.client(["cp".as_ref(), file.as_os_str(), enclave(&remote.join("g.txt")).as_ref()]).status.success());
+    assert!(
+        server
+            .client([
+                "cp".as_ref(),
+                file.as_os_str(),
+                enclave(&remote.join("g.txt")).as_ref()
+            ])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(remote.join("g.txt")).unwrap(), b"one");
     // Overwriting replaces the file (a new inode: readers never see a mix).
     let inode = fs::metadata(remote.join("g.txt")).unwrap().ino();
     fs::write(&file, b"two").unwrap();
-    assert!(server.client(["cp".as_ref(), file.as_os_str(), enclave(&remote.join("g.txt")).as_ref()]).status.success());
+    assert!(
+        server
+            .client([
+                "cp".as_ref(),
+                file.as_os_str(),
+                enclave(&remote.join("g.txt")).as_ref()
+            ])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(remote.join("g.txt")).unwrap(), b"two");
     assert_ne!(fs::metadata(remote.join("g.txt")).unwrap().ino(), inode);
     // Missing parent: refused, like docker cp.
-    let out = server.client(["cp".as_ref(), file.as_os_str(), enclave(&remote.join("no/such/f")).as_ref()]);
+    let out = server.client([
+        "cp".as_ref(),
+        file.as_os_str(),
+        enclave(&remote.join("no/such/f")).as_ref(),
+    ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 
@@ -176,31 +254,84 @@ fn docker_cp_placement_rules() {
     fs::write(dir.join("sub/new"), b"new").unwrap();
     fs::create_dir_all(remote.join("d/sub")).unwrap();
     fs::write(remote.join("d/sub/old"), b"old").unwrap();
-    assert!(server.client(["cp".as_ref(), dir.as_os_str(), enclave(&remote).as_ref()]).status.success());
+    assert!(
+        server
+            .client(["cp".as_ref(), dir.as_os_str(), enclave(&remote).as_ref()])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(remote.join("d/sub/new")).unwrap(), b"new");
     assert_eq!(fs::read(remote.join("d/sub/old")).unwrap(), b"old");
     let content = format!("{}/.", dir.display());
     let flat = remote.join("flat");
     fs::create_dir(&flat).unwrap();
-    assert!(server.client(["cp", &content, &enclave(&flat)]).status.success());
+    assert!(
+        server
+            .client(["cp", &content, &enclave(&flat)])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(flat.join("sub/new")).unwrap(), b"new");
 
     // A directory never replaces a file, nor a file a directory.
     fs::write(remote.join("plain"), b"p").unwrap();
-    let out = server.client(["cp".as_ref(), dir.as_os_str(), enclave(&remote.join("plain")).as_ref()]);
-    assert!(stderr(&out).contains("cannot overwrite non-directory"), "{}", stderr(&out));
+    let out = server.client([
+        "cp".as_ref(),
+        dir.as_os_str(),
+        enclave(&remote.join("plain")).as_ref(),
+    ]);
+    assert!(
+        stderr(&out).contains("cannot overwrite non-directory"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(fs::read(remote.join("plain")).unwrap(), b"p");
-    let out = server.client(["send-file".as_ref(), "--localpath".as_ref(), file.as_os_str(), "--remotepath".as_ref(), remote.join("d").as_os_str()]);
-    assert!(stderr(&out).contains("cannot overwrite directory"), "{}", stderr(&out));
+    let out = server.client([
+        "send-file".as_ref(),
+        "--localpath".as_ref(),
+        file.as_os_str(),
+        "--remotepath".as_ref(),
+        remote.join("d").as_os_str(),
+    ]);
+    assert!(
+        stderr(&out).contains("cannot overwrite directory"),
+        "{}",
+        stderr(&out)
+    );
 
     // Symlinks are copied as links, or followed with -L.
     let link = work.path().join("link");
     symlink(&file, &link).unwrap();
-    assert!(server.client(["cp".as_ref(), link.as_os_str(), enclave(&remote).as_ref()]).status.success());
-    assert!(fs::symlink_metadata(remote.join("link")).unwrap().file_type().is_symlink());
-    assert!(server.client(["cp".as_ref(), "-L".as_ref(), link.as_os_str(), enclave(&remote.join("followed")).as_ref()]).status.success());
+    assert!(
+        server
+            .client(["cp".as_ref(), link.as_os_str(), enclave(&remote).as_ref()])
+            .status
+            .success()
+    );
+    assert!(
+        fs::symlink_metadata(remote.join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        server
+            .client([
+                "cp".as_ref(),
+                "-L".as_ref(),
+                link.as_os_str(),
+                enclave(&remote.join("followed")).as_ref()
+            ])
+            .status
+            .success()
+    );
     assert_eq!(fs::read(remote.join("followed")).unwrap(), b"two");
-    assert!(!fs::symlink_metadata(remote.join("followed")).unwrap().file_type().is_symlink());
+    assert!(
+        !fs::symlink_metadata(remote.join("followed"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 
     let out = server.client(["cp", "a", "b"]);
     assert_eq!(out.status.code(), Some(64));
@@ -221,27 +352,71 @@ fn roots_confine_every_path() {
     fs::write(&file, b"data").unwrap();
     let enclave = |p: &Path| format!("enclave:{}", p.display());
 
-    assert!(server.client(["cp".as_ref(), file.as_os_str(), enclave(&root).as_ref()]).status.success());
-    for dest in [outside.path().join("f"), root.join("escape/f"), root.join("escape")] {
+    assert!(
+        server
+            .client(["cp".as_ref(), file.as_os_str(), enclave(&root).as_ref()])
+            .status
+            .success()
+    );
+    for dest in [
+        outside.path().join("f"),
+        root.join("escape/f"),
+        root.join("escape"),
+    ] {
         let out = server.client(["cp".as_ref(), file.as_os_str(), enclave(&dest).as_ref()]);
         assert!(!out.status.success(), "{}", dest.display());
-        assert!(stderr(&out).contains("outside the allowed roots"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("outside the allowed roots"),
+            "{}",
+            stderr(&out)
+        );
     }
-    let out = server.client(["send-file".as_ref(), "--localpath".as_ref(), file.as_os_str(), "--remotepath".as_ref(), root.join("escape/new/dir/f").as_os_str()]);
-    assert!(stderr(&out).contains("outside the allowed roots"), "{}", stderr(&out));
+    let out = server.client([
+        "send-file".as_ref(),
+        "--localpath".as_ref(),
+        file.as_os_str(),
+        "--remotepath".as_ref(),
+        root.join("escape/new/dir/f").as_os_str(),
+    ]);
+    assert!(
+        stderr(&out).contains("outside the allowed roots"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!outside.path().join("new").exists());
     let dotdot = format!("enclave:{}/../x", root.display());
     let out = server.client(["cp", file.to_str().unwrap(), &dotdot]);
     assert!(stderr(&out).contains("\"..\""), "{}", stderr(&out));
 
     for source in [outside.path().join("secret"), root.join("escape/secret")] {
-        let out = server.client(["cp".as_ref(), enclave(&source).as_ref(), work.path().join("got").as_os_str()]);
-        assert!(stderr(&out).contains("outside the allowed roots"), "{}", stderr(&out));
+        let out = server.client([
+            "cp".as_ref(),
+            enclave(&source).as_ref(),
+            work.path().join("got").as_os_str(),
+        ]);
+        assert!(
+            stderr(&out).contains("outside the allowed roots"),
+            "{}",
+            stderr(&out)
+        );
     }
-    let out = server.client(["cp".as_ref(), "-L".as_ref(), enclave(&root.join("escape")).as_ref(), work.path().join("got").as_os_str()]);
-    assert!(stderr(&out).contains("outside the allowed roots"), "{}", stderr(&out));
+    let out = server.client([
+        "cp".as_ref(),
+        "-L".as_ref(),
+        enclave(&root.join("escape")).as_ref(),
+        work.path().join("got").as_os_str(),
+    ]);
+    assert!(
+        stderr(&out).contains("outside the allowed roots"),
+        "{}",
+        stderr(&out)
+    );
     // The link itself may be copied: it is an entry of the root.
-    let out = server.client(["cp".as_ref(), enclave(&root.join("escape")).as_ref(), work.path().join("link").as_os_str()]);
+    let out = server.client([
+        "cp".as_ref(),
+        enclave(&root.join("escape")).as_ref(),
+        work.path().join("link").as_os_str(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!work.path().join("got").exists());
 }
@@ -256,22 +431,31 @@ fn interrupted_upload_leaves_nothing_behind() {
     fs::create_dir(&remote).unwrap();
     let mut child = server
         .cmd()
-        .args(["cp".as_ref(), big.as_os_str(), format!("enclave:{}", remote.join("big").display()).as_ref()])
+        .args([
+            "cp".as_ref(),
+            big.as_os_str(),
+            format!("enclave:{}", remote.join("big").display()).as_ref(),
+        ])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || !temp_leftovers(&remote).is_empty()),
+        eventually(Duration::from_secs(30), || !temp_leftovers(&remote)
+            .is_empty()),
         "the transfer never started"
     );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || temp_leftovers(&remote).is_empty()),
+        eventually(Duration::from_secs(10), || temp_leftovers(&remote)
+            .is_empty()),
         "temporary copy left: {:?}",
         temp_leftovers(&remote)
     );
-    assert!(!remote.join("big").exists(), "a partial file was put in place");
+    assert!(
+        !remote.join("big").exists(),
+        "a partial file was put in place"
+    );
     server.assert_serving();
 }
 
@@ -283,20 +467,32 @@ fn interrupted_download_leaves_nothing_behind() {
     let work = tempfile::tempdir().unwrap();
     let mut child = server
         .cmd()
-        .args(["cp".as_ref(), format!("enclave:{}", big.display()).as_ref(), work.path().join("big").as_os_str()])
+        .args([
+            "cp".as_ref(),
+            format!("enclave:{}", big.display()).as_ref(),
+            work.path().join("big").as_os_str(),
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || !temp_leftovers(work.path()).is_empty()),
+        eventually(Duration::from_secs(30), || !temp_leftovers(work.path())
+            .is_empty()),
         "the transfer never started"
     );
     drop(server);
     let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "an interrupted download reported success");
+    assert!(
+        !out.status.success(),
+        "an interrupted download reported success"
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
-    assert!(temp_leftovers(work.path()).is_empty(), "{:?}", temp_leftovers(work.path()));
+    assert!(
+        temp_leftovers(work.path()).is_empty(),
+        "{:?}",
+        temp_leftovers(work.path())
+    );
     assert!(!work.path().join("big").exists());
 }
 
@@ -312,7 +508,11 @@ fn many_clients_copy_at_once() {
             write_pattern(&src, 1_000_000 + i, i);
             let child = server
                 .cmd()
-                .args(["cp".as_ref(), src.as_os_str(), format!("enclave:{}", remote.display()).as_ref()])
+                .args([
+                    "cp".as_ref(),
+                    src.as_os_str(),
+                    format!("enclave:{}", remote.display()).as_ref(),
+                ])
                 .stdin(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -324,6 +524,9 @@ fn many_clients_copy_at_once() {
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let name = src.file_name().unwrap();
-        assert_eq!(common::digest_file(&remote.join(name)), common::digest_file(&src));
+        assert_eq!(
+            common::digest_file(&remote.join(name)),
+            common::digest_file(&src)
+        );
     }
 }

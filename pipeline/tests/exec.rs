@@ -30,8 +30,14 @@ fn exit_codes_over_unix_and_tcp() {
 #[test]
 fn death_by_signal_is_128_plus_n() {
     let server = Server::start(&[]);
-    assert_eq!(code(&server.client(["run", "--", "sh", "-c", "kill -9 $$"])), 137);
-    assert_eq!(code(&server.client(["run", "--", "sh", "-c", "kill -TERM $$"])), 143);
+    assert_eq!(
+        code(&server.client(["run", "--", "sh", "-c", "kill -9 $$"])),
+        137
+    );
+    assert_eq!(
+        code(&server.client(["run", "--", "sh", "-c", "kill -TERM $$"])),
+        143
+    );
 }
 
 #[test]
@@ -39,12 +45,20 @@ fn missing_and_non_executable_commands() {
     let server = Server::start(&[]);
     let out = server.client(["run", "--", "no-such-command-xyz"]);
     assert_eq!(code(&out), 127);
-    assert!(stderr(&out).contains("command not found: no-such-command-xyz"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("command not found: no-such-command-xyz"),
+        "{}",
+        stderr(&out)
+    );
     let script = server.dir.path().join("script.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
     let out = server.client(["run", "--", script.to_str().unwrap()]);
     assert_eq!(code(&out), 126, "{}", stderr(&out));
-    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -55,7 +69,10 @@ fn timeout_kills_the_process_group() {
     let out = server.client(["run", "--timeout", "0.3", "--", "sh", "-c", &script]);
     assert_eq!(code(&out), 124);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(!marker.exists(), "a background process of the timed-out command survived");
+    assert!(
+        !marker.exists(),
+        "a background process of the timed-out command survived"
+    );
 }
 
 #[test]
@@ -71,7 +88,10 @@ fn output_is_streamed_while_the_command_runs() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "first");
     // The remote command is still sleeping: the line came before the end.
-    assert!(child.try_wait().unwrap().is_none(), "output was held back until the command ended");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "output was held back until the command ended"
+    );
     assert_eq!(lines.next().unwrap().unwrap(), "second");
     assert!(child.wait().unwrap().success());
 }
@@ -114,9 +134,15 @@ fn large_output_arrives_complete() {
     let server = Server::start(&[]);
     let out = server.client(["run", "--", "seq", "1", "3000000"]);
     assert!(out.status.success());
-    let local = std::process::Command::new("seq").args(["1", "3000000"]).output().unwrap();
+    let local = std::process::Command::new("seq")
+        .args(["1", "3000000"])
+        .output()
+        .unwrap();
     assert_eq!(out.stdout.len(), local.stdout.len());
-    assert!(out.stdout == local.stdout, "output differs from a local run");
+    assert!(
+        out.stdout == local.stdout,
+        "output differs from a local run"
+    );
 }
 
 #[test]
@@ -135,7 +161,10 @@ fn a_command_that_ignores_stdin_does_not_deadlock() {
     let big = vec![b'x'; 16 * 1024 * 1024];
     let out = server.client_with_stdin(["run", "--", "seq", "1", "1000000"], &big);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(out.stdout.iter().filter(|&&b| b == b'\n').count(), 1_000_000);
+    assert_eq!(
+        out.stdout.iter().filter(|&&b| b == b'\n').count(),
+        1_000_000
+    );
 }
 
 #[test]
@@ -172,7 +201,9 @@ fn client_signals_reach_the_remote_command() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line, "ready\n");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -189,10 +220,15 @@ fn no_wait_returns_the_pid_and_leaves_no_zombie() {
     assert!(out.status.success(), "{}", stderr(&out));
     let pid: u32 = stdout(&out).trim().parse().unwrap();
     let status_path = format!("/proc/{pid}/status");
-    assert!(std::path::Path::new(&status_path).exists(), "the command is not running");
+    assert!(
+        std::path::Path::new(&status_path).exists(),
+        "the command is not running"
+    );
     // Once it ends, the server reaps it: the process entry disappears
     // instead of lingering as a zombie.
-    let gone = eventually(Duration::from_secs(10), || !std::path::Path::new(&status_path).exists());
+    let gone = eventually(Duration::from_secs(10), || {
+        !std::path::Path::new(&status_path).exists()
+    });
     let state = std::fs::read_to_string(&status_path).unwrap_or_default();
     assert!(gone, "process {pid} not reaped: {state}");
 }
@@ -231,7 +267,15 @@ fn connection_failure_is_exit_69_and_names_the_address() {
     let dir = tempfile::tempdir().unwrap();
     let addr = format!("unix:{}", dir.path().join("none.sock").display());
     let out = std::process::Command::new(common::BIN)
-        .args(["run", "--connect-attempts", "1", "--addr", &addr, "--", "true"])
+        .args([
+            "run",
+            "--connect-attempts",
+            "1",
+            "--addr",
+            &addr,
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     assert_eq!(code(&out), 69);
@@ -240,7 +284,11 @@ fn connection_failure_is_exit_69_and_names_the_address() {
 
 #[test]
 fn usage_errors_are_exit_64() {
-    let out = std::process::Command::new(common::BIN).args(["run", "--", "true"]).env_remove("PIPELINE_ADDR").output().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--", "true"])
+        .env_remove("PIPELINE_ADDR")
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 64, "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.yaml");
@@ -259,7 +307,14 @@ fn config_file_supplies_the_address() {
     let config = server.dir.path().join("pipeline.yaml");
     std::fs::write(&config, format!("addr: {}\n", server.addr)).unwrap();
     let out = std::process::Command::new(common::BIN)
-        .args(["--config", config.to_str().unwrap(), "run", "--", "echo", "via config"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--",
+            "echo",
+            "via config",
+        ])
         .env_remove("PIPELINE_ADDR")
         .stdin(Stdio::null())
         .output()
@@ -274,7 +329,13 @@ fn thirty_two_concurrent_clients() {
         .map(|i| {
             server
                 .cmd()
-                .args(["run", "--", "sh", "-c", &format!("sleep 0.2; echo client{i}")])
+                .args([
+                    "run",
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("sleep 0.2; echo client{i}"),
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .spawn()

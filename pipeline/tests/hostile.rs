@@ -26,7 +26,9 @@ fn encode(message: &Message) -> Vec<u8> {
 }
 
 fn data(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Frame::data_header(Channel::FileData, bytes.len()).unwrap().to_vec();
+    let mut out = Frame::data_header(Channel::FileData, bytes.len())
+        .unwrap()
+        .to_vec();
     out.extend_from_slice(bytes);
     out
 }
@@ -162,14 +164,19 @@ fn put(dest: &Path) -> Vec<u8> {
     let mut out = hello();
     out.extend(encode(&Message::Put(PutRequest {
         dest: ByteBuf::from(dest.as_os_str().as_encoded_bytes().to_vec()),
-        placement: Placement::Exact { create_parents: false },
+        placement: Placement::Exact {
+            create_parents: false,
+        },
     })));
-    out.extend(encode(&Message::TreeBegin(TreeBegin { entries: 3, bytes: 4 })));
+    out.extend(encode(&Message::TreeBegin(TreeBegin {
+        entries: 3,
+        bytes: 4,
+    })));
     out
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    *blake3::hash(bytes).as_bytes()
+fn digest(bytes: &[u8]) -> [u8; 16] {
+    pipeline::digest::ContentDigest::of(bytes)
 }
 
 #[tokio::test]
@@ -181,12 +188,18 @@ async fn traversal_and_corruption_in_uploads_are_refused() {
 
     let cases: Vec<(Vec<Message>, ErrorCode, &str)> = vec![
         (
-            vec![entry("", EntryKind::Directory), entry("../escape", EntryKind::Directory)],
+            vec![
+                entry("", EntryKind::Directory),
+                entry("../escape", EntryKind::Directory),
+            ],
             ErrorCode::PathRefused,
             "\"..\"",
         ),
         (
-            vec![entry("", EntryKind::Directory), entry("/etc/evil", EntryKind::Directory)],
+            vec![
+                entry("", EntryKind::Directory),
+                entry("/etc/evil", EntryKind::Directory),
+            ],
             ErrorCode::PathRefused,
             "absolute",
         ),
@@ -206,12 +219,19 @@ async fn traversal_and_corruption_in_uploads_are_refused() {
             "does not follow a directory",
         ),
         (
-            vec![entry("", EntryKind::Directory), entry("missing-parent/file", EntryKind::File { size: 0 })],
+            vec![
+                entry("", EntryKind::Directory),
+                entry("missing-parent/file", EntryKind::File { size: 0 }),
+            ],
             ErrorCode::PathRefused,
             "does not follow a directory",
         ),
         (
-            vec![entry("", EntryKind::Directory), entry("a", EntryKind::Directory), entry("a", EntryKind::Directory)],
+            vec![
+                entry("", EntryKind::Directory),
+                entry("a", EntryKind::Directory),
+                entry("a", EntryKind::Directory),
+            ],
             ErrorCode::Io,
             "exists",
         ),
@@ -244,7 +264,9 @@ async fn traversal_and_corruption_in_uploads_are_refused() {
         let mut bytes = put(&dest);
         bytes.extend(encode(&entry("", EntryKind::File { size })));
         bytes.extend(data(content));
-        bytes.extend(encode(&Message::FileEnd { digest: sent_digest }));
+        bytes.extend(encode(&Message::FileEnd {
+            digest: sent_digest,
+        }));
         bytes.extend(encode(&Message::TreeEnd));
         let (got, message) = error_for(&server, &bytes).await;
         assert_eq!(got, ErrorCode::Corrupted, "{message}");
@@ -262,13 +284,17 @@ async fn traversal_and_corruption_in_uploads_are_refused() {
     drop(stream);
     let base_clone = base.clone();
     let clean = tokio::task::spawn_blocking(move || {
-        common::eventually(std::time::Duration::from_secs(10), || temp_leftovers(&base_clone).is_empty())
+        common::eventually(std::time::Duration::from_secs(10), || {
+            temp_leftovers(&base_clone).is_empty()
+        })
     })
     .await
     .unwrap();
     assert!(clean, "{:?}", temp_leftovers(&base));
     assert!(!dest.exists());
-    tokio::task::spawn_blocking(move || server.assert_serving()).await.unwrap();
+    tokio::task::spawn_blocking(move || server.assert_serving())
+        .await
+        .unwrap();
 }
 
 /// A hostile server: answers any download with the given tree stream.
@@ -283,7 +309,10 @@ async fn hostile_server(socket: &Path, messages: Vec<Message>) -> tokio::task::J
             server: "hostile".into(),
             exec_allowed: false,
         });
-        out.extend(encode(&Message::TreeBegin(TreeBegin { entries: 0, bytes: 0 })));
+        out.extend(encode(&Message::TreeBegin(TreeBegin {
+            entries: 0,
+            bytes: 0,
+        })));
         for message in &messages {
             out.extend(encode(message));
         }
@@ -300,7 +329,10 @@ async fn names_sent_back_by_the_enclave_cannot_escape() {
     let victim = work.path().join("victim");
     fs::create_dir(&victim).unwrap();
     let cases = [
-        vec![entry("", EntryKind::Directory), entry("../../escaped", EntryKind::File { size: 0 })],
+        vec![
+            entry("", EntryKind::Directory),
+            entry("../../escaped", EntryKind::File { size: 0 }),
+        ],
         vec![
             entry("", EntryKind::Directory),
             entry(
@@ -311,7 +343,10 @@ async fn names_sent_back_by_the_enclave_cannot_escape() {
             ),
             entry("link/escaped", EntryKind::File { size: 0 }),
         ],
-        vec![entry("", EntryKind::Directory), entry("/abs/escaped", EntryKind::File { size: 0 })],
+        vec![
+            entry("", EntryKind::Directory),
+            entry("/abs/escaped", EntryKind::File { size: 0 }),
+        ],
     ];
     for (i, messages) in cases.into_iter().enumerate() {
         let socket = work.path().join(format!("hostile{i}.sock"));
@@ -321,17 +356,34 @@ async fn names_sent_back_by_the_enclave_cannot_escape() {
         let local_clone = local.clone();
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(common::BIN)
-                .args(["recv-dir", "--addr", &addr, "--remotedir", "/data", "--localdir"])
+                .args([
+                    "recv-dir",
+                    "--addr",
+                    &addr,
+                    "--remotedir",
+                    "/data",
+                    "--localdir",
+                ])
                 .arg(&local_clone)
                 .output()
                 .unwrap()
         })
         .await
         .unwrap();
-        assert!(!out.status.success(), "case {i}: a hostile tree was accepted");
-        assert!(stderr(&out).contains("refused") || stderr(&out).contains("does not follow"), "case {i}: {}", stderr(&out));
+        assert!(
+            !out.status.success(),
+            "case {i}: a hostile tree was accepted"
+        );
+        assert!(
+            stderr(&out).contains("refused") || stderr(&out).contains("does not follow"),
+            "case {i}: {}",
+            stderr(&out)
+        );
         assert!(!local.exists(), "case {i}: partial download left");
-        assert!(fs::read_dir(&victim).unwrap().next().is_none(), "case {i}: wrote outside");
+        assert!(
+            fs::read_dir(&victim).unwrap().next().is_none(),
+            "case {i}: wrote outside"
+        );
         assert!(!work.path().join("escaped").exists());
         assert!(temp_leftovers(work.path()).is_empty());
         hostile.abort();

@@ -43,7 +43,8 @@ pub async fn upload(
         progress,
     );
     // The server may refuse before the tree is through: watch for that.
-    tokio::select! {
+    let answer = tokio::select! {
+        biased;
         sent = sending => {
             if let Err(err) = sent {
                 if !err.connection_lost() {
@@ -57,15 +58,13 @@ pub async fn upload(
                     _ => err,
                 });
             }
+            reader.next_message("the server's answer").await?
         }
-        early = reader.next_message("the server's answer") => {
-            return Err(match early {
-                Err(err) => err,
-                Ok(other) => Error::local(ErrorCode::Protocol, format!("unexpected {} during the upload", other.name())),
-            });
-        }
-    }
-    match reader.next_message("the server's answer").await? {
+        // The server may answer before the sending side has wound down: a
+        // refusal at any time, or the confirmation right after the last frame.
+        early = reader.next_message("the server's answer") => early?,
+    };
+    match answer {
         Message::Done(summary) => Ok(summary),
         other => Err(Error::local(
             ErrorCode::Protocol,

@@ -28,7 +28,8 @@ pub enum Channel {
 }
 
 impl Channel {
-    fn from_kind(kind: u8) -> Option<Self> {
+    /// The channel a frame kind byte names, if any.
+    pub fn from_kind(kind: u8) -> Option<Self> {
         match kind {
             1 => Some(Channel::FileData),
             2 => Some(Channel::Stdout),

@@ -56,8 +56,8 @@ pub enum Message {
     Entry(EntryMeta),
     /// End of the current file's content.
     FileEnd {
-        /// BLAKE3 digest of the content.
-        digest: [u8; 32],
+        /// XXH3-128 digest of the content (see [`crate::digest`]).
+        digest: [u8; crate::digest::DIGEST_LEN],
     },
     /// End of the tree stream.
     TreeEnd,

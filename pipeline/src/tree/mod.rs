@@ -5,7 +5,7 @@
 //! TreeBegin{entries, bytes}
 //! Entry{path: "", ...}                    the root (file, directory or symlink)
 //! Entry{path: "a/b", kind: File{size}}    then `size` bytes of FileData frames,
-//! FileEnd{digest}                         then the BLAKE3 digest of those bytes
+//! FileEnd{digest}                         then the digest of those bytes
 //! ...                                     parents always before children
 //! TreeEnd
 //! ```
@@ -25,7 +25,9 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
+use crate::buffers::BufferPool;
 use crate::connection::{FrameReader, FrameWriter};
+use crate::defs::DATA_CHUNK_LEN;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -44,7 +46,7 @@ pub enum TreeItem {
     /// Content of the current file.
     Data(Bytes),
     /// End of the current file, with its digest.
-    FileEnd([u8; 32]),
+    FileEnd([u8; crate::digest::DIGEST_LEN]),
     /// End of the tree.
     End,
 }
@@ -65,8 +67,10 @@ where
     W: AsyncWrite + Unpin,
 {
     let (tx, mut rx) = mpsc::channel(PIPELINE_DEPTH);
-    let walker =
-        tokio::task::spawn_blocking(move || walk::walk_tree(&source, follow_root, expect, &tx));
+    let pool = BufferPool::new(DATA_CHUNK_LEN, PIPELINE_DEPTH + 2);
+    let walker = tokio::task::spawn_blocking(move || {
+        walk::walk_tree(&source, follow_root, expect, &pool, &tx)
+    });
     let forwarded = async {
         while let Some(item) = rx.recv().await {
             match item {

@@ -12,12 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 
 use super::TreeItem;
-use crate::defs::DATA_CHUNK_LEN;
+use crate::buffers::BufferPool;
+use crate::digest::ContentDigest;
 use crate::error::Error;
 use crate::protocol::{EntryKind, EntryMeta, ErrorCode, Expect, TreeBegin};
 
@@ -26,6 +26,7 @@ pub fn walk_tree(
     root: &Path,
     follow_root: bool,
     expect: Expect,
+    pool: &BufferPool,
     tx: &mpsc::Sender<TreeItem>,
 ) -> Result<(), Error> {
     let meta = if follow_root {
@@ -54,7 +55,9 @@ pub fn walk_tree(
         };
         send(tx, TreeItem::Entry(entry))?;
         match kind {
-            EntryKind::File { size } => send_file(&path, size, rel.is_empty() && follow_root, tx)?,
+            EntryKind::File { size } => {
+                send_file(&path, size, rel.is_empty() && follow_root, pool, tx)?
+            }
             EntryKind::Directory => {
                 for (name, child_meta) in sorted_children(&path)?.into_iter().rev() {
                     let mut child_rel = rel.clone();
@@ -148,6 +151,7 @@ fn send_file(
     path: &Path,
     size: u64,
     follow: bool,
+    pool: &BufferPool,
     tx: &mpsc::Sender<TreeItem>,
 ) -> Result<(), Error> {
     let read_err = |err| Error::io(format_args!("cannot read {}", path.display()), err);
@@ -167,25 +171,28 @@ fn send_file(
             ),
         ));
     }
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = ContentDigest::new();
     let mut left = size;
     while left > 0 {
-        let want = left.min(DATA_CHUNK_LEN as u64);
-        // read_to_end fills the spare capacity without zeroing it first.
-        let mut chunk = Vec::with_capacity(want as usize);
-        (&mut file)
-            .take(want)
-            .read_to_end(&mut chunk)
-            .map_err(read_err)?;
-        if (chunk.len() as u64) < want {
-            return Err(Error::local(
-                ErrorCode::Io,
-                format!("{} shrank while being read", path.display()),
-            ));
+        let want = left.min(pool.chunk_len() as u64) as usize;
+        let mut chunk = pool.get();
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut chunk[filled..want]) {
+                Ok(0) => {
+                    return Err(Error::local(
+                        ErrorCode::Io,
+                        format!("{} shrank while being read", path.display()),
+                    ));
+                }
+                Ok(n) => filled += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(read_err(err)),
+            }
         }
-        hasher.update(&chunk);
-        left -= want;
-        send(tx, TreeItem::Data(Bytes::from(chunk)))?;
+        hasher.update(&chunk[..want]);
+        left -= want as u64;
+        send(tx, TreeItem::Data(chunk.freeze(want)))?;
     }
-    send(tx, TreeItem::FileEnd(*hasher.finalize().as_bytes()))
+    send(tx, TreeItem::FileEnd(hasher.finish()))
 }

@@ -4,7 +4,7 @@
 //! Every entry name is validated ([`paths::safe_relative`]), and an entry's
 //! parent must be a directory created by this same stream: a symlink sent
 //! earlier is never followed, nothing is created outside the temporary tree.
-//! Each file's size and BLAKE3 digest are checked before it counts as
+//! Each file's size and digest are checked before it counts as
 //! received; any failure removes the temporary tree.
 
 use std::collections::HashSet;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::TreeItem;
 use super::place::{self, RemoveOnDrop, Target};
+use crate::digest::ContentDigest;
 use crate::error::Error;
 use crate::paths;
 use crate::policy::Policy;
@@ -248,7 +249,7 @@ fn write_file(
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(write_err)?;
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = ContentDigest::new();
     let mut received: u64 = 0;
     let name = String::from_utf8_lossy(&meta.path);
     loop {
@@ -269,7 +270,7 @@ fn write_file(
                         "file {name:?}: {received} of {size} bytes received"
                     )));
                 }
-                if *hasher.finalize().as_bytes() != digest {
+                if hasher.finish() != digest {
                     return Err(corrupted(format!(
                         "file {name:?}: content does not match its digest"
                     )));

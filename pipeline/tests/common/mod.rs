@@ -77,7 +77,12 @@ impl Server {
     /// The server is alive and answers a request.
     pub fn assert_serving(&self) {
         let out = self.client(["run", "--", "true"]);
-        assert!(out.status.success(), "server stopped serving: {}\n{}", stderr(&out), self.log());
+        assert!(
+            out.status.success(),
+            "server stopped serving: {}\n{}",
+            stderr(&out),
+            self.log()
+        );
     }
 
     /// A client command against this server.
@@ -132,7 +137,11 @@ impl Drop for Server {
 }
 
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn peak_rss_kib(pid: u32) -> u64 {
@@ -185,13 +194,20 @@ pub fn snapshot(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let path = if rel.as_os_str().is_empty() { root.to_owned() } else { root.join(&rel) };
+        let path = if rel.as_os_str().is_empty() {
+            root.to_owned()
+        } else {
+            root.join(&rel)
+        };
         let meta = std::fs::symlink_metadata(&path).unwrap();
         let ft = meta.file_type();
         let detail = if ft.is_symlink() {
             format!("link -> {}", std::fs::read_link(&path).unwrap().display())
         } else if ft.is_dir() {
-            let mut names: Vec<_> = std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let mut names: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             names.sort();
             for name in names {
                 stack.push(rel.join(name));
@@ -200,8 +216,17 @@ pub fn snapshot(root: &Path) -> Vec<String> {
         } else {
             format!("file {} {:02x?}", meta.len(), &digest_file(&path)[..6])
         };
-        let mode = if ft.is_symlink() { 0 } else { meta.mode() & 0o7777 };
-        out.push(format!("{} {detail} mode={mode:o} mtime={}.{}", rel.display(), meta.mtime(), meta.mtime_nsec()));
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            meta.mode() & 0o7777
+        };
+        out.push(format!(
+            "{} {detail} mode={mode:o} mtime={}.{}",
+            rel.display(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
     }
     out.sort();
     out
@@ -212,7 +237,9 @@ pub fn temp_leftovers(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".pipeline-tmp-") {

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Pipeline benchmark, side by side with the reference tools in one run:
+#   - copy 1 GiB over a unix: socket, up and down, against socat moving the
+#     same bytes over the same kind of socket;
+#   - latency of `pipeline run -- true` against a local `sh -c true`.
+# Prints a table with ratios; figures go to the README's performance section.
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tools/functions
+source "$ROOT_DIR/tools/functions"
+
+SIZE_MIB=${SIZE_MIB:-1024}
+RUNS=${RUNS:-5}
+EXEC_RUNS=${EXEC_RUNS:-300}
+
+ensure_apt socat hyperfine jq
+cd "$ROOT_DIR"
+cargo build --release --locked -p pipeline >&2
+PIPELINE="$ROOT_DIR/target/release/pipeline"
+
+WORK=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say "writing a ${SIZE_MIB} MiB input file"
+head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/in.bin"
+
+"$PIPELINE" listen --addr "unix:$WORK/pipeline.sock" 2>"$WORK/server.log" &
+SERVER_PID=$!
+for _ in $(seq 100); do [ -S "$WORK/pipeline.sock" ] && break; sleep 0.05; done
+export PIPELINE_ADDR="unix:$WORK/pipeline.sock"
+
+# socat, default buffer (8 KiB) and with the pipeline's chunk size (256 KiB).
+RAW="socat -u OPEN:$WORK/in.bin UNIX-CONNECT:$WORK/raw.sock,retry=400,interval=0.005"
+RAW_SINK="socat -u UNIX-LISTEN:$WORK/raw.sock,unlink-early OPEN:$WORK/raw.out,creat,trunc"
+hyperfine --style basic --runs "$RUNS" --warmup 1 \
+    --prepare "rm -f $WORK/raw.out $WORK/up.out $WORK/down.out" \
+    --export-json "$WORK/copy.json" \
+    -n "socat (8 KiB buffer)" "$RAW_SINK & $RAW; wait" \
+    -n "socat (256 KiB buffer)" "${RAW_SINK/socat -u/socat -u -b 262144} & ${RAW/socat -u/socat -u -b 262144}; wait" \
+    -n "pipeline cp up" "$PIPELINE cp -q $WORK/in.bin enclave:$WORK/up.out" \
+    -n "pipeline cp down" "$PIPELINE cp -q enclave:$WORK/in.bin $WORK/down.out" >&2
+
+# The timed runs removed their outputs: copy once more and compare the bytes.
+"$PIPELINE" cp -q "$WORK/in.bin" "enclave:$WORK/up.out"
+"$PIPELINE" cp -q "enclave:$WORK/in.bin" "$WORK/down.out"
+cmp "$WORK/in.bin" "$WORK/up.out"
+cmp "$WORK/in.bin" "$WORK/down.out"
+rm -f "$WORK/up.out" "$WORK/down.out" "$WORK/raw.out"
+
+hyperfine --style basic -N --runs "$EXEC_RUNS" --warmup 20 \
+    --export-json "$WORK/exec.json" \
+    -n "sh -c true (local)" "sh -c true" \
+    -n "pipeline run -- true" "$PIPELINE run --no-stdin -- true" >&2
+
+mean() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .mean' "$1"; }
+mbps() { awk -v s="$SIZE_MIB" -v t="$1" 'BEGIN { printf "%.0f", s * 1.048576 / t }'; }
+
+raw8=$(mean "$WORK/copy.json" "socat (8 KiB buffer)")
+raw256=$(mean "$WORK/copy.json" "socat (256 KiB buffer)")
+up=$(mean "$WORK/copy.json" "pipeline cp up")
+down=$(mean "$WORK/copy.json" "pipeline cp down")
+best_raw=$(awk -v a="$raw8" -v b="$raw256" 'BEGIN { print (a < b) ? a : b }')
+local_exec=$(mean "$WORK/exec.json" "sh -c true (local)")
+remote_exec=$(mean "$WORK/exec.json" "pipeline run -- true")
+
+echo
+echo "## pipeline benchmark ($(nproc) cores, ${SIZE_MIB} MiB over unix:, $(date -u +%F))"
+echo
+echo "| what | time | MB/s | ratio to fastest socat |"
+echo "| --- | --- | --- | --- |"
+for pair in "socat (8 KiB buffer):$raw8" "socat (256 KiB buffer):$raw256" "pipeline cp up:$up" "pipeline cp down:$down"; do
+    name=${pair%%:*}
+    t=${pair##*:}
+    awk -v n="$name" -v t="$t" -v b="$best_raw" -v m="$(mbps "$t")" \
+        'BEGIN { printf "| %s | %.3f s | %s | %.2f |\n", n, t, m, b / t }'
+done
+echo
+echo "| what | mean latency |"
+echo "| --- | --- |"
+awk -v t="$local_exec" 'BEGIN { printf "| sh -c true (local) | %.2f ms |\n", t * 1000 }'
+awk -v t="$remote_exec" 'BEGIN { printf "| pipeline run -- true | %.2f ms |\n", t * 1000 }'
+awk -v a="$remote_exec" -v b="$local_exec" 'BEGIN { printf "| overhead of pipeline | %.2f ms |\n", (a - b) * 1000 }'
