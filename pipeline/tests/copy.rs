@@ -465,7 +465,7 @@ fn interrupted_download_leaves_nothing_behind() {
     let big = server.dir.path().join("big");
     write_pattern(&big, 256 * 1024 * 1024, 8);
     let work = tempfile::tempdir().unwrap();
-    let mut child = server
+    let child = server
         .cmd()
         .args([
             "cp".as_ref(),
