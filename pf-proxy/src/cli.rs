@@ -65,7 +65,8 @@ pub struct LimitArgs {
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
     pub shutdown_grace: f64,
-    /// Copy buffer per direction and connection, in bytes.
+    /// Largest copy buffer per direction and connection, in bytes (buffers
+    /// start at 16 KiB and grow while a transfer fills them).
     #[arg(long, value_name = "BYTES", default_value_t = COPY_BUFFER_SIZE)]
     pub buffer_size: usize,
 }
@@ -115,17 +116,138 @@ impl LimitArgs {
 
 /// Parses the command line; bad usage exits with [`EXIT_USAGE`].
 pub fn parse<T: Parser>() -> T {
-    match T::try_parse() {
-        Ok(args) => args,
-        Err(err) => {
-            let code = if err.use_stderr() {
-                i32::from(EXIT_USAGE)
-            } else {
-                0
-            };
-            let _ = err.print();
-            std::process::exit(code);
+    T::try_parse().unwrap_or_else(|err| exit_on(&err))
+}
+
+/// Prints a clap error (or the help or version asked for) and exits:
+/// [`EXIT_USAGE`] for bad usage, 0 for `--help` and `--version`.
+fn exit_on(err: &clap::Error) -> ! {
+    let code = if err.use_stderr() {
+        i32::from(EXIT_USAGE)
+    } else {
+        0
+    };
+    let _ = err.print();
+    std::process::exit(code);
+}
+
+/// The proxies that take one `--ip-addr` and one `--vsock-addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairProxy {
+    /// `vsock-to-ip`: listen on vsock, connect to a fixed TCP address.
+    VsockToIp,
+    /// `ip-to-vsock`: listen on TCP, connect to a fixed vsock address.
+    IpToVsock,
+    /// `ip-to-vsock-transparent`: enclave side of transparent egress.
+    IpToVsockTransparent,
+    /// `transparent-port-to-vsock`: host side of transparent ingress.
+    TransparentPortToVsock,
+}
+
+/// The flags of a [`PairProxy`]; their help is set per proxy.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct PairArgs {
+    /// TCP side.
+    #[arg(short = 'i', long, value_name = "IP:PORT", value_parser = ip_addr)]
+    pub ip_addr: Address,
+    /// vsock side.
+    #[arg(short = 'v', long, value_name = "CID:PORT", value_parser = vsock_addr)]
+    pub vsock_addr: Address,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub limits: LimitArgs,
+}
+
+impl PairProxy {
+    /// Binary name, one-line description, `--ip-addr` help, `--vsock-addr` help.
+    fn texts(self) -> [&'static str; 4] {
+        match self {
+            PairProxy::VsockToIp => [
+                "vsock-to-ip",
+                "Accept on a vsock address and connect each stream to a fixed TCP address \
+                 (enclave side of ingress, host side of a fixed egress).",
+                "Where to connect: IP:PORT or any transport address.",
+                "Where to listen: CID:PORT (CID `any` for every CID) or any transport address.",
+            ],
+            PairProxy::IpToVsock => [
+                "ip-to-vsock",
+                "Accept on TCP and connect each stream to a fixed vsock address \
+                 (host side of ingress, enclave side of a fixed egress).",
+                "Where to listen: IP:PORT or any transport address.",
+                "Where to connect: CID:PORT or any transport address.",
+            ],
+            PairProxy::IpToVsockTransparent => [
+                "ip-to-vsock-transparent",
+                "Enclave side of transparent egress: forward each TCP connection redirected \
+                 here by iptables over vsock, its original destination sent first.",
+                "Where the iptables REDIRECT rule sends connections (usually 127.0.0.1:8888).",
+                "The host's vsock-to-ip-transparent (usually 3:8888): CID:PORT or any transport address.",
+            ],
+            PairProxy::TransparentPortToVsock => [
+                "transparent-port-to-vsock",
+                "Host side of transparent ingress: forward each TCP connection redirected \
+                 here by iptables to the same port in the enclave.",
+                "Where the iptables REDIRECT rule sends connections (usually 0.0.0.0:8000).",
+                "The enclave: CID:PORT or any transport address; its port is replaced by each \
+                 connection's original destination port (`unix:PATH` becomes `unix:PATH_PORT`).",
+            ],
         }
+    }
+
+    /// The proxy's configuration from its flags.
+    pub fn config(self, args: PairArgs, limits: Limits) -> ProxyConfig {
+        use crate::proxy::Mode;
+        let (listen, mode) = match self {
+            PairProxy::VsockToIp => (
+                args.vsock_addr,
+                Mode::Forward {
+                    target: args.ip_addr,
+                },
+            ),
+            PairProxy::IpToVsock => (
+                args.ip_addr,
+                Mode::Forward {
+                    target: args.vsock_addr,
+                },
+            ),
+            PairProxy::IpToVsockTransparent => (
+                args.ip_addr,
+                Mode::TransparentOut {
+                    target: args.vsock_addr,
+                },
+            ),
+            PairProxy::TransparentPortToVsock => (
+                args.ip_addr,
+                Mode::PortToVsock {
+                    target: args.vsock_addr,
+                },
+            ),
+        };
+        ProxyConfig {
+            listen,
+            mode,
+            limits,
+        }
+    }
+
+    /// The whole program: parse the flags, log to stderr, run until SIGTERM.
+    pub fn main(self) -> ExitCode {
+        use clap::{CommandFactory, FromArgMatches};
+        let [name, about, ip_help, vsock_help] = self.texts();
+        let command = PairArgs::command()
+            .name(name)
+            .bin_name(name)
+            .about(about)
+            .mut_arg("ip_addr", |arg| arg.help(ip_help))
+            .mut_arg("vsock_addr", |arg| arg.help(vsock_help));
+        let args = command
+            .try_get_matches()
+            .and_then(|matches| PairArgs::from_arg_matches(&matches))
+            .unwrap_or_else(|err| exit_on(&err));
+        init_tracing();
+        let limits = args.limits.clone();
+        run_proxy(&limits, |limits| Ok(self.config(args, limits)))
     }
 }
 
@@ -191,11 +313,24 @@ pub fn run_proxy<B>(limits: &LimitArgs, build: B) -> ExitCode
 where
     B: FnOnce(Limits) -> Result<ProxyConfig, Box<dyn std::error::Error>>,
 {
+    run_configured(limits, build, proxy::run)
+}
+
+/// Validates the limit flags, builds a configuration with them (an error
+/// there is a configuration error, exit 64), and runs `main` with it until
+/// SIGTERM or SIGINT.
+pub fn run_configured<C, B, M, Fut, E>(limits: &LimitArgs, build: B, main: M) -> ExitCode
+where
+    B: FnOnce(Limits) -> Result<C, Box<dyn std::error::Error>>,
+    M: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error,
+{
     let config = match limits.limits().map_err(Into::into).and_then(build) {
         Ok(config) => config,
         Err(err) => return usage_error(err.as_ref()),
     };
-    run(|shutdown| proxy::run(config, shutdown))
+    run(|shutdown| main(config, shutdown))
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {
@@ -218,6 +353,33 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clap_definition_is_valid_and_maps_each_proxy() {
+        use clap::CommandFactory;
+        PairArgs::command().debug_assert();
+        let args = |proxy: PairProxy| {
+            let parsed =
+                PairArgs::try_parse_from(["x", "-i", "127.0.0.1:80", "-v", "3:80"]).unwrap();
+            proxy.config(parsed, Limits::default())
+        };
+        assert_eq!(
+            args(PairProxy::VsockToIp).listen,
+            Address::vsock(3, 80),
+            "vsock-to-ip listens on vsock"
+        );
+        for proxy in [
+            PairProxy::IpToVsock,
+            PairProxy::IpToVsockTransparent,
+            PairProxy::TransparentPortToVsock,
+        ] {
+            assert_eq!(
+                args(proxy).listen.to_string(),
+                "tcp:127.0.0.1:80",
+                "{proxy:?}"
+            );
+        }
+    }
 
     #[test]
     fn sentient_pairs_and_transport_addresses() {

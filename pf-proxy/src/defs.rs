@@ -35,9 +35,13 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Time open connections get to finish after SIGTERM before they are cut.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Copy buffer of one direction of one connection: with two directions this
-/// bounds the proxy's own memory per connection.
-pub const COPY_BUFFER_SIZE: usize = 64 * 1024;
+/// Largest copy buffer of one direction of one connection: with two
+/// directions this bounds the proxy's own memory per connection.
+pub const COPY_BUFFER_SIZE: usize = 256 * 1024;
+
+/// First copy buffer of one direction of one connection; it doubles while
+/// reads fill it, up to the largest.
+pub const INITIAL_COPY_BUFFER: usize = 16 * 1024;
 
 /// Longest wait for a hybrid-vsock peer to take the last bytes written before
 /// the socket is closed (closing earlier could lose them in the VMM).

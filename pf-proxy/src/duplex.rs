@@ -1,9 +1,12 @@
 //! Bidirectional copy between two streams, passing half-close through.
 //!
-//! Each direction reads into its own fixed buffer of
-//! [`COPY_BUFFER_SIZE`](crate::defs::COPY_BUFFER_SIZE) bytes and writes it out
-//! before reading again, so a connection never holds more than two buffers
-//! and a slow reader slows its writer down (backpressure).
+//! Each direction reads into its own buffer and writes it out before
+//! reading again, so a slow reader slows its writer down (backpressure).
+//! The buffer starts at [`INITIAL_COPY_BUFFER`] bytes and doubles each time a
+//! read fills it, up to the maximum given (by default
+//! [`COPY_BUFFER_SIZE`](crate::defs::COPY_BUFFER_SIZE)): quiet connections
+//! cost little, bulk transfers make few system calls, and no connection
+//! ever holds more than two maximum-size buffers.
 //!
 //! When one side ends its stream (EOF), the other side's write half is shut
 //! down, so the peer sees the end of stream while the opposite direction
@@ -27,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use transport::Stream;
 
-use crate::defs::{HVSOCK_DRAIN_POLL, HVSOCK_DRAIN_TIMEOUT};
+use crate::defs::{HVSOCK_DRAIN_POLL, HVSOCK_DRAIN_TIMEOUT, INITIAL_COPY_BUFFER};
 
 /// Bytes moved by a finished [`duplex`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,23 +60,27 @@ pub enum DuplexError {
 /// One direction of the copy: a buffer and how far it got.
 struct Half {
     buf: Box<[u8]>,
+    max: usize,
     pos: usize,
     cap: usize,
     read_done: bool,
     done: bool,
     need_flush: bool,
+    grow: bool,
     amount: u64,
 }
 
 impl Half {
-    fn new(size: usize) -> Self {
+    fn new(max: usize) -> Self {
         Self {
-            buf: vec![0u8; size.max(1)].into_boxed_slice(),
+            buf: vec![0u8; INITIAL_COPY_BUFFER.min(max).max(1)].into_boxed_slice(),
+            max,
             pos: 0,
             cap: 0,
             read_done: false,
             done: false,
             need_flush: false,
+            grow: false,
             amount: 0,
         }
     }
@@ -88,6 +95,12 @@ impl Half {
         active: &mut bool,
     ) -> Poll<io::Result<()>> {
         loop {
+            if self.grow && self.pos == self.cap {
+                // A read filled the buffer: a bulk transfer; double it, up to the maximum.
+                let size = (self.buf.len() * 2).min(self.max);
+                self.buf = vec![0u8; size].into_boxed_slice();
+                self.grow = false;
+            }
             if self.pos == self.cap && !self.read_done {
                 let mut read_buf = ReadBuf::new(&mut self.buf);
                 match Pin::new(&mut *reader).poll_read(cx, &mut read_buf) {
@@ -99,6 +112,9 @@ impl Half {
                             self.pos = 0;
                             self.cap = n;
                             *active = true;
+                            if n == self.buf.len() && n < self.max {
+                                self.grow = true;
+                            }
                         }
                     }
                     Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -133,7 +149,7 @@ impl Half {
 
 /// Copies `a` to `b` and `b` to `a` until both directions reached end of
 /// stream, passing each end of stream on as a half-close where the
-/// transport supports it.
+/// transport supports it. Each direction's buffer grows up to `buffer_size`.
 pub async fn duplex(
     a: &mut Stream,
     b: &mut Stream,

@@ -519,6 +519,17 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_shipped_example_policy_is_valid() {
+        let policy = Policy::from_yaml(include_str!("../config/egress.example.yaml")).unwrap();
+        assert_eq!(policy.check(dst("203.0.113.7:8050")).await, Decision::Allow);
+        assert_eq!(
+            policy.check(dst("[2001:db8::10]:22")).await,
+            Decision::Allow
+        );
+        assert_eq!(policy.check(dst("203.0.113.7:22")).await, Decision::Deny);
+    }
+
     #[test]
     fn cidr_edges() {
         let all = Cidr::parse("0.0.0.0/0").unwrap();

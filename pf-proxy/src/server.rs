@@ -36,7 +36,7 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time open connections get to finish after shutdown is asked.
     pub shutdown_grace: Duration,
-    /// Copy buffer per direction and connection.
+    /// Largest copy buffer per direction and connection (buffers start small and grow).
     pub buffer_size: usize,
 }
 

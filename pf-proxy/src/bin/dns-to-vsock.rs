@@ -32,15 +32,11 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = cli::parse();
     cli::init_tracing();
-    let limits = match args.limits.limits() {
-        Ok(limits) => limits,
-        Err(err) => return cli::usage_error(&err),
-    };
     let tcp = (!args.no_tcp).then(|| Address::Tcp {
         host: args.ip_addr.ip().to_string(),
         port: args.ip_addr.port(),
     });
-    cli::run(|shutdown| {
+    cli::run_configured(&args.limits, Ok, |limits, shutdown| {
         pf_proxy::dns::run_enclave_side(args.ip_addr, tcp, args.vsock_addr, limits, shutdown)
     })
 }

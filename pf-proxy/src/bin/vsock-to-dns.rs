@@ -24,16 +24,15 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = cli::parse();
     cli::init_tracing();
-    let limits = match args.limits.limits() {
-        Ok(limits) => limits,
-        Err(err) => return cli::usage_error(&err),
-    };
-    let upstream = match args
-        .resolver
-        .map_or_else(pf_proxy::resolver::system_resolver, Ok)
-    {
-        Ok(upstream) => upstream,
-        Err(err) => return cli::usage_error(&err),
-    };
-    cli::run(|shutdown| pf_proxy::dns::run_host_side(args.vsock_addr, upstream, limits, shutdown))
+    let resolver = args.resolver;
+    cli::run_configured(
+        &args.limits,
+        |limits| {
+            let upstream = resolver.map_or_else(pf_proxy::resolver::system_resolver, Ok)?;
+            Ok((limits, upstream))
+        },
+        |(limits, upstream), shutdown| {
+            pf_proxy::dns::run_host_side(args.vsock_addr, upstream, limits, shutdown)
+        },
+    )
 }
