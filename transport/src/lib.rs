@@ -32,3 +32,8 @@ pub use connect::{ConnectOptions, connect, connect_with};
 pub use error::Error;
 pub use listener::{BindOptions, Listener, Peer};
 pub use stream::{ReadHalf, Stream, WriteHalf};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
