@@ -348,3 +348,29 @@ fn thirty_two_concurrent_clients() {
         assert_eq!(stdout(&out), format!("client{i}\n"));
     }
 }
+
+#[test]
+fn a_peer_that_is_not_a_pipeline_server_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("other.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let peer = std::thread::spawn(move || {
+        // Reads a little, then hangs up, as an unrelated service would.
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        let _ = stream.read(&mut buf);
+    });
+    let addr = format!("unix:{}", socket.display());
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--addr", &addr, "--", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    peer.join().unwrap();
+    assert_eq!(code(&out), 69, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is it a pipeline server?"),
+        "{}",
+        stderr(&out)
+    );
+}

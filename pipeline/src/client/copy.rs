@@ -24,17 +24,18 @@ pub async fn upload(
     follow_root_symlink: bool,
     progress: &Progress,
 ) -> Result<Summary, Error> {
+    let mut session = session;
+    session
+        .request(&Message::Put(PutRequest {
+            dest: paths::to_wire(remote),
+            placement,
+        }))
+        .await?;
     let Session {
         mut reader,
         mut writer,
         ..
     } = session;
-    writer
-        .write_message(&Message::Put(PutRequest {
-            dest: paths::to_wire(remote),
-            placement,
-        }))
-        .await?;
     let sending = tree::send_tree(
         &mut writer,
         absolute(local)?,
@@ -86,18 +87,15 @@ pub async fn download(
     follow_root_symlink: bool,
     progress: &Progress,
 ) -> Result<Summary, Error> {
-    let Session {
-        mut reader,
-        mut writer,
-        ..
-    } = session;
-    writer
-        .write_message(&Message::Get(GetRequest {
+    let mut session = session;
+    session
+        .request(&Message::Get(GetRequest {
             source: paths::to_wire(remote),
             follow_root_symlink,
             expect,
         }))
         .await?;
+    let Session { mut reader, .. } = session;
     tree::receive_tree(
         &mut reader,
         absolute(local)?,

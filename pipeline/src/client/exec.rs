@@ -71,11 +71,7 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let Session {
-        mut reader,
-        mut writer,
-        ..
-    } = session;
+    let mut session = session;
     let request = ExecRequest {
         argv: options.argv.iter().map(bytes).collect(),
         env: options
@@ -93,7 +89,10 @@ where
         detach: options.detach,
         stdin: stdin.is_some() && !options.detach,
     };
-    writer.write_message(&Message::Exec(request)).await?;
+    session.request(&Message::Exec(request)).await?;
+    let Session {
+        mut reader, writer, ..
+    } = session;
     let pid = match reader.next_message("the command to start").await? {
         Message::Started { pid } => pid,
         other => {

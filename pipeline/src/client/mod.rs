@@ -24,13 +24,23 @@ pub struct Client {
     connect: ConnectOptions,
 }
 
-/// A connection that completed the handshake, ready for one operation.
+/// A connection ready for one operation.
+///
+/// The greeting is sent on connect but its answer is read only with the
+/// operation's request ([`Session::request`]): the request travels right
+/// behind the greeting instead of a round trip later.
 #[derive(Debug)]
 pub struct Session {
     /// Frames from the server.
     pub reader: FrameReader<ReadHalf>,
     /// Frames to the server.
     pub writer: FrameWriter<WriteHalf>,
+    addr: Address,
+}
+
+/// What the server said about itself in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
     /// The server's name and version.
     pub server: String,
     /// The protocol version agreed.
@@ -59,14 +69,14 @@ impl Client {
         &self.addr
     }
 
-    /// Connects and runs the handshake.
+    /// Connects and sends the greeting.
     pub async fn connect(&self) -> Result<Session, Error> {
         let stream = transport::connect_with(&self.addr, &self.connect).await?;
         let (rd, wr) = stream.into_split();
         // No idle limit on reads: a command may legitimately stay silent.
-        let mut reader = FrameReader::new(rd, None);
+        let reader = FrameReader::new(rd, None);
         let mut writer = FrameWriter::new(wr);
-        let hello = async {
+        let greeting = async {
             writer.write_magic().await?;
             writer
                 .write_message(&Message::Hello {
@@ -74,27 +84,36 @@ impl Client {
                     max_version: PROTOCOL_VERSION,
                     client: CLIENT_NAME.into(),
                 })
-                .await?;
-            reader.next_message("the server's welcome").await
+                .await
         };
-        let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, hello)
+        greeting
+            .await
+            .map_err(|err| handshake_error(&self.addr, err))?;
+        Ok(Session {
+            reader,
+            writer,
+            addr: self.addr.clone(),
+        })
+    }
+}
+
+impl Session {
+    /// Sends the operation's request, then reads the server's welcome.
+    pub async fn request(&mut self, request: &Message) -> Result<ServerInfo, Error> {
+        let exchange = async {
+            self.writer.write_message(request).await?;
+            self.reader.next_message("the server's welcome").await
+        };
+        let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
             .await
             .map_err(|_| Error::Idle(HANDSHAKE_TIMEOUT))?
-            .map_err(|err| match err {
-                Error::Closed | Error::Truncated => Error::Handshake(format!(
-                    "{} closed the connection during the handshake (is it a pipeline server?)",
-                    self.addr
-                )),
-                other => other,
-            })?;
+            .map_err(|err| handshake_error(&self.addr, err))?;
         match answer {
             Message::Welcome {
                 version,
                 server,
                 exec_allowed,
-            } => Ok(Session {
-                reader,
-                writer,
+            } => Ok(ServerInfo {
                 server,
                 version,
                 exec_allowed,
@@ -104,5 +123,16 @@ impl Client {
                 format!("expected the server's welcome, got {}", other.name()),
             )),
         }
+    }
+}
+
+/// A connection that breaks during the handshake is most likely not a
+/// pipeline server at all: say so.
+fn handshake_error(addr: &Address, err: Error) -> Error {
+    match err {
+        Error::Closed | Error::Truncated | Error::Connection(_) => Error::Handshake(format!(
+            "{addr} closed the connection during the handshake (is it a pipeline server?)"
+        )),
+        other => other,
     }
 }

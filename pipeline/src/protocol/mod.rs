@@ -14,25 +14,25 @@
 //! message, encoded with bincode (serde); kinds 1 to 4 carry raw bytes
 //! (file content, stdout, stderr, stdin) and are never re-encoded.
 //!
-//! One connection carries one operation:
+//! One connection carries one operation. The client sends its request
+//! right behind its greeting, without waiting for the welcome:
 //!
 //! ```text
 //! client                               server
-//! Hello{versions}              ->
-//!                              <-      Welcome{version, exec}  | Error
-//! Exec{argv, env, cwd, ...}    ->
+//! Hello{versions} Exec{argv, ...}  ->
+//!                              <-      Welcome{version, exec} | Error
 //!                              <-      Started{pid}
 //! Stdin data / StdinClose / Signal ->  (while it runs)
 //!                              <-      Stdout / Stderr data (as produced)
 //!                              <-      Exited{code | signal}    | Error
 //!
-//! Put{dest, placement}         ->
+//! Hello Put{dest, placement}   ->
+//!                              <-      Welcome
 //! tree stream                  ->      (TreeBegin, Entry, FileData..., FileEnd, ..., TreeEnd)
 //!                              <-      Done{summary}           | Error
 //!
-//! Get{source}                  ->
-//!                              <-      tree stream              | Error
-//! Done{summary}                ->
+//! Hello Get{source}            ->
+//!                              <-      Welcome, then a tree stream | Error
 //! ```
 
 pub mod frame;
