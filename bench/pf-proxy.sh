@@ -90,9 +90,11 @@ main() {
 
     "$bench" server "127.0.0.1:$SERVER_PORT" &
     PIDS+=("$!")
-    socat "TCP-LISTEN:$SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$WORK/socat.sock" &
+    # -t 60: after one side's EOF socat gives the other direction 0.5 s by
+    # default and then cuts it, which loses the end of long transfers.
+    socat -t 60 "TCP-LISTEN:$SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$WORK/socat.sock" &
     PIDS+=("$!")
-    socat "UNIX-LISTEN:$WORK/socat.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
+    socat -t 60 "UNIX-LISTEN:$WORK/socat.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
     PIDS+=("$!")
     RUST_LOG=warn "$bin/vsock-to-ip" -v "unix:$WORK/pf.sock" -i "127.0.0.1:$SERVER_PORT" &
     PIDS+=("$!")
