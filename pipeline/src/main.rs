@@ -297,35 +297,24 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Cp(args) => cp(args, &file).await,
         Command::SendFile(args) => {
             let client = client(&args.conn, &file)?;
-            let exact = Placement::Exact {
-                create_parents: true,
-            };
-            transfer_up(
-                &client,
+            let transfer = Transfer::up(
                 &args.localpath,
                 &args.remotepath,
-                exact,
+                exact_with_parents(),
                 false,
-                &args.flags,
-            )
-            .await
+            );
+            run_transfer(&client, transfer, &args.flags).await
         }
         Command::RecvFile(args) => {
             let client = client(&args.conn, &file)?;
-            let exact = Placement::Exact {
-                create_parents: true,
-            };
-            let (remote, local) = (&args.remotepath, &args.localpath);
-            transfer_down(
-                &client,
-                remote,
-                local,
-                exact,
+            let transfer = Transfer::down(
+                &args.remotepath,
+                &args.localpath,
+                exact_with_parents(),
                 Expect::File,
                 false,
-                &args.flags,
-            )
-            .await
+            );
+            run_transfer(&client, transfer, &args.flags).await
         }
         Command::SendDir(args) => {
             let client = client(&args.conn, &file)?;
@@ -335,36 +324,28 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     args.localdir.display()
                 )));
             }
-            let exact = Placement::Exact {
-                create_parents: true,
-            };
-            transfer_up(
-                &client,
-                &args.localdir,
-                &args.remotedir,
-                exact,
-                true,
-                &args.flags,
-            )
-            .await
+            let transfer =
+                Transfer::up(&args.localdir, &args.remotedir, exact_with_parents(), true);
+            run_transfer(&client, transfer, &args.flags).await
         }
         Command::RecvDir(args) => {
             let client = client(&args.conn, &file)?;
-            let exact = Placement::Exact {
-                create_parents: true,
-            };
-            let (remote, local) = (&args.remotedir, &args.localdir);
-            transfer_down(
-                &client,
-                remote,
-                local,
-                exact,
+            let transfer = Transfer::down(
+                &args.remotedir,
+                &args.localdir,
+                exact_with_parents(),
                 Expect::Directory,
                 true,
-                &args.flags,
-            )
-            .await
+            );
+            run_transfer(&client, transfer, &args.flags).await
         }
+    }
+}
+
+/// Sentient's commands put the source at exactly the given path.
+fn exact_with_parents() -> Placement {
+    Placement::Exact {
+        create_parents: true,
     }
 }
 
@@ -580,90 +561,100 @@ async fn cp(args: CpArgs, file: &FileConfig) -> Result<u8, Failure> {
             .ok_or_else(|| usage(anyhow!("cannot copy {}: it has no name", src.display())))?;
         Placement::IntoDirectory { name }
     };
-    match (src_remote, dst_remote) {
-        (false, true) => {
-            transfer_up(
-                &client,
-                &src,
-                &dst,
-                placement,
-                args.follow_link,
-                &args.flags,
-            )
-            .await
-        }
+    let transfer = match (src_remote, dst_remote) {
+        (false, true) => Transfer::up(&src, &dst, placement, args.follow_link),
         (true, false) => {
             let expect = if contents_only {
                 Expect::Directory
             } else {
                 Expect::Any
             };
-            transfer_down(
-                &client,
-                &src,
-                &dst,
-                placement,
-                expect,
-                args.follow_link,
-                &args.flags,
-            )
-            .await
+            Transfer::down(&src, &dst, placement, expect, args.follow_link)
         }
-        _ => Err(usage(anyhow!(
-            "exactly one of SRC and DST must be in the enclave ({REMOTE_PREFIX}/path)"
-        ))),
-    }
+        _ => {
+            return Err(usage(anyhow!(
+                "exactly one of SRC and DST must be in the enclave ({REMOTE_PREFIX}/path)"
+            )));
+        }
+    };
+    run_transfer(&client, transfer, &args.flags).await
 }
 
-async fn transfer_up(
-    client: &Client,
-    local: &Path,
-    remote: &Path,
-    placement: Placement,
-    follow: bool,
-    flags: &CopyFlags,
-) -> Result<u8, Failure> {
-    std::fs::symlink_metadata(local)
-        .with_context(|| format!("cannot read {}", local.display()))
-        .map_err(usage)?;
-    let progress = Progress::for_terminal(!flags.quiet);
-    let session = client.connect().await.map_err(anyhow::Error::from)?;
-    let result = copy::upload(session, local, remote, placement, follow, &progress).await;
-    progress.finish();
-    let summary = result.map_err(anyhow::Error::from).with_context(|| {
-        format!(
-            "cannot copy {} to {}{}",
-            local.display(),
-            REMOTE_PREFIX,
-            remote.display()
-        )
-    })?;
-    report(&summary, true, flags);
-    Ok(0)
-}
-
-async fn transfer_down(
-    client: &Client,
-    remote: &Path,
-    local: &Path,
+/// One copy, in either direction.
+struct Transfer<'a> {
+    to_enclave: bool,
+    local: &'a Path,
+    remote: &'a Path,
     placement: Placement,
     expect: Expect,
     follow: bool,
-    flags: &CopyFlags,
-) -> Result<u8, Failure> {
+}
+
+impl<'a> Transfer<'a> {
+    fn up(local: &'a Path, remote: &'a Path, placement: Placement, follow: bool) -> Self {
+        let expect = Expect::Any;
+        Self {
+            to_enclave: true,
+            local,
+            remote,
+            placement,
+            expect,
+            follow,
+        }
+    }
+
+    fn down(
+        remote: &'a Path,
+        local: &'a Path,
+        placement: Placement,
+        expect: Expect,
+        follow: bool,
+    ) -> Self {
+        Self {
+            to_enclave: false,
+            local,
+            remote,
+            placement,
+            expect,
+            follow,
+        }
+    }
+}
+
+async fn run_transfer(client: &Client, t: Transfer<'_>, flags: &CopyFlags) -> Result<u8, Failure> {
+    if t.to_enclave {
+        std::fs::symlink_metadata(t.local)
+            .with_context(|| format!("cannot read {}", t.local.display()))
+            .map_err(usage)?;
+    }
     let progress = Progress::for_terminal(!flags.quiet);
     let session = client.connect().await.map_err(anyhow::Error::from)?;
-    let result = copy::download(session, remote, local, placement, expect, follow, &progress).await;
-    progress.finish();
-    let summary = result.map_err(anyhow::Error::from).with_context(|| {
-        format!(
-            "cannot copy {}{} to {}",
-            REMOTE_PREFIX,
-            remote.display(),
-            local.display()
+    let result = if t.to_enclave {
+        copy::upload(session, t.local, t.remote, t.placement, t.follow, &progress).await
+    } else {
+        copy::download(
+            session,
+            t.remote,
+            t.local,
+            t.placement,
+            t.expect,
+            t.follow,
+            &progress,
         )
-    })?;
-    report(&summary, false, flags);
+        .await
+    };
+    progress.finish();
+    let local = t.local.display().to_string();
+    let remote = format!("{REMOTE_PREFIX}{}", t.remote.display());
+    let (from, to) = if t.to_enclave {
+        (local, remote)
+    } else {
+        (remote, local)
+    };
+    let summary = result
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot copy {from} to {to}"))?;
+    report(&summary, t.to_enclave, flags);
     Ok(0)
 }
 

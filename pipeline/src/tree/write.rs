@@ -95,35 +95,41 @@ pub fn write_tree(
     };
     match &root.kind {
         EntryKind::File { size } => {
-            let staged = RemoveOnDrop::new(place::temp_path(target.staging_parent()));
-            write_file(staged.path(), &root, *size, &mut incoming)?;
-            incoming.expect_end()?;
-            fs::rename(staged.path(), &target.path).map_err(|err| {
-                Error::io(
-                    format_args!("cannot move the copy to {}", target.path.display()),
-                    err,
-                )
+            place_single(&target, &mut incoming, |staged, incoming| {
+                write_file(staged, &root, *size, incoming)
             })?;
-            staged.disarm();
             summary.files = 1;
             summary.bytes = *size;
         }
         EntryKind::Symlink { target: link } => {
-            let staged = RemoveOnDrop::new(place::temp_path(target.staging_parent()));
-            write_symlink(staged.path(), &root, link)?;
-            incoming.expect_end()?;
-            fs::rename(staged.path(), &target.path).map_err(|err| {
-                Error::io(
-                    format_args!("cannot move the copy to {}", target.path.display()),
-                    err,
-                )
+            place_single(&target, &mut incoming, |staged, _| {
+                write_symlink(staged, &root, link)
             })?;
-            staged.disarm();
             summary.symlinks = 1;
         }
         EntryKind::Directory => write_directory(&target, &root, &mut incoming, &mut summary)?,
     }
     Ok(summary)
+}
+
+/// Writes a lone file or symlink under a temporary name, checks that the
+/// stream ends there, and renames it into place.
+fn place_single(
+    target: &Target,
+    incoming: &mut Incoming,
+    write: impl FnOnce(&Path, &mut Incoming) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let staged = RemoveOnDrop::new(place::temp_path(target.staging_parent()));
+    write(staged.path(), incoming)?;
+    incoming.expect_end()?;
+    fs::rename(staged.path(), &target.path).map_err(|err| {
+        Error::io(
+            format_args!("cannot move the copy to {}", target.path.display()),
+            err,
+        )
+    })?;
+    staged.disarm();
+    Ok(())
 }
 
 fn write_directory(
