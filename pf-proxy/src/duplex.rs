@@ -14,7 +14,7 @@
 //! makes vhost-device-vsock drop the connection with the data in flight, so
 //! [`transport::Stream`] only flushes, the connection stays open until both
 //! directions are done, and before it is closed [`duplex`] waits (bounded by
-//! [`HVSOCK_DRAIN_TIMEOUT`](crate::defs::HVSOCK_DRAIN_TIMEOUT)) until the VMM
+//! [`HVSOCK_DRAIN_TIMEOUT`]) until the VMM
 //! has taken every byte written.
 //!
 //! The copy ends with an error when either side fails, and with
@@ -252,4 +252,79 @@ fn unsent_bytes(stream: &Stream) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(usize::try_from(queued).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn drain_waits_until_the_peer_has_read_everything() {
+        let (ours, mut peer) = tokio::net::UnixStream::pair().unwrap();
+        let mut ours = Stream::from_hybrid_vsock(ours);
+        ours.write_all(&[7u8; 3000]).await.unwrap();
+        // (counted with the kernel's per-buffer overhead)
+        assert!(unsent_bytes(&ours).unwrap() >= 3000);
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut got = vec![0u8; 3000];
+            peer.read_exact(&mut got).await.unwrap();
+            peer
+        });
+        drain(&ours).await;
+        assert_eq!(unsent_bytes(&ours).unwrap(), 0);
+        assert!(reader.is_finished() || reader.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn copies_byte_exact_with_buffers_growing_up_to_the_maximum() {
+        let (a, mut client) = tokio::net::UnixStream::pair().unwrap();
+        let (b, mut server) = tokio::net::UnixStream::pair().unwrap();
+        let (mut a, mut b) = (Stream::from_unix(a), Stream::from_unix(b));
+        let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            client.write_all(&sent).await.unwrap();
+            client.shutdown().await.unwrap();
+            client
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            server.shutdown().await.unwrap();
+            got
+        });
+        let moved = duplex(&mut a, &mut b, 64 * 1024, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(moved.a_to_b, data.len() as u64);
+        assert_eq!(moved.b_to_a, 0);
+        assert!(reader.await.unwrap() == data);
+        drop(writer.await.unwrap());
+
+        // One direction on its own: a bulk transfer grows the buffer, never past the maximum.
+        let (src, mut feeder) = tokio::net::UnixStream::pair().unwrap();
+        let (dst, mut sink) = tokio::net::UnixStream::pair().unwrap();
+        let (mut src, mut dst) = (Stream::from_unix(src), Stream::from_unix(dst));
+        tokio::spawn(async move {
+            feeder.write_all(&[1u8; 2 << 20]).await.unwrap();
+            feeder.shutdown().await.unwrap();
+        });
+        let drained = tokio::spawn(async move {
+            let mut got = Vec::new();
+            sink.read_to_end(&mut got).await.unwrap();
+            got.len()
+        });
+        let mut half = Half::new(64 * 1024);
+        assert_eq!(half.buf.len(), INITIAL_COPY_BUFFER);
+        let mut active = false;
+        poll_fn(|cx| half.poll_copy(cx, &mut src, &mut dst, &mut active))
+            .await
+            .unwrap();
+        drop(dst);
+        assert_eq!(drained.await.unwrap(), 2 << 20);
+        assert!(half.buf.len() > INITIAL_COPY_BUFFER, "never grew");
+        assert!(half.buf.len() <= 64 * 1024, "grew past the maximum");
+    }
 }

@@ -3,7 +3,7 @@
 //! | mode | binary | accepts on | connects to |
 //! | --- | --- | --- | --- |
 //! | [`Mode::Forward`] | `vsock-to-ip`, `ip-to-vsock` | any address | one fixed target |
-//! | [`Mode::TransparentOut`] | `ip-to-vsock-transparent` | TCP, fed by an iptables redirect | the fixed vsock target, with the original destination sent first in a [`header`](crate::header) |
+//! | [`Mode::TransparentOut`] | `ip-to-vsock-transparent` | TCP, fed by an iptables redirect | the fixed vsock target, with the original destination sent first in a [`header`] |
 //! | [`Mode::TransparentIn`] | `vsock-to-ip-transparent` | vsock | the destination named in the header, if the [`Policy`] allows it |
 //! | [`Mode::PortToVsock`] | `transparent-port-to-vsock` | TCP, fed by an iptables redirect | the vsock target with the port replaced by the original destination port |
 //!

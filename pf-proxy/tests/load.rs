@@ -81,7 +81,10 @@ async fn thousands_of_open_connections_with_bounded_memory() {
             rss >> 20,
             bound >> 20
         );
-        eprintln!("{name}: {} MiB for {CONNECTIONS} open connections", rss >> 20);
+        eprintln!(
+            "{name}: {} MiB for {CONNECTIONS} open connections",
+            rss >> 20
+        );
     }
     drop(open);
 }

@@ -77,6 +77,36 @@ async fn allowed_destination_gets_the_stream_byte_exact() {
 }
 
 #[tokio::test]
+async fn many_concurrent_egress_connections_each_reach_their_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, first_count) = counting_echo().await;
+    let (second, second_count) = counting_echo().await;
+    let policy = format!(
+        "allow:\n  - cidr: 127.0.0.0/8\n    ports: [{}, {}]\n",
+        first.port(),
+        second.port()
+    );
+    let proxy = egress_proxy(dir.path(), &policy, test_limits()).await;
+    let clients: Vec<_> = (0..200usize)
+        .map(|i| {
+            let addr = proxy.addr.clone();
+            let dst = if i % 2 == 0 { first } else { second };
+            tokio::spawn(async move {
+                let data = payload(48 * 1024 + i, i as u8);
+                let stream = connect(&addr).await.unwrap();
+                assert!(send_and_collect(stream, with_header(dst, &data)).await == data);
+            })
+        })
+        .collect();
+    for client in clients {
+        timeout(BOUND, client).await.unwrap().unwrap();
+    }
+    assert_eq!(first_count.load(Ordering::SeqCst), 100);
+    assert_eq!(second_count.load(Ordering::SeqCst), 100);
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn denied_destinations_are_closed_before_any_connection() {
     let dir = tempfile::tempdir().unwrap();
     let (server, count) = counting_echo().await;
