@@ -349,6 +349,11 @@ fn initctl_output_and_exit_codes() {
         "{system}"
     );
     assert_eq!(init.ctl_ok(&["ping"]), "✓ Pong: init is alive\n");
+    let many = init.ctl_ok(&["ping", "-c", "20"]);
+    assert!(
+        many.starts_with("✓ 20 pings to unix:") && many.contains(" median "),
+        "{many}"
+    );
     // Errors: 1 for a refused request, 69 when init is unreachable, 64 for bad usage.
     assert_eq!(init.ctl(&["status", "nope"]).status.code(), Some(1));
     let gone = Command::new(INITCTL)

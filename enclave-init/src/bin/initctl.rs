@@ -104,8 +104,12 @@ enum Cmd {
     Reboot,
     /// Shut the enclave down.
     Shutdown,
-    /// Check that init answers.
-    Ping,
+    /// Check that init answers; with --count, measure the round trip on one connection.
+    Ping {
+        /// Requests to send.
+        #[arg(short = 'c', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
+    },
 }
 
 impl Cmd {
@@ -127,7 +131,7 @@ impl Cmd {
             Cmd::Reload => Request::SystemReload,
             Cmd::Reboot => Request::SystemReboot,
             Cmd::Shutdown => Request::SystemShutdown,
-            Cmd::Ping => Request::Ping,
+            Cmd::Ping { .. } => Request::Ping,
         }
     }
 }
@@ -163,6 +167,20 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    if let Cmd::Ping { count } = cli.command
+        && count > 1
+    {
+        return match ping_many(&addr, count) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("initctl: {err:#}");
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+        };
+    }
     let request = cli.command.request();
     let response = match exchange(&addr, &request) {
         Ok(response) => response,
@@ -189,6 +207,36 @@ fn exchange(addr: &Address, request: &Request) -> anyhow::Result<Response> {
     runtime
         .block_on(client::request(addr, request))
         .with_context(|| format!("no answer from init at {addr}"))
+}
+
+/// Sends `count` pings on one connection; a summary like ping(8).
+fn ping_many(addr: &Address, count: u32) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut client = client::Client::connect(addr).await?;
+        let mut rtts = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let begun = std::time::Instant::now();
+            match client.call(&Request::Ping).await? {
+                Response::Pong => rtts.push(begun.elapsed()),
+                other => anyhow::bail!("unexpected answer to Ping: {other:?}"),
+            }
+        }
+        rtts.sort();
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        let total: std::time::Duration = rtts.iter().sum();
+        Ok(format!(
+            "✓ {count} pings to {addr}: min {:.1} us, median {:.1} us, p99 {:.1} us, max {:.1} us, mean {:.1} us",
+            us(rtts[0]),
+            us(rtts[rtts.len() / 2]),
+            us(rtts[(rtts.len() * 99 / 100).min(rtts.len() - 1)]),
+            us(rtts[rtts.len() - 1]),
+            us(total / count)
+        ))
+    })
 }
 
 fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {

@@ -42,32 +42,55 @@ pub enum ClientError {
     },
 }
 
-/// Sends `request` to init at `addr` and returns its response.
+/// A connection to init that can carry many requests.
+#[derive(Debug)]
+pub struct Client {
+    addr: Address,
+    conn: Connection<transport::Stream>,
+}
+
+impl Client {
+    /// Connects to init at `addr`.
+    pub async fn connect(addr: &Address) -> Result<Self, ClientError> {
+        let options = ConnectOptions {
+            attempts: 2,
+            ..ConnectOptions::default()
+        };
+        let stream = transport::connect_with(addr, &options).await?;
+        Ok(Self {
+            addr: addr.clone(),
+            conn: Connection::new(stream),
+        })
+    }
+
+    /// Sends `request` and waits for the response.
+    pub async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let addr = &self.addr;
+        let exchange = |source| ClientError::Exchange {
+            addr: addr.clone(),
+            source,
+        };
+        let payload = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse {
+            addr: addr.clone(),
+            message: e.to_string(),
+        })?;
+        self.conn
+            .write_frame(&payload, MAX_REQUEST_FRAME)
+            .await
+            .map_err(exchange)?;
+        let reply = tokio::time::timeout(CLIENT_TIMEOUT, self.conn.read_frame(MAX_RESPONSE_FRAME))
+            .await
+            .map_err(|_| ClientError::Timeout { addr: addr.clone() })?
+            .map_err(exchange)?
+            .ok_or_else(|| ClientError::Closed { addr: addr.clone() })?;
+        serde_json::from_slice(&reply).map_err(|e| ClientError::BadResponse {
+            addr: addr.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Sends `request` to init at `addr` on a new connection and returns its response.
 pub async fn request(addr: &Address, request: &Request) -> Result<Response, ClientError> {
-    let options = ConnectOptions {
-        attempts: 2,
-        ..ConnectOptions::default()
-    };
-    let stream = transport::connect_with(addr, &options).await?;
-    let mut conn = Connection::new(stream);
-    let exchange = |source| ClientError::Exchange {
-        addr: addr.clone(),
-        source,
-    };
-    let payload = serde_json::to_vec(request).map_err(|e| ClientError::BadResponse {
-        addr: addr.clone(),
-        message: e.to_string(),
-    })?;
-    conn.write_frame(&payload, MAX_REQUEST_FRAME)
-        .await
-        .map_err(exchange)?;
-    let reply = tokio::time::timeout(CLIENT_TIMEOUT, conn.read_frame(MAX_RESPONSE_FRAME))
-        .await
-        .map_err(|_| ClientError::Timeout { addr: addr.clone() })?
-        .map_err(exchange)?
-        .ok_or_else(|| ClientError::Closed { addr: addr.clone() })?;
-    serde_json::from_slice(&reply).map_err(|e| ClientError::BadResponse {
-        addr: addr.clone(),
-        message: e.to_string(),
-    })
+    Client::connect(addr).await?.call(request).await
 }

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Benchmark of enclave-init (run by `tools/devtool bench enclave-init`; not a test).
+#
+# enclave-init and runit (Debian's runsvdir/runsv/sv, the reference
+# supervisor) run the same trivial services in the same run. Figures:
+#   startup    time from starting the supervisor to N services running
+#              (polled with `initctl list` / `sv status`), median of R runs
+#   restart    interval between two starts of a service that exits at once,
+#              against its 1 s delay (RestartSec = 1; runsv waits 1 s too)
+#   control    one status request from a fresh client process (`initctl
+#              status` / `sv status`), mean of C calls; and the in-connection
+#              round trip of `initctl ping -c` (no runit equivalent)
+#   memory     resident memory of the supervisor with N services: init
+#              alone, against runsvdir plus its N runsv processes
+# Ratios are enclave-init / runit (below 1: enclave-init is faster/smaller).
+#
+# Environment: BENCH_SERVICES (50), BENCH_RUNS (5), BENCH_CALLS (300),
+# BENCH_RESTARTS (5).
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=/dev/null
+source "$ROOT_DIR/tools/functions"
+
+N=${BENCH_SERVICES:-50}
+RUNS=${BENCH_RUNS:-5}
+CALLS=${BENCH_CALLS:-300}
+RESTARTS=${BENCH_RESTARTS:-5}
+
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
+    sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+}
+
+ensure_apt runit
+say "building enclave-init (release)"
+(cd "$ROOT_DIR" && cargo build --release --locked -p enclave-init >&2)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
+INIT=$TARGET_DIR/release/init
+INITCTL=$TARGET_DIR/release/initctl
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    local pid svdir
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # runsv processes outlive runsvdir: stop each service and its runsv.
+    for svdir in "$WORK"/*/sv/*; do
+        if [ -d "$svdir" ]; then
+            sv force-shutdown "$svdir" >/dev/null 2>&1 || true
+        fi
+    done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ns() { date +%s%N; }
+ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# finish_run NAME RUN PID DIR T0: records the time since T0 in
+# $WORK/NAME.times; keeps the last run's supervisor for the other figures
+# (pid and dir in $WORK/NAME.pid and NAME.dir) and stops the others.
+finish_run() {
+    local name=$1 run=$2 pid=$3 dir=$4 t0=$5
+    echo $(($(now_ns) - t0)) >>"$WORK/$name.times"
+    if [ "$run" = last ]; then
+        echo "$pid" >"$WORK/$name.pid"
+        echo "$dir" >"$WORK/$name.dir"
+        return
+    fi
+    kill -TERM "$pid"
+    wait "$pid" || true
+    if [ "$name" = runit ]; then
+        sv force-shutdown "$dir"/sv/* >/dev/null 2>&1 || true
+    fi
+}
+
+# --- enclave-init ---------------------------------------------------------
+
+init_config() {
+    local dir=$1
+    mkdir -p "$dir/service" "$dir/log"
+    cat >"$dir/init.yaml" <<YAML
+service_dir: $dir/service
+log_dir: $dir/log
+control:
+  unix_socket_path: $dir/init.sock
+stop_timeout_sec: 2
+YAML
+}
+
+init_start_to_running() {
+    local dir=$WORK/init-start-$1 i t0 pid
+    init_config "$dir"
+    for i in $(seq 1 "$N"); do
+        printf 'ExecStart = "sleep 1000"\n' >"$dir/service/s$i.service"
+    done
+    t0=$(now_ns)
+    "$INIT" -c "$dir/init.yaml" >/dev/null 2>"$dir/init.log" &
+    pid=$!
+    PIDS+=("$pid")
+    until [ "$("$INITCTL" -s "$dir/init.sock" list 2>/dev/null | grep -c ' active ')" -eq "$N" ]; do :; done
+    finish_run init "$1" "$pid" "$dir" "$t0"
+}
+
+# --- runit ----------------------------------------------------------------
+
+runit_start_to_running() {
+    local dir=$WORK/runit-start-$1 i t0 pid
+    mkdir -p "$dir/sv"
+    for i in $(seq 1 "$N"); do
+        mkdir -p "$dir/sv/s$i"
+        printf '#!/bin/sh\nexec sleep 1000\n' >"$dir/sv/s$i/run"
+        chmod +x "$dir/sv/s$i/run"
+    done
+    t0=$(now_ns)
+    runsvdir -P "$dir/sv" >/dev/null 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    until [ "$(sv status "$dir"/sv/* 2>/dev/null | grep -c '^run:')" -eq "$N" ]; do :; done
+    finish_run runit "$1" "$pid" "$dir" "$t0"
+}
+
+say "startup: $N services, $RUNS runs each"
+for r in $(seq 1 "$RUNS"); do
+    tag=$r
+    [ "$r" -eq "$RUNS" ] && tag=last
+    init_start_to_running "$tag"
+    runit_start_to_running "$tag"
+done
+init_start=$(median <"$WORK/init.times")
+runit_start=$(median <"$WORK/runit.times")
+
+say "memory with $N services"
+init_rss=$(rss_kib "$(cat "$WORK/init.pid")")
+runit_pid=$(cat "$WORK/runit.pid")
+runit_rss=$(rss_kib "$runit_pid")
+read -ra runsv_pids <"/proc/$runit_pid/task/$runit_pid/children" || true # no trailing newline
+for child in "${runsv_pids[@]}"; do
+    runit_rss=$((runit_rss + $(rss_kib "$child")))
+done
+
+say "control: $CALLS status calls each"
+init_dir=$(cat "$WORK/init.dir")
+runit_dir=$(cat "$WORK/runit.dir")
+t0=$(now_ns)
+for _ in $(seq 1 "$CALLS"); do "$INITCTL" -s "$init_dir/init.sock" status s1 >/dev/null; done
+init_call=$((($(now_ns) - t0) / CALLS))
+t0=$(now_ns)
+for _ in $(seq 1 "$CALLS"); do sv status "$runit_dir/sv/s1" >/dev/null; done
+runit_call=$((($(now_ns) - t0) / CALLS))
+ping_line=$("$INITCTL" -s "$init_dir/init.sock" ping -c 10000)
+
+say "restart: $RESTARTS restarts each, 1 s delay"
+rdir=$WORK/restart-init
+init_config "$rdir"
+printf 'ExecStart = "sh -c '"'"'date +%%s%%N >> %s/starts; exit 1'"'"'"\nRestart = "on-failure"\nRestartSec = 1\n' "$rdir" \
+    >"$rdir/service/crash.service"
+"$INIT" -c "$rdir/init.yaml" >/dev/null 2>"$rdir/init.log" &
+PIDS+=("$!")
+rrdir=$WORK/restart-runit
+mkdir -p "$rrdir/sv/crash"
+printf '#!/bin/sh\ndate +%%s%%N >> %s/starts\nexit 1\n' "$rrdir" >"$rrdir/sv/crash/run"
+chmod +x "$rrdir/sv/crash/run"
+runsvdir -P "$rrdir/sv" >/dev/null 2>&1 &
+PIDS+=("$!")
+until [ "$(wc -l <"$rdir/starts" 2>/dev/null || echo 0)" -gt "$RESTARTS" ] &&
+    [ "$(wc -l <"$rrdir/starts" 2>/dev/null || echo 0)" -gt "$RESTARTS" ]; do
+    sleep 0.2
+done
+mean_interval() { head -n $((RESTARTS + 1)) "$1" | awk 'NR > 1 { s += $1 - p } { p = $1 } END { printf "%d", s / (NR - 1) }'; }
+init_restart=$(mean_interval "$rdir/starts")
+runit_restart=$(mean_interval "$rrdir/starts")
+
+cat <<REPORT
+
+enclave-init benchmark ($N services; runit $(dpkg-query -W -f='${Version}' runit) as reference)
+| figure | enclave-init | runit | ratio |
+| --- | --- | --- | --- |
+| start to $N services running (median of $RUNS) | $(ms "$init_start") ms | $(ms "$runit_start") ms | $(ratio "$init_start" "$runit_start") |
+| restart interval, 1 s delay (mean of $RESTARTS) | $(ms "$init_restart") ms | $(ms "$runit_restart") ms | $(ratio "$init_restart" "$runit_restart") |
+| restart overhead beyond the delay | $(ms $((init_restart - 1000000000))) ms | $(ms $((runit_restart - 1000000000))) ms | |
+| status request, fresh client process (mean of $CALLS) | $(ms "$init_call") ms | $(ms "$runit_call") ms | $(ratio "$init_call" "$runit_call") |
+| resident memory with $N services | $init_rss KiB | $runit_rss KiB (runsvdir + $N runsv) | $(ratio "$init_rss" "$runit_rss") |
+
+in-connection round trip: $ping_line
+REPORT
