@@ -53,6 +53,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the limit on waiting for the peer's next bytes.
+    pub fn set_idle_timeout(&mut self, idle_timeout: Option<Duration>) {
+        self.idle_timeout = idle_timeout;
+    }
+
     /// Reads the client's magic bytes (server side, first thing on a connection).
     pub async fn read_magic(&mut self) -> Result<(), Error> {
         while self.buf.len() < MAGIC.len() {
@@ -164,15 +169,34 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
-async fn with_idle_limit(
+/// Runs one read, failing with [`Error::Idle`] when the peer makes it wait
+/// longer than `limit`.
+async fn with_idle_limit<T>(
     limit: Option<Duration>,
-    read: impl std::future::Future<Output = std::io::Result<usize>>,
-) -> Result<usize, Error> {
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, Error> {
+    limited(limit, io, Error::Idle).await
+}
+
+/// Runs one write, failing with [`Error::Stalled`] when the peer makes it
+/// wait longer than `limit`.
+async fn with_stall_limit<T>(
+    limit: Option<Duration>,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, Error> {
+    limited(limit, io, Error::Stalled).await
+}
+
+async fn limited<T>(
+    limit: Option<Duration>,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+    expired: fn(Duration) -> Error,
+) -> Result<T, Error> {
     let result = match limit {
-        Some(limit) => tokio::time::timeout(limit, read)
+        Some(limit) => tokio::time::timeout(limit, io)
             .await
-            .map_err(|_| Error::Idle(limit))?,
-        None => read.await,
+            .map_err(|_| expired(limit))?,
+        None => io.await,
     };
     result.map_err(Error::Connection)
 }
@@ -197,34 +221,34 @@ fn data_header(buf: &[u8]) -> Result<Option<(Channel, usize)>, Error> {
 pub struct FrameWriter<W> {
     inner: W,
     scratch: Vec<u8>,
+    idle_timeout: Option<Duration>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    /// Wraps a writer.
-    pub fn new(inner: W) -> Self {
+    /// Wraps a writer; `idle_timeout` bounds how long one write may wait
+    /// for a peer that does not read.
+    pub fn new(inner: W, idle_timeout: Option<Duration>) -> Self {
         Self {
             inner,
             scratch: Vec::with_capacity(1024),
+            idle_timeout,
         }
     }
 
     /// Sends the magic bytes (client side, first thing on a connection).
     pub async fn write_magic(&mut self) -> Result<(), Error> {
-        self.inner
-            .write_all(&MAGIC)
-            .await
-            .map_err(Error::Connection)
+        with_stall_limit(self.idle_timeout, self.inner.write_all(&MAGIC)).await
     }
 
     /// Sends a control message.
     pub async fn write_message(&mut self, message: &Message) -> Result<(), Error> {
         self.scratch.clear();
         Frame::encode_control(message, &mut self.scratch)?;
-        self.inner
-            .write_all(&self.scratch)
-            .await
-            .map_err(Error::Connection)?;
-        self.inner.flush().await.map_err(Error::Connection)
+        let write = async {
+            self.inner.write_all(&self.scratch).await?;
+            self.inner.flush().await
+        };
+        with_stall_limit(self.idle_timeout, write).await
     }
 
     /// Sends `data` on `channel`, split into frames of at most
@@ -232,16 +256,13 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub async fn write_data(&mut self, channel: Channel, data: &[u8]) -> Result<(), Error> {
         for chunk in data.chunks(DATA_CHUNK_LEN) {
             let header = Frame::data_header(channel, chunk.len())?;
-            self.inner
-                .write_all(&header)
-                .await
-                .map_err(Error::Connection)?;
-            self.inner
-                .write_all(chunk)
-                .await
-                .map_err(Error::Connection)?;
+            let write = async {
+                self.inner.write_all(&header).await?;
+                self.inner.write_all(chunk).await
+            };
+            with_stall_limit(self.idle_timeout, write).await?;
         }
-        self.inner.flush().await.map_err(Error::Connection)
+        with_stall_limit(self.idle_timeout, self.inner.flush()).await
     }
 
     /// Shuts the write side down (a no-op on links without half-close).

@@ -27,6 +27,9 @@ pub enum Error {
     /// The peer sent nothing for too long.
     #[error("the peer sent nothing for {0:?}")]
     Idle(Duration),
+    /// The peer stopped reading for too long.
+    #[error("the peer stopped reading for {0:?}")]
+    Stalled(Duration),
     /// The peer does not speak this protocol.
     #[error("not a pipeline peer: {0}")]
     Handshake(String),
@@ -81,7 +84,7 @@ impl Error {
         match self {
             Error::Local { code, .. } => *code,
             Error::Remote(frame) => frame.code,
-            Error::Idle(_) => ErrorCode::Timeout,
+            Error::Idle(_) | Error::Stalled(_) => ErrorCode::Timeout,
             Error::Handshake(_) => ErrorCode::UnsupportedVersion,
             Error::Frame(_) | Error::Unexpected { .. } | Error::Truncated => ErrorCode::Protocol,
             Error::Transport(_) | Error::Closed | Error::Connection(_) => ErrorCode::Io,

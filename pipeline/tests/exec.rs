@@ -374,3 +374,13 @@ fn a_peer_that_is_not_a_pipeline_server_is_named() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_silent_client_waiting_for_a_long_command_is_not_idle() {
+    // Regression: the idle limit for transfers must not kill a command
+    // whose client simply waits for it.
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let out = server.client(["run", "--", "sh", "-c", "sleep 2.5; echo done"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), server.log());
+    assert_eq!(stdout(&out), "done\n");
+}

@@ -389,3 +389,58 @@ async fn names_sent_back_by_the_enclave_cannot_escape() {
         hostile.abort();
     }
 }
+
+#[tokio::test]
+async fn stalled_clients_are_dropped_and_cleaned_up() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let big = server.dir.path().join("big");
+    common::write_pattern(&big, 64 * 1024 * 1024, 3);
+
+    // A download whose client never reads: the server's writes stall.
+    let mut reader_gone = UnixStream::connect(server.socket_path()).await.unwrap();
+    let mut get = hello();
+    get.extend(encode(&Message::Get(pipeline::protocol::GetRequest {
+        source: ByteBuf::from(big.as_os_str().as_encoded_bytes().to_vec()),
+        follow_root_symlink: false,
+        expect: pipeline::protocol::Expect::Any,
+    })));
+    reader_gone.write_all(&get).await.unwrap();
+
+    // An upload that stops halfway: the server's reads stall.
+    let dest = server.dir.path().join("partial");
+    let mut writer_gone = UnixStream::connect(server.socket_path()).await.unwrap();
+    let mut put_bytes = put(&dest);
+    put_bytes.extend(encode(&entry("", EntryKind::File { size: 1_000_000 })));
+    put_bytes.extend(data(&[1u8; 1000]));
+    writer_gone.write_all(&put_bytes).await.unwrap();
+
+    // Both are cut off after the idle limit; the upload's temporary copy goes.
+    let (code, message) = {
+        let frames = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            read_all(&mut writer_gone),
+        )
+        .await
+        .expect("the stalled upload was not cut off");
+        match frames.last() {
+            Some(Frame::Control(Message::Error(frame))) => (frame.code, frame.message.clone()),
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    };
+    assert_eq!(code, ErrorCode::Timeout, "{message}");
+    assert!(!dest.exists());
+    assert!(temp_leftovers(server.dir.path()).is_empty());
+
+    let log_has_it = {
+        let server = &server;
+        common::eventually(std::time::Duration::from_secs(20), || {
+            let log = server.log();
+            log.contains("sent nothing for 1s") && log.contains("stopped reading for 1s")
+        })
+    };
+    assert!(log_has_it, "{}", server.log());
+    drop(reader_gone);
+    tokio::task::spawn_blocking(move || server.assert_serving())
+        .await
+        .unwrap();
+}

@@ -75,7 +75,7 @@ impl Client {
         let (rd, wr) = stream.into_split();
         // No idle limit on reads: a command may legitimately stay silent.
         let reader = FrameReader::new(rd, None);
-        let mut writer = FrameWriter::new(wr);
+        let mut writer = FrameWriter::new(wr, None);
         let greeting = async {
             writer.write_magic().await?;
             writer

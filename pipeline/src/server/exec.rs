@@ -172,6 +172,10 @@ where
     }
     let mut guard = GroupGuard(i32::try_from(pid).ok().map(Pid::from_raw));
     writer.write_message(&Message::Started { pid }).await?;
+    // A client waiting for its command has nothing to say: its silence is
+    // not idleness. (A client that stops reading output is still cut off by
+    // the writer's stall limit.)
+    reader.set_idle_timeout(None);
 
     let (out_tx, mut out_rx) = mpsc::channel::<(Channel, Bytes)>(OUTPUT_QUEUE);
     let mut pumps = Vec::new();

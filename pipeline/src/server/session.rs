@@ -24,7 +24,7 @@ pub const SERVER_NAME: &str = concat!("pipeline/", env!("CARGO_PKG_VERSION"));
 pub async fn serve(stream: Stream, peer: Peer, config: &ServerConfig, cancel: CancellationToken) {
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd, Some(config.idle_timeout));
-    let mut writer = FrameWriter::new(wr);
+    let mut writer = FrameWriter::new(wr, Some(config.idle_timeout));
     let result = tokio::select! {
         result = handle(&mut reader, &mut writer, config, cancel.clone()) => result,
         () = cancel.cancelled() => Err(Error::local(ErrorCode::ShuttingDown, "the server is shutting down")),
@@ -52,7 +52,7 @@ pub async fn serve(stream: Stream, peer: Peer, config: &ServerConfig, cancel: Ca
 pub async fn refuse_busy(stream: Stream) {
     let (rd, wr) = stream.into_split();
     let mut reader = FrameReader::new(rd, Some(HANDSHAKE_TIMEOUT));
-    let mut writer = FrameWriter::new(wr);
+    let mut writer = FrameWriter::new(wr, Some(HANDSHAKE_TIMEOUT));
     let busy = Message::Error(ErrorFrame {
         code: ErrorCode::Busy,
         message: "the server is serving its maximum number of clients; try again later".into(),
