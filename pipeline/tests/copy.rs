@@ -530,3 +530,53 @@ fn many_clients_copy_at_once() {
         );
     }
 }
+
+#[test]
+fn run_and_copy_through_hybrid_vsock() {
+    let server = Server::start(&[]);
+    let vm = tempfile::tempdir().unwrap();
+    let vm_socket = vm.path().join("vm.vsock");
+    let vmm = common::fake_vmm(&vm_socket, 53000, server.socket_path());
+    let addr = format!("hvsock:{}:53000", vm_socket.display());
+    let client = |args: &[&OsStr]| {
+        server
+            .cmd()
+            .env("PIPELINE_ADDR", &addr)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    let out = client(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        "echo via vsock; exit 5".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(common::stdout(&out), "via vsock\n");
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("tree");
+    sample_tree(&src);
+    let remote = server.dir.path().join("over-hvsock");
+    let up = client(&[
+        "cp".as_ref(),
+        src.as_os_str(),
+        format!("enclave:{}", remote.display()).as_ref(),
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let back = work.path().join("back");
+    let down = client(&[
+        "cp".as_ref(),
+        format!("enclave:{}", remote.display()).as_ref(),
+        back.as_os_str(),
+    ]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_eq!(snapshot(&back), snapshot(&src));
+
+    fs::remove_file(&vm_socket).unwrap();
+    assert_eq!(vmm.join().unwrap(), 3);
+}

@@ -264,3 +264,62 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// A stand-in for vhost-device-vsock: accepts host connections on
+/// `vm_socket`, answers `CONNECT <port>` with `OK`, and relays the stream to
+/// the guest's listener at `guest` (a Unix socket). Like the real one, a
+/// half-close from the host tears the whole connection down, dropping what
+/// is in flight. Returns how many connections it relayed, once `vm_socket`
+/// is removed.
+pub fn fake_vmm(
+    vm_socket: &Path,
+    expect_port: u32,
+    guest: PathBuf,
+) -> std::thread::JoinHandle<usize> {
+    use std::io::Read;
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let listener = UnixListener::bind(vm_socket).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let vm_socket = vm_socket.to_owned();
+    std::thread::spawn(move || {
+        let mut relayed = 0;
+        while vm_socket.exists() {
+            let mut host = match listener.accept() {
+                Ok((host, _)) => host,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            host.set_nonblocking(false).unwrap();
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while host.read_exact(&mut byte).is_ok() && byte[0] != b'\n' && line.len() < 32 {
+                line.push(byte[0]);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&line),
+                format!("CONNECT {expect_port}")
+            );
+            let guest_stream = UnixStream::connect(&guest).unwrap();
+            host.write_all(b"OK 1073741824\n").unwrap();
+            relayed += 1;
+            let (mut host_rd, mut guest_wr) =
+                (host.try_clone().unwrap(), guest_stream.try_clone().unwrap());
+            let (mut guest_rd, mut host_wr) = (guest_stream, host);
+            let up = std::thread::spawn(move || {
+                // Host -> guest; an EOF from the host (a half-close) kills
+                // the connection both ways, as vhost-device-vsock does.
+                let _ = std::io::copy(&mut host_rd, &mut guest_wr);
+                let _ = guest_wr.shutdown(std::net::Shutdown::Both);
+                let _ = host_rd.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut guest_rd, &mut host_wr);
+                let _ = host_wr.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+        relayed
+    })
+}
