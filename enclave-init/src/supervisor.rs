@@ -322,6 +322,16 @@ impl Supervisor {
             let _ = reply.send(Response::error(err.to_string()));
             return;
         }
+        if !matches!(
+            request,
+            Request::Ping
+                | Request::ListServices
+                | Request::ServiceStatus { .. }
+                | Request::ServiceLogs { .. }
+                | Request::SystemStatus
+        ) {
+            tracing::info!("control request: {request:?}");
+        }
         let response = match request {
             Request::Ping => Response::Pong,
             Request::ListServices => Response::ServiceList {
@@ -380,7 +390,7 @@ impl Supervisor {
     }
 
     fn not_found(&self, name: &str) -> String {
-        let file = format!("{name}{SERVICE_SUFFIX}");
+        let file = format!("/{name}{SERVICE_SUFFIX}");
         match self.broken.iter().find(|b| b.file.ends_with(&file)) {
             Some(b) => format!("service '{name}' is not loaded: {}", b.error),
             None => format!("service '{name}' not found"),

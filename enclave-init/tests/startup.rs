@@ -176,3 +176,62 @@ fn working_directory_and_environment() {
     assert_eq!(read("set-dir").trim(), out.display().to_string());
     assert_eq!(read("env").trim(), "from-config from-service 3");
 }
+
+#[test]
+fn a_bad_configuration_is_refused_with_exit_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("init.yaml");
+    std::fs::write(&cfg, "max_log_size: 0\n").unwrap();
+    let out = std::process::Command::new(common::INIT)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_log_size") && err.contains("from --config"),
+        "{err}"
+    );
+    // INIT_CONFIG is used when --config is absent.
+    let out = std::process::Command::new(common::INIT)
+        .env("INIT_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("from INIT_CONFIG"));
+    let missing = std::process::Command::new(common::INIT)
+        .args(["--config", "/nonexistent/init.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/init.yaml"));
+}
+
+#[test]
+fn sigusr1_is_forwarded_to_services() {
+    let init = Init::prepare("");
+    let file = init.work().join("usr1");
+    init.service(
+        "listener.service",
+        &format!(
+            "ExecStart = \"sh -c 'trap \\\"echo got >> {}\\\" USR1; while true; do sleep 0.05; done'\"\n",
+            file.display()
+        ),
+    );
+    let init = init.start();
+    init.wait_state("listener", "running");
+    // Give sh a moment to install its trap.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init.pid()),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    init.wait_for(
+        "the service to get SIGUSR1",
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(&file).is_ok_and(|t| t.contains("got")),
+    );
+    assert_eq!(init.status("listener").state, "running");
+}
