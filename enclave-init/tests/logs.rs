@@ -97,3 +97,24 @@ fn init_notes_starts_and_exits_in_the_service_log() {
         "{out}"
     );
 }
+
+#[test]
+fn large_replies_arrive_whole() {
+    let init = Init::prepare("max_log_size: 104857600\n");
+    // 12000 lines of ~120 bytes: a reply of about 1.5 MB in one frame.
+    init.service(
+        "bulk.service",
+        "ExecStart = \"sh -c 'seq -f %08g 1 12000 | sed s/$/-abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghij/'\"\n",
+    );
+    let init = init.start();
+    init.wait_state("bulk", "exited");
+    let out = init.ctl_ok(&["logs", "bulk", "-n", "100000"]);
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("-abcdef") && !l.contains("[init]"))
+        .collect();
+    assert_eq!(lines.len(), 12000);
+    assert!(lines[0].contains(" 00000001-"), "{}", lines[0]);
+    assert!(lines[11999].contains(" 00012000-"), "{}", lines[11999]);
+    assert!(out.len() > 1_400_000, "{}", out.len());
+}

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 /// PID 1 for enclaves: mounts, loopback, NSM driver, boot heartbeat, and
 /// supervision of the services in the service directory.
-#[derive(Debug, Parser)]
+#[derive(Debug, Default, Parser)]
 #[command(name = "init", version)]
 struct Cli {
     /// Configuration file (default: $INIT_CONFIG, then /etc/init.yaml, then built-in defaults).
@@ -35,11 +35,17 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    let is_pid1 = std::process::id() == 1;
     let cli = match parse_args::<Cli>() {
         Ok(cli) => cli,
+        // The kernel hands unknown boot parameters to init as arguments:
+        // as PID 1, exiting would panic the kernel, so go on without them.
+        Err(_) if is_pid1 => {
+            eprintln!("init: ignoring the command line above; using the defaults");
+            Cli::default()
+        }
         Err(code) => return code,
     };
-    let is_pid1 = std::process::id() == 1;
     let console = setup_logging();
     let code = match init(cli, is_pid1) {
         Ok(outcome) if is_pid1 => {
