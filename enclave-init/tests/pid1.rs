@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 //! PID-1 duties that can run here: loopback in a fresh network namespace,
-//! the heartbeat against a fake parent, and the whole `--pid1` boot inside
-//! private mount, network and UTS namespaces. The rest (real mounts on an
-//! empty root, NSM, vsock, pivot, reboot) is exercised in the VM.
+//! the heartbeat against a fake parent, the whole `--pid1` boot inside
+//! private mount, network and UTS namespaces, and init as the real PID 1 of
+//! a PID namespace (orphans re-parented to it, reboot and power-off through
+//! the syscall, which ends the namespace). The rest (mounts on an empty
+//! root, NSM, real vsock, pivot) is exercised in the VM.
 
 mod common;
 
@@ -213,4 +215,86 @@ fn pid1_boot_in_private_namespaces() {
     // Not really PID 1: shutdown stops the services and exits instead of powering off.
     assert!(ctl(&["shutdown"]).status.success());
     assert!(wait_timeout(&mut child, Duration::from_secs(20)).success());
+}
+
+/// Boots init as the real PID 1 of new PID, mount, network and UTS
+/// namespaces, with one service that leaves an orphan behind; returns the
+/// running `unshare`, the control socket and init's log file.
+fn boot_real_pid1(
+    d: &std::path::Path,
+) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let services = d.join("service");
+    std::fs::create_dir_all(&services).unwrap();
+    let socket = d.join("init.sock");
+    let cfg = d.join("init.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "service_dir: {}\nlog_dir: {}\ncontrol:\n  unix_socket_path: {}\nvsock:\n  enabled: false\nnsm_driver_path: null\npivot_root: false\n",
+            services.display(),
+            d.join("log").display(),
+            socket.display()
+        ),
+    )
+    .unwrap();
+    // `(sleep 0.2 &)`: the sleep's parent exits at once, so it is re-parented to PID 1.
+    std::fs::write(
+        services.join("orphaner.service"),
+        "ExecStart = \"sh -c '(sleep 0.2 &); exec sleep 1000'\"\n",
+    )
+    .unwrap();
+    let log = d.join("init.stderr");
+    let child = Command::new("unshare")
+        .args(["-p", "-f", "-m", "-n", "-u", "--mount-proc", INIT, "-c"])
+        .arg(&cfg)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (child, socket, log)
+}
+
+#[test]
+fn as_the_real_pid_1_init_reaps_orphans_and_reboots_with_the_syscall() {
+    if !can_unshare(&["-p", "-f", "-m", "-n", "-u", "--mount-proc"]) {
+        eprintln!("SKIPPED: cannot create a PID namespace here (needs root)");
+        return;
+    }
+    // reboot(2) in a child PID namespace ends that namespace: its init is
+    // killed with SIGHUP (restart) or SIGINT (power off), which the parent sees.
+    for (command, signal) in [("reboot", libc::SIGHUP), ("shutdown", libc::SIGINT)] {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let (mut child, socket, log) = boot_real_pid1(dir.path());
+        let ctl = |args: &[&str]| {
+            Command::new(INITCTL)
+                .arg("--socket")
+                .arg(&socket)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = String::from_utf8(ctl(&["system-status"]).stdout).unwrap();
+            if status.contains("  PID 1: yes\n") && status.contains("  Orphans Reaped: 1\n") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{status}\ninit's log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(ctl(&[command]).status.success());
+        let status = wait_timeout(&mut child, Duration::from_secs(20));
+        // unshare passes the death of its child on (re-raised, or as 128 + signal).
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            status.signal() == Some(signal) || status.code() == Some(128 + signal),
+            "{command}: {status:?}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("stopping service 'orphaner'"), "{text}");
+        assert!(text.contains("all services stopped"), "{text}");
+    }
 }
