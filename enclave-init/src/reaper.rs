@@ -95,6 +95,15 @@ pub fn kernel_oom_kills() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Resident memory of a process (`VmRSS` in `/proc/PID/status`), if readable.
+pub fn process_rss(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+}
+
 /// Tracks the kernel's OOM-kill counter to attribute SIGKILL deaths.
 #[derive(Debug, Default)]
 pub struct OomTracker {
@@ -147,5 +156,6 @@ mod tests {
         }
         let mut t = OomTracker::new();
         assert_eq!(t.new_kills(), 0);
+        assert!(process_rss(std::process::id() as i32).is_some_and(|b| b > 0));
     }
 }

@@ -62,6 +62,9 @@ pub fn service_status(s: &ServiceInfo) -> String {
     if let Some(pid) = s.pid {
         let _ = writeln!(out, "  PID: {pid}");
     }
+    if let Some(rss) = s.rss_bytes {
+        let _ = writeln!(out, "  Memory: {} resident", bytes(rss));
+    }
     let _ = writeln!(out, "  Command: {}", s.exec_start);
     if let Some(dir) = &s.working_directory {
         let _ = writeln!(out, "  Working Directory: {dir}");

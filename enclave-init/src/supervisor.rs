@@ -208,6 +208,7 @@ impl Service {
             log_file: logs::log_path(log_dir, &self.def.name)
                 .display()
                 .to_string(),
+            rss_bytes: self.run.pid().and_then(reaper::process_rss),
         }
     }
 }

@@ -330,6 +330,15 @@ fn initctl_output_and_exit_codes() {
         "web                       enabled    active     always          0"
     );
     let status = init.ctl_ok(&["status", "web"]);
+    assert!(
+        status.contains("\n  Memory: ") && status.contains(" resident\n"),
+        "{status}"
+    );
+    let status: String = status
+        .lines()
+        .filter(|l| !l.starts_with("  Memory: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let pid = init.status("web").pid.unwrap();
     assert!(status.starts_with(&format!(
         "Service: web\n  Enabled: yes\n  Status: active (running)\n  PID: {pid}\n  Command: sleep 1000\n  Working Directory: /tmp\n  Restart Policy: always\n  Restart Delay: 5s\n  Restart Count: 0\n"

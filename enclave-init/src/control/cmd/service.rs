@@ -71,4 +71,6 @@ pub struct ServiceInfo {
     pub note: Option<String>,
     /// Its log file.
     pub log_file: String,
+    /// Resident memory of its main process, when running.
+    pub rss_bytes: Option<u64>,
 }
