@@ -142,3 +142,14 @@ fn reap_forever() -> ExitCode {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -191,6 +191,20 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Request::parse(&bytes);
+        }
+
+        #[test]
+        fn parsing_json_never_panics(tag in "[A-Za-z]{0,20}", name in ".{0,40}", lines in any::<i64>()) {
+            let text = format!(r#"{{"{tag}":{{"name":{name:?},"lines":{lines}}}}}"#);
+            let _ = Request::parse(text.as_bytes());
+        }
+    }
 
     #[test]
     fn wire_format_matches_the_spec() {
