@@ -578,7 +578,10 @@ impl Supervisor {
         let mut env: BTreeMap<String, String> = if def.clear_environment {
             BTreeMap::new()
         } else {
-            std::env::vars().collect()
+            // vars() would panic on a non-UTF-8 entry: skip those instead.
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect()
         };
         env.entry("PATH".into())
             .or_insert_with(|| DEFAULT_PATH.into());

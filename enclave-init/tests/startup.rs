@@ -235,3 +235,18 @@ fn sigusr1_is_forwarded_to_services() {
     );
     assert_eq!(init.status("listener").state, "running");
 }
+
+#[test]
+fn an_environment_that_is_not_utf8_does_not_stop_init() {
+    use std::os::unix::ffi::OsStringExt;
+    let mut init = Init::prepare("");
+    init.service("svc.service", &sleeper(""));
+    let weird = std::ffi::OsString::from_vec(b"\xff\xfe".to_vec());
+    init.spawn_with_env(
+        std::process::Stdio::from(std::fs::File::create(init.stderr_path()).unwrap()),
+        "info",
+        &[("WEIRD".into(), weird)],
+    );
+    init.wait_ready();
+    init.wait_state("svc", "running");
+}

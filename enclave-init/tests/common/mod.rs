@@ -93,9 +93,20 @@ impl Init {
 
     /// Starts init with `RUST_LOG=rust_log` and its stderr on `stderr`.
     pub fn spawn_with_log(&mut self, stderr: Stdio, rust_log: &str) {
+        self.spawn_with_env(stderr, rust_log, &[]);
+    }
+
+    /// Starts init with `RUST_LOG=rust_log`, more environment, and its stderr on `stderr`.
+    pub fn spawn_with_env(
+        &mut self,
+        stderr: Stdio,
+        rust_log: &str,
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) {
         let child = Command::new(INIT)
             .arg("--config")
             .arg(self.dir.path().join("init.yaml"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", rust_log)
             .current_dir(self.work())
             .stdin(Stdio::null())
