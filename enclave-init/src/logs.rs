@@ -27,6 +27,7 @@ pub struct ServiceLog {
     file: Option<File>,
     size: u64,
     write_errors: u64,
+    failures: u64,
 }
 
 /// A log shared by the supervisor and the capture tasks of the service.
@@ -52,6 +53,7 @@ impl ServiceLog {
             file: None,
             size: 0,
             write_errors: 0,
+            failures: 0,
         }
     }
 
@@ -60,7 +62,7 @@ impl ServiceLog {
         Arc::new(Mutex::new(self))
     }
 
-    /// Writes of this log that failed so far (lines lost).
+    /// Lines lost so far because writing the log failed.
     pub fn write_errors(&self) -> u64 {
         self.write_errors
     }
@@ -85,35 +87,70 @@ impl ServiceLog {
     /// Appends one line (without its newline), time-stamped, rotating first
     /// when it would not fit. Errors are counted, not returned.
     pub fn write_line(&mut self, line: &[u8]) {
-        let mut record = Vec::with_capacity(line.len() + 32);
-        record.extend_from_slice(format_utc(SystemTime::now()).as_bytes());
-        record.push(b' ');
-        record.extend_from_slice(line);
-        record.push(b'\n');
-        if let Err(err) = self.append(&record) {
-            self.write_errors += 1;
+        self.write_lines(std::slice::from_ref(&line));
+    }
+
+    /// Appends lines (without newlines) with one time stamp and as few
+    /// writes as rotation allows. Errors are counted, not returned.
+    pub fn write_lines<L: AsRef<[u8]>>(&mut self, lines: &[L]) {
+        let stamp = format_utc(SystemTime::now());
+        // Learn the current size of an existing file before deciding on rotation.
+        if let Err(err) = self.open() {
+            self.report(Err(err));
+        }
+        let mut batch: Vec<u8> = Vec::new();
+        let mut lost = 0;
+        for line in lines {
+            let line = line.as_ref();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let record_len = (stamp.len() + 2 + line.len()) as u64;
+            let pending = self.size + batch.len() as u64;
+            if pending > 0 && pending + record_len > self.limits.max_size {
+                let flushed = self.append(&batch).and_then(|()| self.rotate());
+                if flushed.is_err() {
+                    lost += batch.iter().filter(|b| **b == b'\n').count() as u64;
+                }
+                self.report(flushed);
+                batch.clear();
+            }
+            batch.extend_from_slice(stamp.as_bytes());
+            batch.push(b' ');
+            batch.extend_from_slice(line);
+            batch.push(b'\n');
+        }
+        let result = self.append(&batch);
+        if result.is_err() {
+            lost += batch.iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        self.write_errors += lost;
+        self.report(result);
+    }
+
+    fn report(&mut self, result: io::Result<()>) {
+        if let Err(err) = result {
             self.file = None;
-            if self.write_errors == 1 || self.write_errors.is_power_of_two() {
-                tracing::warn!(log = %self.path.display(), %err, lost = self.write_errors, "cannot write service log");
+            self.failures += 1;
+            // Throttled: a full disk must not flood init's own output.
+            if self.failures.is_power_of_two() {
+                tracing::warn!(log = %self.path.display(), %err, lost_lines = self.write_errors, "cannot write service log");
             }
         }
     }
 
-    fn append(&mut self, record: &[u8]) -> io::Result<()> {
-        self.open()?;
-        if self.size > 0 && self.size + record.len() as u64 > self.limits.max_size {
-            self.rotate()?;
-            self.open()?;
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
         }
         let file = self.open()?;
-        file.write_all(record)?;
-        self.size += record.len() as u64;
+        file.write_all(bytes)?;
+        self.size += bytes.len() as u64;
         Ok(())
     }
 
     /// Shifts `NAME.log` to `NAME.log.1` (and older ones up), dropping the
     /// oldest beyond `max_files`; with `max_files` 0 the log is emptied.
     fn rotate(&mut self) -> io::Result<()> {
+        self.open()?;
         self.file = None;
         let keep = self.limits.max_files;
         if keep == 0 {
@@ -323,10 +360,7 @@ fn write_lines(log: &SharedLog, lines: &[Vec<u8>]) {
     // A poisoned lock only means another writer panicked mid-write; the
     // log state is still usable.
     let mut guard = log.lock().unwrap_or_else(|e| e.into_inner());
-    for line in lines {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        guard.write_line(line);
-    }
+    guard.write_lines(lines);
 }
 
 /// Formats a time as `2026-01-31T12:34:56.789Z` (UTC, milliseconds).
@@ -423,6 +457,28 @@ mod tests {
                 .is_empty()
         );
         assert!(!dir.path().join("svc.log.1").exists());
+    }
+
+    #[test]
+    fn a_batch_rotates_where_needed_and_failures_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ServiceLog::new(dir.path(), "svc", limits(300, 3));
+        let lines: Vec<String> = (0..30).map(|i| format!("batch {i:03}")).collect();
+        log.write_lines(&lines);
+        for f in ["svc.log", "svc.log.1", "svc.log.2", "svc.log.3"] {
+            let len = std::fs::metadata(dir.path().join(f)).unwrap().len();
+            assert!(len <= 300 && len > 0, "{f}: {len}");
+        }
+        let t = tail(dir.path(), "svc", 3, 1000, 1 << 20).unwrap();
+        assert!(t.lines.last().unwrap().ends_with("batch 029"));
+        assert_eq!(log.write_errors(), 0);
+
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, "x").unwrap();
+        let mut broken = ServiceLog::new(&not_a_dir, "svc", limits(300, 3));
+        broken.write_lines(&["a", "b"]);
+        broken.write_line(b"c");
+        assert_eq!(broken.write_errors(), 3);
     }
 
     #[test]
