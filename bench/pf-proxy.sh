@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark of pf-proxy (run by `tools/devtool bench pf-proxy`; not a test).
 #
-# The same TCP path is measured three ways in one run:
-#   direct    client -> server
-#   socat     client -> socat TCP->UNIX -> socat UNIX->TCP -> server
-#   pf-proxy  client -> ip-to-vsock -> vsock-to-ip -> server
+# The same TCP path is measured four ways in one run:
+#   direct      client -> server
+#   socat       client -> socat TCP->UNIX -> socat UNIX->TCP -> server (socat's defaults, as Sentient ran it)
+#   socat-256k  the same with 256 KiB socat buffers (-b 262144)
+#   pf-proxy    client -> ip-to-vsock -> vsock-to-ip -> server
 # with a Unix socket standing in for vsock in the middle. Figures:
 # throughput of one stream and of 64 parallel streams, connections per
 # second, and p50/p99 round-trip latency of small request/response
@@ -20,7 +21,7 @@ ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT_DIR/tools/functions"
 
 usage() {
-    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,/^set -euo pipefail/{/^set /d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"
 }
 
 PORT_BASE=${BENCH_PORT_BASE:-17100}
@@ -32,6 +33,7 @@ ROUNDS=${BENCH_ROUNDS:-5000}
 SERVER_PORT=$PORT_BASE
 SOCAT_PORT=$((PORT_BASE + 1))
 PF_PORT=$((PORT_BASE + 2))
+SOCAT_BIG_PORT=$((PORT_BASE + 3))
 
 PIDS=()
 WORK=""
@@ -65,6 +67,15 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
+# row LABEL KEY: one line of the table, from the global `result` array.
+row() {
+    local pf=${result[pf-proxy.$2]}
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" \
+        "${result[direct.$2]}" "${result[socat.$2]}" "${result[socat-256k.$2]}" "$pf" \
+        "$(ratio "$pf" "${result[socat.$2]}")" "$(ratio "$pf" "${result[socat-256k.$2]}")" \
+        "$(ratio "$pf" "${result[direct.$2]}")"
+}
+
 main() {
     case "${1:-}" in
         -h | --help)
@@ -96,6 +107,10 @@ main() {
     PIDS+=("$!")
     socat -t 60 "UNIX-LISTEN:$WORK/socat.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
     PIDS+=("$!")
+    socat -b 262144 -t 60 "TCP-LISTEN:$SOCAT_BIG_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$WORK/socat-big.sock" &
+    PIDS+=("$!")
+    socat -b 262144 -t 60 "UNIX-LISTEN:$WORK/socat-big.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
+    PIDS+=("$!")
     RUST_LOG=warn "$bin/vsock-to-ip" -v "unix:$WORK/pf.sock" -i "127.0.0.1:$SERVER_PORT" &
     PIDS+=("$!")
     RUST_LOG=warn "$bin/ip-to-vsock" -i "127.0.0.1:$PF_PORT" -v "unix:$WORK/pf.sock" &
@@ -103,13 +118,15 @@ main() {
     wait_port "$SERVER_PORT"
     wait_port "$SOCAT_PORT"
     wait_port "$PF_PORT"
+    wait_port "$SOCAT_BIG_PORT"
 
-    local -A result
+    declare -gA result
     local path port line
-    for path in direct socat pf-proxy; do
+    for path in direct socat socat-256k pf-proxy; do
         case "$path" in
             direct) port=$SERVER_PORT ;;
             socat) port=$SOCAT_PORT ;;
+            socat-256k) port=$SOCAT_BIG_PORT ;;
             pf-proxy) port=$PF_PORT ;;
         esac
         say "measuring $path"
@@ -125,8 +142,8 @@ main() {
     done
 
     printf '\npf-proxy benchmark (%s cores, %s)\n\n' "$(nproc)" "$(date -u +%Y-%m-%d)"
-    printf '| measure | direct | socat | pf-proxy | pf-proxy / socat | pf-proxy / direct |\n'
-    printf '| --- | ---: | ---: | ---: | ---: | ---: |\n'
+    printf '| measure | direct | socat | socat -b 256K | pf-proxy | pf-proxy / socat | pf-proxy / socat -b 256K | pf-proxy / direct |\n'
+    printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
     local key label
     for key in one par cps; do
         case "$key" in
@@ -134,16 +151,10 @@ main() {
             par) label="64 streams, MiB/s (64 x ${PARALLEL_MIB} MiB)" ;;
             cps) label="connections/s (8 clients)" ;;
         esac
-        printf '| %s | %s | %s | %s | %s | %s |\n' "$label" \
-            "${result[direct.$key]}" "${result[socat.$key]}" "${result[pf-proxy.$key]}" \
-            "$(ratio "${result[pf-proxy.$key]}" "${result[socat.$key]}")" \
-            "$(ratio "${result[pf-proxy.$key]}" "${result[direct.$key]}")"
+        row "$label" "$key"
     done
     for key in p50 p99; do
-        printf '| %s round trip, 64 B, us | %s | %s | %s | %s | %s |\n' "$key" \
-            "${result[direct.$key]}" "${result[socat.$key]}" "${result[pf-proxy.$key]}" \
-            "$(ratio "${result[pf-proxy.$key]}" "${result[socat.$key]}")" \
-            "$(ratio "${result[pf-proxy.$key]}" "${result[direct.$key]}")"
+        row "$key round trip, 64 B, us (lower is better)" "$key"
     done
     printf '\nadded latency over direct (us): socat p50 %s p99 %s, pf-proxy p50 %s p99 %s\n' \
         "$(awk -v a="${result[socat.p50]}" -v b="${result[direct.p50]}" 'BEGIN { printf "%.1f", a - b }')" \

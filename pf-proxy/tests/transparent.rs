@@ -77,6 +77,40 @@ async fn allowed_destination_gets_the_stream_byte_exact() {
 }
 
 #[tokio::test]
+async fn egress_from_a_local_vm_over_hybrid_vsock() {
+    // vsock-to-ip-transparent on the host of a local micro-VM listens on
+    // hvsock:VM.vsock:8888, that is the Unix socket VM.vsock_8888, where the
+    // VMM delivers the guest's connections to host port 8888.
+    let dir = tempfile::tempdir().unwrap();
+    let (server, count) = counting_echo().await;
+    let policy = Policy::from_yaml(&format!(
+        "allow:\n  - cidr: 127.0.0.1/32\n    ports: [{}]\n",
+        server.port()
+    ))
+    .unwrap();
+    let listen: Address = format!("hvsock:{}:8888", dir.path().join("vm.vsock").display())
+        .parse()
+        .unwrap();
+    let proxy = start_proxy(
+        &listen,
+        Mode::TransparentIn {
+            policy: Arc::new(policy),
+        },
+        test_limits(),
+    )
+    .await;
+    let from_guest = unix_addr(dir.path(), "vm.vsock_8888");
+    let data = payload(6 << 20, 4);
+    let stream = connect(&from_guest).await.unwrap();
+    let got = timeout(BOUND, send_and_collect(stream, with_header(server, &data)))
+        .await
+        .unwrap();
+    assert!(got == data);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    proxy.stop().await;
+}
+
+#[tokio::test]
 async fn many_concurrent_egress_connections_each_reach_their_destination() {
     let dir = tempfile::tempdir().unwrap();
     let (first, first_count) = counting_echo().await;
