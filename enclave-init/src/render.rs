@@ -99,6 +99,13 @@ pub fn service_status(s: &ServiceInfo) -> String {
         let _ = writeln!(out, "  Note: {note}");
     }
     let _ = writeln!(out, "  Log File: {}", s.log_file);
+    if s.log_lines_lost > 0 {
+        let _ = writeln!(
+            out,
+            "  Log Lines Lost: {} (the log could not be written)",
+            s.log_lines_lost
+        );
+    }
     out
 }
 

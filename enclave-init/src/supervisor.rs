@@ -209,6 +209,7 @@ impl Service {
                 .display()
                 .to_string(),
             rss_bytes: self.run.pid().and_then(reaper::process_rss),
+            log_lines_lost: self.log.lock().map_or(0, |l| l.write_errors()),
         }
     }
 }

@@ -118,3 +118,22 @@ fn large_replies_arrive_whole() {
     assert!(lines[11999].contains(" 00012000-"), "{}", lines[11999]);
     assert!(out.len() > 1_400_000, "{}", out.len());
 }
+
+#[test]
+fn an_unwritable_log_loses_lines_visibly_and_nothing_else() {
+    let init = Init::prepare("");
+    // The log directory is a plain file: every write fails.
+    std::fs::write(init.log_dir(), "not a directory").unwrap();
+    init.service(
+        "svc.service",
+        "ExecStart = \"sh -c 'echo a; echo b; exec sleep 1000'\"\n",
+    );
+    let init = init.start();
+    init.wait_for("lost lines to be counted", Duration::from_secs(10), || {
+        init.status("svc").log_lines_lost >= 3
+    });
+    assert_eq!(init.status("svc").state, "running");
+    let text = init.ctl_ok(&["status", "svc"]);
+    assert!(text.contains("Log Lines Lost: "), "{text}");
+    assert!(init.stderr().contains("cannot write service log"));
+}

@@ -73,4 +73,6 @@ pub struct ServiceInfo {
     pub log_file: String,
     /// Resident memory of its main process, when running.
     pub rss_bytes: Option<u64>,
+    /// Output lines lost because its log could not be written (disk full).
+    pub log_lines_lost: u64,
 }
