@@ -170,8 +170,9 @@ printf '#!/bin/sh\ndate +%%s%%N >> %s/starts\nexit 1\n' "$rrdir" >"$rrdir/sv/cra
 chmod +x "$rrdir/sv/crash/run"
 runsvdir -P "$rrdir/sv" >/dev/null 2>&1 &
 PIDS+=("$!")
-until [ "$(wc -l <"$rdir/starts" 2>/dev/null || echo 0)" -gt "$RESTARTS" ] &&
-    [ "$(wc -l <"$rrdir/starts" 2>/dev/null || echo 0)" -gt "$RESTARTS" ]; do
+count_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
+until [ "$(count_lines "$rdir/starts")" -gt "$RESTARTS" ] &&
+    [ "$(count_lines "$rrdir/starts")" -gt "$RESTARTS" ]; do
     sleep 0.2
 done
 mean_interval() { head -n $((RESTARTS + 1)) "$1" | awk 'NR > 1 { s += $1 - p } { p = $1 } END { printf "%d", s / (NR - 1) }'; }
