@@ -444,7 +444,8 @@ impl Supervisor {
                 Some(svc) if svc.def == def => {}
                 Some(svc) => {
                     changed += 1;
-                    if def.enabled && !svc.def.enabled {
+                    // Newly enabled, or a failed service whose file was fixed.
+                    if def.enabled && (!svc.def.enabled || matches!(svc.run, RunState::Failed)) {
                         to_start.insert(name.clone());
                     }
                     svc.def = def;
@@ -460,6 +461,13 @@ impl Supervisor {
                 }
             }
         }
+        // Services blocked by a requirement get another chance.
+        to_start.extend(
+            self.services
+                .iter()
+                .filter(|(_, s)| s.def.enabled && matches!(s.run, RunState::Blocked))
+                .map(|(n, _)| n.clone()),
+        );
         self.replan();
         let order = self.plan.order.clone();
         for name in order.iter().filter(|n| to_start.contains(*n)) {
@@ -797,11 +805,14 @@ impl Supervisor {
             svc.def.enabled = false;
         }
         tracing::info!("service '{name}' disabled");
-        if now && self.services.get(name).is_some_and(Service::active) {
-            self.stop(name, Some(reply));
-        } else {
-            let _ = reply.send(Response::success(format!("Service '{name}' disabled")));
+        if now {
+            if self.services.get(name).is_some_and(Service::active) {
+                return self.stop(name, Some(reply));
+            }
+            // Not running, but maybe waiting to restart: cancel that.
+            self.stop(name, None);
         }
+        let _ = reply.send(Response::success(format!("Service '{name}' disabled")));
     }
 
     fn logs(&mut self, name: String, lines: usize, reply: oneshot::Sender<Response>) {

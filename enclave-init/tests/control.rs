@@ -414,3 +414,42 @@ fn initctl_output_and_exit_codes() {
         .unwrap();
     assert!(via_env.status.success());
 }
+
+#[test]
+fn disable_now_cancels_a_pending_restart() {
+    let init = Init::prepare("");
+    let starts = init.work().join("starts");
+    init.service(
+        "flappy.service",
+        &format!(
+            "ExecStart = \"sh -c 'echo x >> {}; exit 1'\"\nRestart = \"on-failure\"\nRestartSec = 1\n",
+            starts.display()
+        ),
+    );
+    let init = init.start();
+    init.wait_state("flappy", "restarting");
+    assert_eq!(
+        init.ctl_ok(&["disable", "--now", "flappy"]),
+        "✓ Service 'flappy' disabled\n"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(init.status("flappy").state, "inactive");
+    assert_eq!(common::lines(&starts).len(), 1);
+}
+
+#[test]
+fn reload_retries_what_a_fixed_dependency_blocked() {
+    let init = Init::prepare("");
+    init.service("db.service", "ExecStart = \"/nonexistent/db\"\n");
+    init.service("web.service", &sleeper("Requires = [\"db\"]"));
+    let init = init.start();
+    init.wait_state("web", "blocked");
+    init.service("db.service", &sleeper(""));
+    assert_eq!(
+        init.ctl_ok(&["reload"]),
+        "✓ Reloaded: 0 added, 0 removed, 1 changed, 0 broken file(s)\n"
+    );
+    init.wait_state("db", "running");
+    let web = init.wait_state("web", "running");
+    assert_eq!(web.note, None);
+}
