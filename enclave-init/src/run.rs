@@ -58,11 +58,13 @@ pub async fn run(
             config.log_dir.display()
         );
     }
+    // As PID 1 nothing may stop supervision; elsewhere a bad address is an error.
+    let lenient = options.pid1_duties || std::process::id() == 1;
     let mut listeners = Vec::new();
     for addr in &config.control {
         match bind(addr).await {
             Ok(listener) => listeners.push(listener),
-            Err(err) if options.pid1_duties => tracing::error!("control socket disabled: {err}"),
+            Err(err) if lenient => tracing::error!("control socket disabled: {err}"),
             Err(err) => return Err(err.into()),
         }
     }
