@@ -453,3 +453,18 @@ fn reload_retries_what_a_fixed_dependency_blocked() {
     let web = init.wait_state("web", "running");
     assert_eq!(web.note, None);
 }
+
+#[test]
+fn a_second_init_on_the_same_socket_is_refused() {
+    let init = Init::prepare("").start();
+    let out = Command::new(common::INIT)
+        .arg("--config")
+        .arg(init.dir.path().join("init.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another process is listening"), "{err}");
+    // The first one is untouched.
+    init.ctl_ok(&["ping"]);
+}
