@@ -33,7 +33,10 @@ pub fn service_list(services: &[ServiceSummary]) -> String {
 
 fn status_line(s: &ServiceInfo) -> String {
     match s.state.as_str() {
-        "running" => "active (running)".into(),
+        "running" => match s.running_secs {
+            Some(secs) => format!("active (running) for {}", uptime(secs)),
+            None => "active (running)".into(),
+        },
         "stopping" => "deactivating (stopping)".into(),
         "restarting" => match s.restart_in_ms {
             Some(ms) => format!("activating (restart in {:.1}s)", ms as f64 / 1000.0),

@@ -138,6 +138,7 @@ struct Service {
     restart_reply: Option<oneshot::Sender<Response>>,
     remove_on_exit: bool,
     exit_note: Option<oneshot::Sender<String>>,
+    started_at: Option<Instant>,
 }
 
 impl Service {
@@ -155,6 +156,7 @@ impl Service {
             restart_reply: None,
             remove_on_exit: false,
             exit_note: None,
+            started_at: None,
         }
     }
 
@@ -187,6 +189,10 @@ impl Service {
             active: self.active(),
             state: self.run.name().into(),
             pid: self.run.pid(),
+            running_secs: self
+                .started_at
+                .filter(|_| self.active())
+                .map(|t| t.elapsed().as_secs()),
             restart_policy: self.def.restart,
             restart_count: self.restart_count,
             restart_sec: self.def.restart_sec.as_secs_f64(),
@@ -619,6 +625,7 @@ impl Supervisor {
                 tracing::info!("starting service '{name}' (pid {pid}): {}", def.exec_start);
                 svc.log_event(&format!("started pid {pid}: {}", def.exec_start));
                 svc.run = RunState::Running { pid };
+                svc.started_at = Some(Instant::now());
                 if !matches!(&svc.note, Some(n) if n.starts_with("dependency cycle")) {
                     svc.note = None;
                 }

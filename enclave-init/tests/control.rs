@@ -334,10 +334,17 @@ fn initctl_output_and_exit_codes() {
         status.contains("\n  Memory: ") && status.contains(" resident\n"),
         "{status}"
     );
+    assert!(
+        status.contains("\n  Status: active (running) for "),
+        "{status}"
+    );
     let status: String = status
         .lines()
         .filter(|l| !l.starts_with("  Memory: "))
-        .map(|l| format!("{l}\n"))
+        .map(|l| match l.split_once(" for ") {
+            Some((head, _)) if l.starts_with("  Status: ") => format!("{head}\n"),
+            _ => format!("{l}\n"),
+        })
         .collect();
     let pid = init.status("web").pid.unwrap();
     assert!(status.starts_with(&format!(

@@ -49,6 +49,8 @@ pub struct ServiceInfo {
     pub state: String,
     /// Process id when running.
     pub pid: Option<i32>,
+    /// Seconds since the running process started.
+    pub running_secs: Option<u64>,
     /// Restart policy.
     pub restart_policy: RestartPolicy,
     /// Restarts so far.
