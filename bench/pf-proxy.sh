@@ -121,6 +121,8 @@ main() {
     wait_port "$SOCAT_BIG_PORT"
 
     declare -gA result
+    local load_before
+    load_before=$(cut -d' ' -f1 /proc/loadavg)
     local path port line
     for path in direct socat socat-256k pf-proxy; do
         case "$path" in
@@ -141,7 +143,9 @@ main() {
         result[$path.p99]=$(value p99_us "$line")
     done
 
-    printf '\npf-proxy benchmark (%s cores, %s)\n\n' "$(nproc)" "$(date -u +%Y-%m-%d)"
+    printf '\npf-proxy benchmark (%s cores, %s; load average %s before, %s after: other work on\n' \
+        "$(nproc)" "$(date -u +%Y-%m-%d)" "$load_before" "$(cut -d' ' -f1 /proc/loadavg)"
+    printf 'the machine skews the figures, compare the columns of one run)\n\n'
     printf '| measure | direct | socat | socat -b 256K | pf-proxy | pf-proxy / socat | pf-proxy / socat -b 256K | pf-proxy / direct |\n'
     printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
     local key label

@@ -122,7 +122,7 @@ async fn ip_to_vsock_and_vsock_to_ip_chain_and_stop_cleanly_on_sigterm() {
     let mid = format!("unix:{}", dir.path().join("mid.vsock").display());
     let front = format!("unix:{}", dir.path().join("front.sock").display());
     let enclave = spawn("vsock-to-ip", &["-v", &mid, "-i", &echo_addr.to_string()]);
-    let host = spawn("ip-to-vsock", &["-i", &front, "-v", &mid]);
+    let host = spawn("ip-to-vsock", &["-i", &front, "-v", &mid, "--threads", "1"]);
     wait_for_path(&dir.path().join("mid.vsock")).await;
     wait_for_path(&dir.path().join("front.sock")).await;
     let data = payload(4 << 20, 21);
