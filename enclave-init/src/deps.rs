@@ -2,7 +2,7 @@
 //! algorithm), with cycle detection.
 //!
 //! An edge `a -> b` means "a starts before b": `After = [a]` in b, `Before =
-//! [b]` in a and `Requires = [a]` in b all make one. References to services
+//! [b]` in a, `Requires = [a]` and `Wants = [a]` in b all make one. References to services
 //! that do not exist are ignored for ordering (soft dependencies); a missing
 //! `Requires` target is reported. Among services that are free to start, the
 //! one whose name sorts first goes first, so the order does not depend on
@@ -43,7 +43,7 @@ pub fn plan(services: &BTreeMap<String, Dependencies>) -> StartPlan {
         .collect();
     let mut missing_requires = Vec::new();
     for (name, deps) in services {
-        for before_me in deps.after.iter().chain(&deps.requires) {
+        for before_me in deps.after.iter().chain(&deps.requires).chain(&deps.wants) {
             if let Some(set) = successors.get_mut(before_me.as_str()) {
                 set.insert(name.as_str());
             }
@@ -186,6 +186,7 @@ mod tests {
             before: v(before),
             requires: v(requires),
             required_by: Vec::new(),
+            wants: Vec::new(),
         }
     }
 

@@ -93,6 +93,7 @@ pub fn service_status(s: &ServiceInfo) -> String {
         ("Requires", &deps.requires),
         ("Before", &deps.before),
         ("Required By", &deps.required_by),
+        ("Wants", &deps.wants),
     ] {
         if !list.is_empty() {
             let _ = writeln!(out, "  {label}: {}", list.join(", "));

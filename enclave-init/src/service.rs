@@ -122,6 +122,10 @@ pub struct Dependencies {
     pub requires: Vec<String>,
     /// Services that require this one (informational).
     pub required_by: Vec<String>,
+    /// Services started before this one if they exist (even when disabled);
+    /// their failure does not keep this one from starting.
+    #[serde(default)]
+    pub wants: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +147,8 @@ struct RawService {
     requires: Vec<String>,
     #[serde(default)]
     required_by: Vec<String>,
+    #[serde(default)]
+    wants: Vec<String>,
 }
 
 /// A parsed, validated service definition.
@@ -346,6 +352,7 @@ impl ServiceDef {
             ("After", &raw.after),
             ("Requires", &raw.requires),
             ("RequiredBy", &raw.required_by),
+            ("Wants", &raw.wants),
         ] {
             for other in list {
                 validate_name(other).map_err(|e| invalid(key, e.to_string()))?;
@@ -371,6 +378,7 @@ impl ServiceDef {
                 after: raw.after,
                 requires: raw.requires,
                 required_by: raw.required_by,
+                wants: raw.wants,
             },
         })
     }

@@ -535,7 +535,10 @@ impl Supervisor {
         if !visiting.insert(name.to_owned()) {
             return Err(format!("service '{name}' requires itself through a cycle"));
         }
-        let requires = svc.def.deps.requires.clone();
+        let (requires, wants) = (svc.def.deps.requires.clone(), svc.def.deps.wants.clone());
+        for wanted in &wants {
+            self.pull_in_wanted(name, wanted, visiting);
+        }
         for required in &requires {
             if let Err(reason) = self.ensure_required(required, pull_in, visiting) {
                 let note = format!("not started: requires '{required}', which {reason}");
@@ -549,6 +552,23 @@ impl Supervisor {
         }
         self.spawn(name)?;
         Ok(format!("Service '{name}' started"))
+    }
+
+    /// Starts a wanted service that exists and has not run yet (or was
+    /// stopped); a failure is only logged.
+    fn pull_in_wanted(&mut self, name: &str, wanted: &str, visiting: &mut BTreeSet<String>) {
+        let idle = self
+            .services
+            .get(wanted)
+            .is_some_and(|svc| matches!(svc.run, RunState::Inactive));
+        if !idle || visiting.contains(wanted) {
+            return;
+        }
+        if let Err(err) = self.start(wanted, true, visiting) {
+            tracing::warn!(
+                "service '{name}' wants '{wanted}', which did not start ({err}); starting '{name}' anyway"
+            );
+        }
     }
 
     /// Whether a required service is up (or made up, with `pull_in`).

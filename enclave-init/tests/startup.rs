@@ -250,3 +250,24 @@ fn an_environment_that_is_not_utf8_does_not_stop_init() {
     init.wait_ready();
     init.wait_state("svc", "running");
 }
+
+#[test]
+fn wants_pulls_in_without_requiring() {
+    let init = Init::prepare("");
+    init.service("cache.service.disabled", &sleeper(""));
+    init.service("flaky.service", "ExecStart = \"/nonexistent/flaky\"\n");
+    init.service(
+        "web.service",
+        &sleeper("Wants = [\"cache\", \"flaky\", \"ghost\"]"),
+    );
+    let init = init.start();
+    // A disabled wanted service is started for web, before it.
+    init.wait_state("cache", "running");
+    init.wait_state("web", "running");
+    assert_eq!(init.status("flaky").state, "failed");
+    let order = init.start_log_order();
+    let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert!(pos("cache") < pos("web"), "{order:?}");
+    let text = init.ctl_ok(&["status", "web"]);
+    assert!(text.contains("  Wants: cache, flaky, ghost\n"), "{text}");
+}
