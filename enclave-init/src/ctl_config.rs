@@ -123,8 +123,11 @@ pub fn resolve_with_default(
             CtlConfigError::Invalid(format!("address: {e}"))
         });
     }
+    // --socket implies unix, --vsock-cid/--vsock-port imply vsock.
     let protocol = overrides.protocol.unwrap_or(if overrides.socket.is_some() {
         Protocol::Unix
+    } else if overrides.vsock_cid.is_some() || overrides.vsock_port.is_some() {
+        Protocol::Vsock
     } else {
         raw.protocol
     });
@@ -202,6 +205,14 @@ mod tests {
         assert_eq!(
             resolve_with_default(&addr, &none).unwrap(),
             "tcp:127.0.0.1:9".parse().unwrap()
+        );
+        let implied = CtlOverrides {
+            vsock_cid: Some(21),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_with_default(&implied, &none).unwrap(),
+            Address::vsock(21, 9001)
         );
         std::fs::write(&file, "protocol: carrier-pigeon\n").unwrap();
         let bad = CtlOverrides {
