@@ -100,3 +100,7 @@ pub const DNS_MAX_NAME: usize = 253;
 
 /// Most addresses kept for one resolved policy host name.
 pub const POLICY_MAX_ADDRS_PER_HOST: usize = 64;
+
+/// Shortest interval between two copies of a repeated warning (connection
+/// limit reached, DNS queries dropped); the ones in between are counted.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(1);

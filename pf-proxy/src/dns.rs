@@ -32,7 +32,7 @@ use transport::{Address, ConnectOptions, Listener, Peer, Stream};
 use crate::defs::{DNS_HEADER_LEN, DNS_MAX_IN_FLIGHT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER};
 use crate::dns_wire;
 use crate::resolver;
-use crate::server::{Limits, ServeError, serve};
+use crate::server::{Limits, ServeError, Throttle, serve};
 
 /// Reads one length-prefixed message; `None` at a clean end of stream.
 pub async fn read_message<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Vec<u8>>> {
@@ -79,6 +79,7 @@ pub async fn serve_udp(
     let in_flight = Arc::new(Semaphore::new(DNS_MAX_IN_FLIGHT));
     let tracker = TaskTracker::new();
     let mut buf = vec![0u8; DNS_UDP_RECV_BUFFER];
+    let mut busy_warnings = Throttle::default();
     tracing::info!(listen = %socket.local_addr()?, %target, "forwarding DNS over a stream");
     loop {
         let (n, client) = tokio::select! {
@@ -98,7 +99,9 @@ pub async fn serve_udp(
             continue;
         }
         let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
-            tracing::warn!(%client, limit = DNS_MAX_IN_FLIGHT, "too many DNS queries in flight; dropping one (the client will retry)");
+            if let Some(suppressed) = busy_warnings.allow() {
+                tracing::warn!(%client, limit = DNS_MAX_IN_FLIGHT, suppressed, "too many DNS queries in flight; dropping one (the client will retry)");
+            }
             continue;
         };
         let query = query.to_vec();

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::{Listener, Peer, Stream};
 
 use crate::defs::{
     COPY_BUFFER_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, WARN_INTERVAL,
 };
 
 /// Limits of one proxy.
@@ -80,6 +81,7 @@ where
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     let cut = CancellationToken::new();
+    let mut limit_warnings = Throttle::default();
     tracing::info!(listen = %local, max_connections = limits.max_connections, "serving");
     let result = loop {
         let (stream, peer) = tokio::select! {
@@ -90,7 +92,9 @@ where
             },
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached, closing the new connection");
+            if let Some(suppressed) = limit_warnings.allow() {
+                tracing::warn!(%peer, limit = limits.max_connections, suppressed, "connection limit reached, closing the new connection");
+            }
             drop(stream);
             continue;
         };
@@ -126,4 +130,45 @@ where
     }
     tracing::info!(listen = %local, "stopped");
     result
+}
+
+/// Lets a repeated warning through at most once per [`WARN_INTERVAL`], so a
+/// flood of bad clients cannot flood the log; counts what it held back.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(held back since the last one)` when a warning may be written now.
+    pub fn allow(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|last| now.duration_since(last) < WARN_INTERVAL)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_lets_one_warning_through_per_interval() {
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.allow(), Some(0));
+        for _ in 0..5 {
+            assert_eq!(throttle.allow(), None);
+        }
+        tokio::time::advance(WARN_INTERVAL).await;
+        assert_eq!(throttle.allow(), Some(5));
+        assert_eq!(throttle.allow(), None);
+    }
 }
