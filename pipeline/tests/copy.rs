@@ -555,7 +555,13 @@ fn run_and_copy_through_hybrid_vsock() {
         "-c".as_ref(),
         "echo via vsock; exit 5".as_ref(),
     ]);
-    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}\n{}",
+        stderr(&out),
+        server.log()
+    );
     assert_eq!(common::stdout(&out), "via vsock\n");
 
     let work = tempfile::tempdir().unwrap();

@@ -308,11 +308,14 @@ pub fn fake_vmm(
                 (host.try_clone().unwrap(), guest_stream.try_clone().unwrap());
             let (mut guest_rd, mut host_wr) = (guest_stream, host);
             let up = std::thread::spawn(move || {
-                // Host -> guest; an EOF from the host (a half-close) kills
-                // the connection both ways, as vhost-device-vsock does.
-                let _ = std::io::copy(&mut host_rd, &mut guest_wr);
-                let _ = guest_wr.shutdown(std::net::Shutdown::Both);
-                let _ = host_rd.shutdown(std::net::Shutdown::Both);
+                // Host -> guest. An EOF from the host (a half-close) kills
+                // the connection both ways, as vhost-device-vsock does. A
+                // failed write (the guest closed) only ends this direction:
+                // what the guest sent before closing still reaches the host.
+                if std::io::copy(&mut host_rd, &mut guest_wr).is_ok() {
+                    let _ = guest_wr.shutdown(std::net::Shutdown::Both);
+                    let _ = host_rd.shutdown(std::net::Shutdown::Both);
+                }
             });
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut guest_rd, &mut host_wr);
