@@ -586,3 +586,46 @@ fn run_and_copy_through_hybrid_vsock() {
     fs::remove_file(&vm_socket).unwrap();
     assert_eq!(vmm.join().unwrap(), 3);
 }
+
+#[test]
+fn progress_on_a_terminal_silence_otherwise() {
+    let server = Server::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("payload.bin");
+    write_pattern(&src, 8 * 1024 * 1024, 5);
+    let remote = server.dir.path();
+
+    // Not a terminal: a successful copy prints nothing at all.
+    let out = server.client([
+        "cp".as_ref(),
+        src.as_os_str(),
+        format!("enclave:{}/quiet.bin", remote.display()).as_ref(),
+    ]);
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+
+    // On a terminal (a pty from script(1)): a bar, then a summary line.
+    let command = format!(
+        "{} cp {} enclave:{}/tty.bin",
+        common::BIN,
+        src.display(),
+        remote.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("PIPELINE_ADDR", &server.addr)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let transcript = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{transcript}");
+    assert!(
+        transcript
+            .contains("copied 1 file(s), 0 director(ies), 0 symlink(s), 8388608 bytes to enclave:"),
+        "{transcript}"
+    );
+}
