@@ -159,7 +159,7 @@ pub async fn duplex(
     let mut a_to_b = Half::new(buffer_size);
     let mut b_to_a = Half::new(buffer_size);
     let mut last_active = Instant::now();
-    let sleep = tokio::time::sleep_until(last_active + idle_timeout);
+    let sleep = tokio::time::sleep_until(idle_deadline(last_active, idle_timeout));
     tokio::pin!(sleep);
     let result = poll_fn(|cx| {
         let mut active = false;
@@ -195,7 +195,7 @@ pub async fn duplex(
         }
         // The timer is re-armed only when it fires, not on every byte.
         while sleep.as_mut().poll(cx).is_ready() {
-            let deadline = last_active + idle_timeout;
+            let deadline = idle_deadline(last_active, idle_timeout);
             if deadline <= Instant::now() {
                 return Poll::Ready(Err(DuplexError::Idle(idle_timeout)));
             }
@@ -214,6 +214,16 @@ pub async fn duplex(
         b_to_a: b_to_a.amount,
     })
 }
+
+/// When a connection last active at `last` becomes idle; a time-out too
+/// large to add (`Duration::MAX`) means about never, not a panic.
+fn idle_deadline(last: Instant, idle_timeout: Duration) -> Instant {
+    last.checked_add(idle_timeout)
+        .unwrap_or_else(|| last + NEVER)
+}
+
+/// "Never" for time-outs too large to add to an instant (thirty years).
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// Waits until the peer of a Unix-socket-based stream has read every byte
 /// written to it, or [`HVSOCK_DRAIN_TIMEOUT`] passed.
@@ -258,6 +268,21 @@ fn unsent_bytes(stream: &Stream) -> io::Result<usize> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn an_unaddable_idle_timeout_means_never() {
+        let (a, mut peer_a) = tokio::net::UnixStream::pair().unwrap();
+        let (b, mut peer_b) = tokio::net::UnixStream::pair().unwrap();
+        let (mut a, mut b) = (Stream::from_unix(a), Stream::from_unix(b));
+        peer_a.write_all(b"ping").await.unwrap();
+        peer_a.shutdown().await.unwrap();
+        peer_b.shutdown().await.unwrap();
+        let moved = duplex(&mut a, &mut b, 1024, Duration::MAX).await.unwrap();
+        assert_eq!(moved.a_to_b, 4);
+        let mut got = Vec::new();
+        peer_b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"ping");
+    }
 
     #[tokio::test]
     async fn drain_waits_until_the_peer_has_read_everything() {

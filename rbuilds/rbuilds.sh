@@ -1,0 +1,585 @@
+#!/usr/bin/env bash
+# rbuilds.sh: reproducible enclave images (EIF) with our own kernel, init and
+# services, and a local runner that boots them in a QEMU micro-VM.
+#
+# Three ways to use it:
+#   ./rbuilds.sh --cmd make_all            one command, then exit
+#   ./rbuilds.sh                           a prompt (on a terminal)
+#   { echo make_all; echo list_enclaves; } | ./rbuilds.sh
+#                                          commands read from stdin
+# `lsh` in the last two modes runs the next line as a host shell command.
+# Run `./rbuilds.sh --man` for every command and setting.
+set -euo pipefail
+
+RBUILDS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$RBUILDS_DIR")
+
+# Settings (environment).
+BUILD_DIR=${RBUILDS_BUILD_DIR:-$RBUILDS_DIR/build}
+IMAGE_NAME=${RBUILDS_IMAGE_NAME:-enclave}
+JOBS=${RBUILDS_JOBS:-2}
+MEMORY_MIB=${RBUILDS_MEMORY_MIB:-512}
+CPUS=${RBUILDS_CPUS:-2}
+GUEST_CID=${RBUILDS_GUEST_CID:-16}
+BOOT_TIMEOUT=${RBUILDS_BOOT_TIMEOUT:-120}
+
+KERNEL_FRAGMENT=$ROOT_DIR/.linux/enclave.config
+KERNEL_PACKAGE=linux-source-6.12
+KERNEL_TARBALL=/usr/src/$KERNEL_PACKAGE.tar.xz
+# Nitro's kernel command line (what nitro-cli's bootstrap images use).
+KERNEL_CMDLINE="reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+RUST_TARGET=x86_64-unknown-linux-gnu
+STATIC_TARGET_DIR=$BUILD_DIR/target
+TOOL_TARGET_DIR=$BUILD_DIR/tool-target
+TOOL=$TOOL_TARGET_DIR/release/rbuilds-tool
+EIF=$BUILD_DIR/$IMAGE_NAME.eif
+RUN_DIR=$BUILD_DIR/run
+# Ports inside the enclave.
+PIPELINE_PORT=53000
+INITCTL_PORT=9001
+HEARTBEAT_PORT=9000
+
+DEBUG=0
+
+log() { printf '[rbuilds] %s\n' "$*" >&2; }
+die() {
+    printf '[rbuilds] ERROR: %s\n' "$*" >&2
+    exit 1
+}
+# step NAME: announces a build step.
+step() { log "== $* =="; }
+
+# ---------------------------------------------------------------- helpers
+
+# The reproducibility inputs: everything time-dependent comes from the last
+# commit, so two builds of one commit agree to the byte.
+set_build_env() {
+    local epoch
+    epoch=$(git -C "$ROOT_DIR" log -1 --format=%ct 2>/dev/null) ||
+        die "cannot read the last commit time of $ROOT_DIR (SOURCE_DATE_EPOCH)"
+    export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$epoch}
+    export TZ=UTC LC_ALL=C
+    umask 022
+}
+
+ensure_root_or_sudo() {
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=()
+    else
+        SUDO=(sudo)
+    fi
+}
+
+# ensure_apt [-t SUITE] PKG...: installs the Debian packages that are missing.
+ensure_apt() {
+    local suite=() missing=() pkg
+    if [ "${1:-}" = -t ]; then
+        suite=(-t "$2")
+        shift 2
+    fi
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    ensure_root_or_sudo
+    log "installing Debian packages: ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq >&2 || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
+        "${suite[@]}" "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
+}
+
+# The kernel source and QEMU 10 come from bookworm-backports.
+ensure_backports() {
+    local list=/etc/apt/sources.list.d/bookworm-backports.sources
+    grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+    ensure_root_or_sudo
+    log "adding the bookworm-backports suite to apt's sources ($list)"
+    printf '%s\n' "Types: deb" "URIs: http://deb.debian.org/debian" "Suites: bookworm-backports" \
+        "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
+        "${SUDO[@]}" tee "$list" >/dev/null || die "cannot write $list"
+    "${SUDO[@]}" apt-get update -qq >&2 || die "apt-get update failed"
+}
+
+ensure_cargo_tool() {
+    local bin=$1 crate=$2
+    command -v "$bin" >/dev/null 2>&1 && return 0
+    log "installing $crate (cargo install $crate --locked)"
+    cargo install --quiet --locked "$crate" >&2 || die "cargo install $crate failed"
+}
+
+# The host-side helper (cpio writer, EIF reader, heartbeat answer).
+make_tool() {
+    [ -x "$TOOL" ] && [ "$TOOL" -nt "$RBUILDS_DIR/Cargo.toml" ] &&
+        [ -z "$(find "$RBUILDS_DIR/src" -newer "$TOOL" -print -quit)" ] && return 0
+    log "building rbuilds-tool"
+    (cd "$ROOT_DIR" && CARGO_TARGET_DIR=$TOOL_TARGET_DIR cargo build --quiet --release --locked \
+        -p rbuilds --bin rbuilds-tool) || die "cannot build rbuilds-tool"
+}
+
+# ----------------------------------------------------------------- kernel
+
+kernel_key() {
+    local version hash
+    version=$(dpkg-query -W -f='${Version}' "$KERNEL_PACKAGE")
+    hash=$(cat "$KERNEL_FRAGMENT" "$RBUILDS_DIR/kernel.recipe" | sha256sum | cut -c1-16)
+    printf '%s-%s\n' "$version" "$hash"
+}
+
+make_kernel() {
+    step "make_kernel"
+    ensure_backports
+    ensure_apt build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
+    ensure_apt -t bookworm-backports "$KERNEL_PACKAGE"
+    set_build_env
+    local key dir src
+    key=$(kernel_key)
+    dir=$BUILD_DIR/kernel/$key
+    if [ -s "$dir/bzImage" ] && [ -s "$dir/bzImage.config" ]; then
+        log "kernel $key is cached: $dir/bzImage"
+        ln -sfn "$key" "$BUILD_DIR/kernel/current"
+        return 0
+    fi
+    src=$BUILD_DIR/kernel/src
+    rm -rf "$src" "$dir.tmp"
+    mkdir -p "$src" "$dir.tmp"
+    log "unpacking $KERNEL_TARBALL"
+    tar -xJf "$KERNEL_TARBALL" -C "$src" --strip-components=1 || die "cannot unpack $KERNEL_TARBALL"
+    # shellcheck source=rbuilds/kernel.recipe
+    source "$RBUILDS_DIR/kernel.recipe"
+    (
+        cd "$src"
+        export KBUILD_BUILD_TIMESTAMP="@$SOURCE_DATE_EPOCH" KBUILD_BUILD_USER KBUILD_BUILD_HOST \
+            KBUILD_BUILD_VERSION
+        make -s tinyconfig >&2
+        scripts/kconfig/merge_config.sh -m .config "$KERNEL_FRAGMENT" >/dev/null
+        make -s olddefconfig >&2
+        check_kernel_config .config "$KERNEL_FRAGMENT"
+        log "building bzImage with $JOBS jobs (about 3 minutes on 2 cores)"
+        local start=$SECONDS
+        make -s -j"$JOBS" bzImage >&2
+        log "kernel built in $((SECONDS - start)) s"
+    ) || die "kernel build failed (sources in $src)"
+    cp "$src/arch/x86/boot/bzImage" "$dir.tmp/bzImage"
+    cp "$src/.config" "$dir.tmp/bzImage.config"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    rm -rf "$src"
+    ln -sfn "$key" "$BUILD_DIR/kernel/current"
+    log "kernel $key: $dir/bzImage ($(stat -c %s "$dir/bzImage") bytes)"
+}
+
+# check_kernel_config CONFIG FRAGMENT: every option of FRAGMENT kept its value.
+check_kernel_config() {
+    local config=$1 fragment=$2 line name want bad=0
+    while IFS= read -r line; do
+        case "$line" in CONFIG_*=*) ;; *) continue ;; esac
+        name=${line%%=*}
+        want=${line#*=}
+        if [ "$want" = n ]; then
+            grep -qx "# $name is not set" "$config" || grep -q "^$name=" "$config" || continue
+            grep -q "^$name=" "$config" && {
+                log "kernel config: $name is set, wanted off"
+                bad=1
+            }
+        elif ! grep -qx "$name=$want" "$config"; then
+            log "kernel config: $name=$want was dropped ($(grep -E "^$name=|# $name is not set" "$config" || echo 'not present'))"
+            bad=1
+        fi
+    done <"$fragment"
+    [ "$bad" -eq 0 ] || die "kernel config: options of $fragment lost (missing dependencies?)"
+}
+
+# ------------------------------------------------------- init, apps, rootfs
+
+# static_build PACKAGE...: static release binaries, paths remapped so the
+# bytes do not depend on where the clone or the toolchain lives.
+static_build() {
+    local packages=() p rustflags
+    for p in "$@"; do packages+=(-p "$p"); done
+    rustflags="-C target-feature=+crt-static --remap-path-prefix=$ROOT_DIR=/src"
+    rustflags+=" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+    rustflags+=" --remap-path-prefix=${RUSTUP_HOME:-$HOME/.rustup}=/rustup"
+    (cd "$ROOT_DIR" && RUSTFLAGS=$rustflags CARGO_TARGET_DIR=$STATIC_TARGET_DIR \
+        cargo build --quiet --release --locked --target "$RUST_TARGET" "${packages[@]}") ||
+        die "static build of $* failed"
+}
+
+make_init() {
+    step "make_init"
+    set_build_env
+    static_build enclave-init
+    log "init, initctl: $STATIC_TARGET_DIR/$RUST_TARGET/release/{init,initctl}"
+}
+
+make_apps() {
+    step "make_apps"
+    ensure_apt busybox-static
+    set_build_env
+    static_build pipeline
+    log "pipeline: $STATIC_TARGET_DIR/$RUST_TARGET/release/pipeline"
+}
+
+# install_file SRC DEST MODE
+install_file() { install -D -m "$3" "$1" "$2" || die "cannot install $1 as $2"; }
+
+# The two ramdisks, as nitro-cli makes them: bootstrap (init) and customer
+# (the root file system under /rootfs, which init chroots into, plus init's
+# configuration).
+make_ramdisks() {
+    step "make_ramdisks"
+    make_tool
+    set_build_env
+    local bin=$STATIC_TARGET_DIR/$RUST_TARGET/release stage=$BUILD_DIR/stage f
+    for f in init initctl pipeline; do
+        [ -x "$bin/$f" ] || die "$bin/$f is missing: run make_init and make_apps first"
+    done
+    rm -rf "$stage"
+    mkdir -p "$stage/bootstrap" "$stage/customer"
+    install_file "$bin/init" "$stage/bootstrap/init" 0755
+    mkdir -p "$stage/bootstrap/dev" "$stage/bootstrap/proc" "$stage/bootstrap/sys"
+
+    local root=$stage/customer/rootfs
+    install_file "$RBUILDS_DIR/image/init.yaml" "$stage/customer/etc/init.yaml" 0644
+    install_file "$bin/initctl" "$root/usr/bin/initctl" 0755
+    install_file "$bin/pipeline" "$root/usr/bin/pipeline" 0755
+    install_file /bin/busybox "$root/bin/busybox" 0755
+    for f in sh ls cat cp mv rm mkdir echo uname ps ip mount df free sleep sha256sum; do
+        ln -s busybox "$root/bin/$f"
+    done
+    for f in "$RBUILDS_DIR"/image/service/*.service; do
+        install_file "$f" "$root/service/$(basename "$f")" 0644
+    done
+    mkdir -p "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/log" \
+        "$root/etc" "$root/root"
+    install_file "$RBUILDS_DIR/image/init.yaml" "$root/etc/init.yaml" 0644
+    install_file "$RBUILDS_DIR/image/initctl.yaml" "$root/etc/initctl.yaml" 0644
+
+    "$TOOL" cpio --root "$stage/bootstrap" --mtime "$SOURCE_DATE_EPOCH" \
+        --output "$BUILD_DIR/bootstrap.cpio" || die "cannot write the bootstrap ramdisk"
+    "$TOOL" cpio --root "$stage/customer" --mtime "$SOURCE_DATE_EPOCH" \
+        --output "$BUILD_DIR/customer.cpio" || die "cannot write the customer ramdisk"
+    log "ramdisks: bootstrap.cpio $(stat -c %s "$BUILD_DIR/bootstrap.cpio") bytes," \
+        "customer.cpio $(stat -c %s "$BUILD_DIR/customer.cpio") bytes"
+}
+
+make_eif() {
+    step "make_eif"
+    ensure_cargo_tool eif_build eif_build
+    set_build_env
+    local kernel=$BUILD_DIR/kernel/current
+    [ -s "$kernel/bzImage" ] || die "no kernel in $kernel: run make_kernel first"
+    make_ramdisks
+    local build_time
+    build_time=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+    rm -f "$EIF" "$EIF.pcrs"
+    eif_build --kernel "$kernel/bzImage" --kernel_config "$kernel/bzImage.config" \
+        --cmdline "$KERNEL_CMDLINE" \
+        --ramdisk "$BUILD_DIR/bootstrap.cpio" --ramdisk "$BUILD_DIR/customer.cpio" \
+        --name "$IMAGE_NAME" --version "$(git -C "$ROOT_DIR" describe --always --dirty)" \
+        --build-time "$build_time" --img-os enclaves-framework --img-kernel "$(basename "$(readlink "$kernel")")" \
+        --output "$EIF" >"$BUILD_DIR/eif_build.out" || die "eif_build failed"
+    "$TOOL" pcrs --eif-build-output "$BUILD_DIR/eif_build.out" --output "$EIF.pcrs" ||
+        die "cannot read the PCRs eif_build printed"
+    log "EIF: $EIF ($(stat -c %s "$EIF") bytes)"
+    cat "$EIF.pcrs"
+}
+
+make_all() {
+    local start=$SECONDS t
+    t=$SECONDS
+    make_kernel
+    log "make_kernel: $((SECONDS - t)) s"
+    t=$SECONDS
+    make_init
+    log "make_init: $((SECONDS - t)) s"
+    t=$SECONDS
+    make_apps
+    log "make_apps: $((SECONDS - t)) s"
+    t=$SECONDS
+    make_eif
+    log "make_eif: $((SECONDS - t)) s"
+    log "make_all: $((SECONDS - start)) s"
+}
+
+make_clear() {
+    step "make_clear"
+    rm -rf "$BUILD_DIR/stage" "$BUILD_DIR"/*.cpio "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out"
+    log "removed the image and its ramdisks (the kernel cache and cargo targets stay; rm -rf $BUILD_DIR for all)"
+}
+
+# ---------------------------------------------------------------- running
+#
+# Locally (no nitro-cli) the EIF's own kernel, command line and ramdisks are
+# extracted and booted in a QEMU micro-VM; vhost-device-vsock gives it a
+# real vsock that the host reaches as hvsock:RUN_DIR/NAME/vm.vsock:PORT.
+
+enclave_dir() { printf '%s/%s\n' "$RUN_DIR" "$IMAGE_NAME"; }
+
+# alive PIDFILE: the process named in PIDFILE is running.
+alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+ensure_runner() {
+    ensure_backports
+    ensure_apt -t bookworm-backports qemu-system-x86
+    ensure_cargo_tool vhost-device-vsock vhost-device-vsock
+    make_tool
+}
+
+qemu_accel() {
+    if [ -n "${RBUILDS_ACCEL:-}" ]; then
+        printf '%s\n' "$RBUILDS_ACCEL"
+    else
+        # KVM is listed on these machines but cannot run guests; TCG always works.
+        printf 'tcg\n'
+    fi
+}
+
+run_eif_image() {
+    step "run_eif_image"
+    [ -s "$EIF" ] || die "no image $EIF: run make_eif first"
+    command -v nitro-cli >/dev/null 2>&1 &&
+        die "nitro-cli is present: running on Nitro is not implemented yet (see docs/rbuilds.md)"
+    ensure_runner
+    local dir
+    dir=$(enclave_dir)
+    alive "$dir/qemu.pid" && die "enclave $IMAGE_NAME is already running (drop_enclave first)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    "$TOOL" eif-extract "$EIF" --out-dir "$dir/parts" >"$dir/parts.json" ||
+        die "cannot extract $EIF"
+    local machine=microvm
+    qemu-system-x86_64 -machine help | grep -q '^nitro-enclave' &&
+        log "QEMU has the nitro-enclave machine, but booting through it is not wired yet: using microvm"
+    vhost-device-vsock --vm "guest-cid=$GUEST_CID,socket=$dir/vhost.sock,uds-path=$dir/vm.vsock" \
+        >"$dir/vhost.log" 2>&1 &
+    echo $! >"$dir/vhost.pid"
+    local i
+    for i in $(seq 50); do
+        [ -S "$dir/vhost.sock" ] && break
+        alive "$dir/vhost.pid" || die "vhost-device-vsock exited: $(cat "$dir/vhost.log")"
+        sleep 0.1
+    done
+    [ -S "$dir/vhost.sock" ] || die "vhost-device-vsock did not create $dir/vhost.sock (try $i)"
+    "$TOOL" heartbeat --listen "hvsock:$dir/vm.vsock:$HEARTBEAT_PORT" --timeout "$BOOT_TIMEOUT" \
+        >"$dir/heartbeat" 2>"$dir/heartbeat.log" &
+    local heartbeat_pid=$!
+    local start=$SECONDS
+    qemu-system-x86_64 -M "microvm,memory-backend=mem" -accel "$(qemu_accel)" -cpu max \
+        -smp "$CPUS" -m "${MEMORY_MIB}M" \
+        -object "memory-backend-memfd,id=mem,size=${MEMORY_MIB}M,share=on" \
+        -kernel "$dir/parts/kernel" -initrd "$dir/parts/initramfs" \
+        -append "$(cat "$dir/parts/cmdline")" \
+        -chardev "socket,id=vsock,path=$dir/vhost.sock" \
+        -device vhost-user-vsock-device,chardev=vsock \
+        -nodefaults -no-user-config -display none -no-reboot \
+        -serial "file:$dir/console.log" \
+        -pidfile "$dir/qemu.pid" -daemonize >"$dir/qemu.log" 2>&1 ||
+        die "QEMU did not start: $(cat "$dir/qemu.log")"
+    printf 'name=%s\ncid=%s\nmachine=%s\naccel=%s\nvsock=%s\n' "$IMAGE_NAME" "$GUEST_CID" \
+        "$machine" "$(qemu_accel)" "$dir/vm.vsock" >"$dir/info"
+    log "booting $EIF in QEMU $machine ($(qemu_accel)), CID $GUEST_CID, console: $dir/console.log"
+    if ! wait "$heartbeat_pid"; then
+        log "no boot heartbeat: $(cat "$dir/heartbeat.log")"
+        log "console:"
+        tail -n 30 "$dir/console.log" >&2 || true
+        drop_enclave
+        die "the enclave did not boot"
+    fi
+    log "heartbeat after $(cat "$dir/heartbeat") s (QEMU started $((SECONDS - start)) s ago)"
+    log "reach it with: pipeline run --addr hvsock:$dir/vm.vsock:$PIPELINE_PORT -- uname -a"
+    log "               initctl -a hvsock:$dir/vm.vsock:$INITCTL_PORT list"
+}
+
+# The debug-mode run of nitro-cli shows the console; locally the console is
+# always kept, so this is run_eif_image followed by the console.
+run_eif_image_debugmode_cli() {
+    run_eif_image
+    attach_console_to_enclave
+}
+
+attach_console_to_enclave() {
+    local dir
+    dir=$(enclave_dir)
+    alive "$dir/qemu.pid" || die "enclave $IMAGE_NAME is not running"
+    log "console of $IMAGE_NAME (Ctrl-C detaches; the enclave keeps running)"
+    tail -n +1 -f --pid="$(cat "$dir/qemu.pid")" "$dir/console.log"
+}
+
+list_enclaves() {
+    local dir found=0
+    for dir in "$RUN_DIR"/*/; do
+        [ -f "$dir/info" ] || continue
+        if alive "$dir/qemu.pid"; then
+            found=1
+            # shellcheck disable=SC2046
+            printf '%s pid=%s %s\n' "$(basename "$dir")" "$(cat "$dir/qemu.pid")" \
+                "$(tr '\n' ' ' <"$dir/info")"
+        fi
+    done
+    [ "$found" -eq 1 ] || log "no enclaves running"
+}
+
+# Asks init to shut down (over vsock, initctl's port), waits for QEMU to
+# end, then stops vhost-device-vsock; a VM that does not stop is killed.
+drop_enclave() {
+    local dir initctl=$STATIC_TARGET_DIR/$RUST_TARGET/release/initctl i
+    dir=$(enclave_dir)
+    [ -d "$dir" ] || die "no enclave $IMAGE_NAME"
+    if alive "$dir/qemu.pid"; then
+        if [ -x "$initctl" ] &&
+            timeout 10 "$initctl" -a "hvsock:$dir/vm.vsock:$INITCTL_PORT" shutdown >/dev/null 2>&1; then
+            for i in $(seq 300); do
+                alive "$dir/qemu.pid" || break
+                sleep 0.1
+            done
+        fi
+        if alive "$dir/qemu.pid"; then
+            log "the enclave did not power off by itself: stopping QEMU"
+            kill "$(cat "$dir/qemu.pid")" 2>/dev/null || true
+            for i in $(seq 50); do
+                alive "$dir/qemu.pid" || break
+                sleep 0.1
+            done
+        else
+            log "enclave $IMAGE_NAME shut down"
+        fi
+    fi
+    if alive "$dir/vhost.pid"; then
+        kill "$(cat "$dir/vhost.pid")" 2>/dev/null || true
+    fi
+    mkdir -p "$BUILD_DIR/logs"
+    cp "$dir/console.log" "$BUILD_DIR/logs/$IMAGE_NAME-console.log" 2>/dev/null || true
+    rm -rf "$dir"
+    log "dropped $IMAGE_NAME (console kept in $BUILD_DIR/logs/$IMAGE_NAME-console.log)"
+}
+
+drop_enclaves_all() {
+    local dir
+    for dir in "$RUN_DIR"/*/; do
+        [ -f "$dir/info" ] || continue
+        IMAGE_NAME=$(basename "$dir") drop_enclave
+    done
+}
+
+# ---------------------------------------------------------------- dispatch
+
+man_page() {
+    cat <<'MAN'
+rbuilds.sh: build reproducible enclave images (EIF) and run them.
+
+Usage:
+  rbuilds.sh [--debug] [--tty] --cmd COMMAND    run one command
+  rbuilds.sh [--debug] [--tty]                  commands from a prompt or stdin
+  rbuilds.sh --man | --info
+
+Build commands:
+  make_kernel     Debian's linux-source-6.12 + .linux/enclave.config on tinyconfig;
+                  cached in $RBUILDS_BUILD_DIR/kernel/<version>-<config hash>
+  make_init       enclave-init (init, initctl), static, release
+  make_apps       pipeline, static, release
+  make_eif        ramdisks (bootstrap: /init; customer: /rootfs, /etc/init.yaml),
+                  then eif_build; writes NAME.eif and NAME.eif.pcrs
+  make_all        all of the above (also: make_enclave)
+  make_clear      remove the image and ramdisks
+Running (locally: QEMU microvm + vhost-device-vsock; state in $RBUILDS_BUILD_DIR/run/NAME):
+  run_eif_image                 boot the EIF, answer its heartbeat, print how to reach it
+  run_eif_image_debugmode_cli   run_eif_image, then follow the console
+  attach_console_to_enclave     follow the console (Ctrl-C detaches)
+  list_enclaves                 running enclaves
+  drop_enclave                  initctl shutdown, wait for power-off (else stop QEMU)
+  drop_enclaves_all             drop_enclave for every running enclave
+Other:
+  lsh             (prompt/stdin mode) run the next line as a host shell command
+  help            this text
+
+Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_IMAGE_NAME
+(enclave), RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
+RBUILDS_MEMORY_MIB (512), RBUILDS_CPUS (2), RBUILDS_GUEST_CID (16), RBUILDS_BOOT_TIMEOUT (120 s),
+RBUILDS_ACCEL (tcg; kvm where it works).
+MAN
+}
+
+info_page() {
+    set_build_env
+    local kernel_version
+    kernel_version=$(dpkg-query -W -f='${Version}' "$KERNEL_PACKAGE" 2>/dev/null || echo "not installed")
+    cat <<INFO
+repository:         $ROOT_DIR ($(git -C "$ROOT_DIR" describe --always --dirty 2>/dev/null))
+build directory:    $BUILD_DIR
+image:              $EIF
+SOURCE_DATE_EPOCH:  $SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ))
+kernel source:      $KERNEL_PACKAGE $kernel_version
+kernel config:      $KERNEL_FRAGMENT
+kernel cmdline:     $KERNEL_CMDLINE
+eif_build:          $(command -v eif_build || echo "not installed")
+INFO
+}
+
+COMMANDS=" make_kernel make_init make_apps make_eif make_all make_enclave make_clear make_tool run_eif_image run_eif_image_debugmode_cli attach_console_to_enclave list_enclaves drop_enclave drop_enclaves_all help "
+
+run_command() {
+    local cmd=$1
+    case "$COMMANDS" in
+        *" $cmd "*) ;;
+        *) die "unknown command: $cmd (see --man)" ;;
+    esac
+    case "$cmd" in
+        make_enclave) make_all ;;
+        help) man_page ;;
+        *) "$cmd" ;;
+    esac
+}
+
+# Prompt and stdin modes: one command per line; `lsh` runs the next line in
+# the host shell. A failed command ends the session with its status.
+command_loop() {
+    local line prompt=""
+    [ -t 0 ] && prompt="rbuilds> "
+    while IFS= read -r -p "$prompt" line; do
+        line=${line#"${line%%[![:space:]]*}"}
+        line=${line%"${line##*[![:space:]]}"}
+        case "$line" in
+            "" | "#"*) continue ;;
+            exit | quit) break ;;
+            lsh)
+                IFS= read -r -p "${prompt:+lsh> }" line || die "lsh: no command follows"
+                bash -c "$line" || log "lsh: exit status $?"
+                ;;
+            *) (run_command "$line") || die "$line failed" ;;
+        esac
+    done
+}
+
+main() {
+    local cmd=""
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --cmd)
+                [ $# -ge 2 ] || die "--cmd needs a command"
+                cmd=$2
+                shift
+                ;;
+            --man | -h | --help)
+                man_page
+                return 0
+                ;;
+            --info)
+                info_page
+                return 0
+                ;;
+            --debug) DEBUG=1 ;;
+            *) die "unknown option: $1 (see --man)" ;;
+        esac
+        shift
+    done
+    [ "$DEBUG" -eq 1 ] && set -x
+    mkdir -p "$BUILD_DIR"
+    if [ -n "$cmd" ]; then
+        run_command "$cmd"
+    else
+        command_loop
+    fi
+}
+
+main "$@"

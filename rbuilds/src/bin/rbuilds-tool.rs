@@ -1,0 +1,154 @@
+//! `rbuilds-tool`: the Rust half of `rbuilds.sh` (ramdisks, EIF inspection
+//! and extraction, PCR file, heartbeat answer).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rbuilds::{cpio, eif, heartbeat, pcrs};
+
+/// Reproducible enclave image helpers.
+#[derive(Debug, Parser)]
+#[command(name = "rbuilds-tool", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the tree below ROOT as a newc cpio archive: sorted names, owner
+    /// 0:0, one mtime, permissions 0755/0644 (by the execute bit).
+    Cpio {
+        /// Directory whose contents become the archive.
+        #[arg(long)]
+        root: PathBuf,
+        /// Archive to write (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+        /// Modification time of every entry (seconds since the epoch).
+        #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+        mtime: u32,
+    },
+    /// List a newc cpio archive: mode, uid:gid, mtime, size, name.
+    CpioList {
+        /// The archive.
+        archive: PathBuf,
+    },
+    /// Print an EIF's header and sections as JSON.
+    EifInfo {
+        /// The EIF.
+        eif: PathBuf,
+    },
+    /// Extract an EIF's kernel, command line and ramdisks into a directory;
+    /// also writes `initramfs`, the ramdisks concatenated.
+    EifExtract {
+        /// The EIF.
+        eif: PathBuf,
+        /// Where to write them.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Turn eif_build's standard output into the `.eif.pcrs` JSON file.
+    Pcrs {
+        /// File holding eif_build's standard output.
+        #[arg(long)]
+        eif_build_output: PathBuf,
+        /// The `.eif.pcrs` file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Wait for the enclave's boot heartbeat on ADDRESS and answer it;
+    /// prints the seconds it took.
+    Heartbeat {
+        /// Where to listen, e.g. `hvsock:run/vm.vsock:9000`.
+        #[arg(long)]
+        listen: transport::Address,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rbuilds-tool: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        Command::Cpio {
+            root,
+            output,
+            mtime,
+        } => {
+            let summary = cpio::write_tree_to_file(&root, &output, cpio::CpioOptions { mtime })?;
+            writeln!(
+                stdout,
+                "{}: {} entries, {} bytes",
+                output.display(),
+                summary.entries,
+                summary.bytes
+            )?;
+        }
+        Command::CpioList { archive } => {
+            let file = std::fs::File::open(&archive)
+                .with_context(|| format!("opening {}", archive.display()))?;
+            let entries = cpio::list(std::io::BufReader::new(file))
+                .with_context(|| archive.display().to_string())?;
+            for e in entries {
+                writeln!(
+                    stdout,
+                    "{:06o} {}:{} {} {:>10} {}",
+                    e.mode, e.uid, e.gid, e.mtime, e.size, e.name
+                )?;
+            }
+        }
+        Command::EifInfo { eif: path } => {
+            let info = eif::read_info(&path)?;
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&info)?)?;
+        }
+        Command::EifExtract { eif: path, out_dir } => {
+            let extracted = eif::extract(&path, &out_dir)?;
+            eif::concat_ramdisks(&extracted.ramdisks, &out_dir.join("initramfs"))?;
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&extracted)?)?;
+        }
+        Command::Pcrs {
+            eif_build_output,
+            output,
+        } => {
+            let text = std::fs::read_to_string(&eif_build_output)
+                .with_context(|| format!("reading {}", eif_build_output.display()))?;
+            let pcrs = pcrs::from_eif_build_output(&text)?;
+            let json = serde_json::to_string_pretty(&pcrs)? + "\n";
+            std::fs::write(&output, json)
+                .with_context(|| format!("writing {}", output.display()))?;
+        }
+        Command::Heartbeat { listen, timeout } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let took =
+                runtime.block_on(heartbeat::answer(&listen, Duration::from_secs(timeout)))?;
+            writeln!(stdout, "{:.2}", took.as_secs_f64())?;
+        }
+    }
+    Ok(())
+}

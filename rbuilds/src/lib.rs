@@ -1,0 +1,16 @@
+//! rbuilds: the parts of the reproducible enclave build and the local runner
+//! that are more than shell glue. `rbuilds/rbuilds.sh` drives them through
+//! the `rbuilds-tool` binary.
+//!
+//! - [`cpio`]: newc archives written in sorted order with fixed owner, mtime
+//!   and permissions (the ramdisks), and a lister.
+//! - [`eif`]: the EIF header and sections; extraction of kernel, command
+//!   line and ramdisks for a VMM that cannot boot an EIF.
+//! - [`pcrs`]: the PCRs printed by eif_build, as the `.eif.pcrs` file.
+//! - [`heartbeat`]: the host's answer to the enclave's boot heartbeat.
+
+pub mod cpio;
+pub mod defs;
+pub mod eif;
+pub mod heartbeat;
+pub mod pcrs;
