@@ -238,41 +238,24 @@ pub fn write_tree<W: Write>(
     };
     let mut writer = NewcWriter { out, written: 0 };
     for (index, entry) in entries.iter().enumerate() {
-        let ino = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let (nlink, size) = match &entry.kind {
+            Kind::Dir => (2, 0),
+            Kind::Symlink(target) => (1, target.len() as u64),
+            Kind::File(size) => (1, *size),
+        };
+        let header = Header {
+            ino: u32::try_from(index + 1).unwrap_or(u32::MAX),
+            mode: entry.mode,
+            nlink,
+            mtime: options.mtime,
+            // collect() refused anything above CPIO_MAX_FILE.
+            size: u32::try_from(size).unwrap_or(u32::MAX),
+        };
+        writer.header(&header, &entry.name).map_err(write_err)?;
         match &entry.kind {
-            Kind::Dir => {
-                let header = Header {
-                    ino,
-                    mode: entry.mode,
-                    nlink: 2,
-                    mtime: options.mtime,
-                    size: 0,
-                };
-                writer.header(&header, &entry.name).map_err(write_err)?;
-            }
-            Kind::Symlink(target) => {
-                let header = Header {
-                    ino,
-                    mode: entry.mode,
-                    nlink: 1,
-                    mtime: options.mtime,
-                    size: u32::try_from(target.len()).unwrap_or(u32::MAX),
-                };
-                writer.header(&header, &entry.name).map_err(write_err)?;
-                writer.data(target).map_err(write_err)?;
-            }
-            Kind::File(size) => {
-                let header = Header {
-                    ino,
-                    mode: entry.mode,
-                    nlink: 1,
-                    mtime: options.mtime,
-                    // collect() refused anything above CPIO_MAX_FILE.
-                    size: u32::try_from(*size).unwrap_or(u32::MAX),
-                };
-                writer.header(&header, &entry.name).map_err(write_err)?;
-                copy_file(&entry.path, *size, &mut writer)?;
-            }
+            Kind::Dir => {}
+            Kind::Symlink(target) => writer.data(target).map_err(write_err)?,
+            Kind::File(size) => copy_file(&entry.path, *size, &mut writer)?,
         }
     }
     let trailer = Header {
