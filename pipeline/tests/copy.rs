@@ -125,49 +125,45 @@ fn sentient_commands() {
     let remote = server.dir.path();
     fs::write(work.path().join("input.json"), b"{\"k\": 1}").unwrap();
     let dest = remote.join("deep/new/dirs/input.json");
-    let out = server.client([
+    server.client_ok([
         "send-file".as_ref(),
         "--localpath".as_ref(),
         work.path().join("input.json").as_os_str(),
         "--remotepath".as_ref(),
         dest.as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fs::read(&dest).unwrap(), b"{\"k\": 1}");
 
     let fetched = work.path().join("fetched/here/out.json");
-    let out = server.client([
+    server.client_ok([
         "recv-file".as_ref(),
         "--remotepath".as_ref(),
         dest.as_os_str(),
         "--localpath".as_ref(),
         fetched.as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(fs::read(&fetched).unwrap(), b"{\"k\": 1}");
 
     let src = work.path().join("app");
     sample_tree(&src);
     let remote_dir = remote.join("apps/app");
-    let out = server.client([
+    server.client_ok([
         "send-dir".as_ref(),
         "--localdir".as_ref(),
         src.as_os_str(),
         "--remotedir".as_ref(),
         remote_dir.as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(snapshot(&remote_dir), snapshot(&src));
 
     let local_dir = work.path().join("restored");
-    let out = server.client([
+    server.client_ok([
         "recv-dir".as_ref(),
         "--remotedir".as_ref(),
         remote_dir.as_os_str(),
         "--localdir".as_ref(),
         local_dir.as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(snapshot(&local_dir), snapshot(&src));
 
     // Kinds are checked: a directory is not a file and the other way round.
@@ -205,38 +201,23 @@ fn docker_cp_placement_rules() {
     let enclave = |p: &Path| format!("enclave:{}", p.display());
 
     // Into an existing directory.
-    assert!(
-        server
-            .client(["cp".as_ref(), file.as_os_str(), enclave(&remote).as_ref()])
-            .status
-            .success()
-    );
+    server.client_ok(["cp".as_ref(), file.as_os_str(), enclave(&remote).as_ref()]);
     assert_eq!(fs::read(remote.join("f.txt")).unwrap(), b"one");
     // To a new name.
-    assert!(
-        server
-            .client([
-                "cp".as_ref(),
-                file.as_os_str(),
-                enclave(&remote.join("g.txt")).as_ref()
-            ])
-            .status
-            .success()
-    );
+    server.client_ok([
+        "cp".as_ref(),
+        file.as_os_str(),
+        enclave(&remote.join("g.txt")).as_ref(),
+    ]);
     assert_eq!(fs::read(remote.join("g.txt")).unwrap(), b"one");
     // Overwriting replaces the file (a new inode: readers never see a mix).
     let inode = fs::metadata(remote.join("g.txt")).unwrap().ino();
     fs::write(&file, b"two").unwrap();
-    assert!(
-        server
-            .client([
-                "cp".as_ref(),
-                file.as_os_str(),
-                enclave(&remote.join("g.txt")).as_ref()
-            ])
-            .status
-            .success()
-    );
+    server.client_ok([
+        "cp".as_ref(),
+        file.as_os_str(),
+        enclave(&remote.join("g.txt")).as_ref(),
+    ]);
     assert_eq!(fs::read(remote.join("g.txt")).unwrap(), b"two");
     assert_ne!(fs::metadata(remote.join("g.txt")).unwrap().ino(), inode);
     // Missing parent: refused, like docker cp.
@@ -254,23 +235,13 @@ fn docker_cp_placement_rules() {
     fs::write(dir.join("sub/new"), b"new").unwrap();
     fs::create_dir_all(remote.join("d/sub")).unwrap();
     fs::write(remote.join("d/sub/old"), b"old").unwrap();
-    assert!(
-        server
-            .client(["cp".as_ref(), dir.as_os_str(), enclave(&remote).as_ref()])
-            .status
-            .success()
-    );
+    server.client_ok(["cp".as_ref(), dir.as_os_str(), enclave(&remote).as_ref()]);
     assert_eq!(fs::read(remote.join("d/sub/new")).unwrap(), b"new");
     assert_eq!(fs::read(remote.join("d/sub/old")).unwrap(), b"old");
     let content = format!("{}/.", dir.display());
     let flat = remote.join("flat");
     fs::create_dir(&flat).unwrap();
-    assert!(
-        server
-            .client(["cp", &content, &enclave(&flat)])
-            .status
-            .success()
-    );
+    server.client_ok(["cp", &content, &enclave(&flat)]);
     assert_eq!(fs::read(flat.join("sub/new")).unwrap(), b"new");
 
     // A directory never replaces a file, nor a file a directory.
@@ -302,29 +273,19 @@ fn docker_cp_placement_rules() {
     // Symlinks are copied as links, or followed with -L.
     let link = work.path().join("link");
     symlink(&file, &link).unwrap();
-    assert!(
-        server
-            .client(["cp".as_ref(), link.as_os_str(), enclave(&remote).as_ref()])
-            .status
-            .success()
-    );
+    server.client_ok(["cp".as_ref(), link.as_os_str(), enclave(&remote).as_ref()]);
     assert!(
         fs::symlink_metadata(remote.join("link"))
             .unwrap()
             .file_type()
             .is_symlink()
     );
-    assert!(
-        server
-            .client([
-                "cp".as_ref(),
-                "-L".as_ref(),
-                link.as_os_str(),
-                enclave(&remote.join("followed")).as_ref()
-            ])
-            .status
-            .success()
-    );
+    server.client_ok([
+        "cp".as_ref(),
+        "-L".as_ref(),
+        link.as_os_str(),
+        enclave(&remote.join("followed")).as_ref(),
+    ]);
     assert_eq!(fs::read(remote.join("followed")).unwrap(), b"two");
     assert!(
         !fs::symlink_metadata(remote.join("followed"))
@@ -352,12 +313,7 @@ fn roots_confine_every_path() {
     fs::write(&file, b"data").unwrap();
     let enclave = |p: &Path| format!("enclave:{}", p.display());
 
-    assert!(
-        server
-            .client(["cp".as_ref(), file.as_os_str(), enclave(&root).as_ref()])
-            .status
-            .success()
-    );
+    server.client_ok(["cp".as_ref(), file.as_os_str(), enclave(&root).as_ref()]);
     for dest in [
         outside.path().join("f"),
         root.join("escape/f"),
@@ -412,12 +368,11 @@ fn roots_confine_every_path() {
         stderr(&out)
     );
     // The link itself may be copied: it is an entry of the root.
-    let out = server.client([
+    server.client_ok([
         "cp".as_ref(),
         enclave(&root.join("escape")).as_ref(),
         work.path().join("link").as_os_str(),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(!work.path().join("got").exists());
 }
 

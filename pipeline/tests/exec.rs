@@ -216,8 +216,7 @@ fn client_signals_reach_the_remote_command() {
 #[test]
 fn no_wait_returns_the_pid_and_leaves_no_zombie() {
     let server = Server::start(&[]);
-    let out = server.client(["run", "--no-wait", "--", "sleep", "0.5"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.client_ok(["run", "--no-wait", "--", "sleep", "0.5"]);
     let pid: u32 = stdout(&out).trim().parse().unwrap();
     let status_path = format!("/proc/{pid}/status");
     assert!(

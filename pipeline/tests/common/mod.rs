@@ -100,6 +100,22 @@ impl Server {
         self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
     }
 
+    /// A client command that must succeed; shows both sides' logs if not.
+    pub fn client_ok<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.client(args);
+        assert!(
+            out.status.success(),
+            "client failed: {}\nserver log:\n{}",
+            stderr(&out),
+            self.log()
+        );
+        out
+    }
+
     pub fn client_with_stdin<I, S>(&self, args: I, input: &[u8]) -> Output
     where
         I: IntoIterator<Item = S>,
