@@ -146,6 +146,16 @@ async fn ask_udp(server: SocketAddr, query: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// One framed query and its framed answer on a DNS-over-TCP stream.
+async fn ask_stream(stream: &mut transport::Stream, query: &[u8]) -> Vec<u8> {
+    pf_proxy::dns::write_message(stream, query).await.unwrap();
+    timeout(BOUND, pf_proxy::dns::read_message(stream))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn udp_and_tcp_queries_cross_the_stream_and_come_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -183,13 +193,7 @@ async fn udp_and_tcp_queries_cross_the_stream_and_come_back() {
     let mut stream = connect(&tcp).await.unwrap();
     for id in [7u16, 8] {
         let query = dns_wire::build_query(id, "api.test", TYPE_A).unwrap();
-        pf_proxy::dns::write_message(&mut stream, &query)
-            .await
-            .unwrap();
-        let reply = pf_proxy::dns::read_message(&mut stream)
-            .await
-            .unwrap()
-            .unwrap();
+        let reply = ask_stream(&mut stream, &query).await;
         assert_eq!(
             dns_wire::parse_addresses(&reply, id).unwrap().records,
             vec![records[0]]
@@ -224,13 +228,7 @@ async fn big_answers_are_truncated_for_udp_and_whole_over_tcp() {
     );
 
     let mut stream = connect(&tcp).await.unwrap();
-    pf_proxy::dns::write_message(&mut stream, &query)
-        .await
-        .unwrap();
-    let reply = pf_proxy::dns::read_message(&mut stream)
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = ask_stream(&mut stream, &query).await;
     assert_eq!(dns_wire::parse_addresses(&reply, 9).unwrap().records, many);
     shutdown.cancel();
 }
