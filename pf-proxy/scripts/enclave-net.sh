@@ -10,6 +10,7 @@
 # Start-up order in the enclave:
 #   1. enclave-net.sh up            (loopback, route, iptables rules)
 #   2. ip-to-vsock-transparent -i 127.0.0.1:8888 -v 3:8888
+#      (and -i [::1]:8888 for IPv6, unless IPV6=0)
 #   3. dns-to-vsock -i 127.0.0.1:53 -v 3:8053 ; enclave-net.sh dns
 #   4. vsock-to-ip -v any:PORT -i 127.0.0.1:PORT   (one per published service)
 #   5. the applications
