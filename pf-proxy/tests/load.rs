@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 use transport::connect;
 
-const CONNECTIONS: usize = 2000;
+/// Connections held open at once (fewer if the file-descriptor limit is too
+/// low: each costs this process two descriptors and each proxy two).
+const CONNECTIONS: usize = 5000;
 
 /// Most memory a proxy may use per open connection (two 16 KiB buffers to
 /// start with, the task, two sockets' bookkeeping), and its base.
@@ -36,6 +38,21 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_open_connections_with_bounded_memory() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // Raise the soft limit as far as allowed (the proxies inherit it).
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let _ = setrlimit(
+        Resource::RLIMIT_NOFILE,
+        hard.min(1 << 20),
+        hard.min(1 << 20),
+    );
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let connections = CONNECTIONS.min((soft as usize / 2).saturating_sub(100));
+    assert!(
+        connections >= 1000,
+        "descriptor limit {soft} is too low for this test"
+    );
+    eprintln!("{connections} connections (descriptor limit {soft})");
     let dir = tempfile::tempdir().unwrap();
     let (echo_addr, _echo) = echo_server(&unix_addr(dir.path(), "echo.sock")).await;
     let mid = format!("unix:{}", dir.path().join("mid.vsock").display());
@@ -50,14 +67,28 @@ async fn thousands_of_open_connections_with_bounded_memory() {
                 .unwrap(),
         )
     };
-    let enclave = spawn("vsock-to-ip", &["-v", &mid, "-i", &echo_addr.to_string()]);
-    let host = spawn("ip-to-vsock", &["-i", &front, "-v", &mid]);
+    let max = (connections + 10).to_string();
+    let enclave = spawn(
+        "vsock-to-ip",
+        &[
+            "-v",
+            &mid,
+            "-i",
+            &echo_addr.to_string(),
+            "--max-connections",
+            &max,
+        ],
+    );
+    let host = spawn(
+        "ip-to-vsock",
+        &["-i", &front, "-v", &mid, "--max-connections", &max],
+    );
     wait_for_path(&dir.path().join("mid.vsock")).await;
     wait_for_path(&dir.path().join("front.sock")).await;
 
     let front = front.parse().unwrap();
-    let mut open = Vec::with_capacity(CONNECTIONS);
-    for i in 0..CONNECTIONS {
+    let mut open = Vec::with_capacity(connections);
+    for i in 0..connections {
         let mut stream = connect(&front).await.unwrap();
         let data = payload(1024, i as u8);
         stream.write_all(&data).await.unwrap();
@@ -72,17 +103,17 @@ async fn thousands_of_open_connections_with_bounded_memory() {
         assert!(got == *data);
     }
     // Every connection is open end to end now.
-    let bound = BASE + PER_CONNECTION * CONNECTIONS as u64;
+    let bound = BASE + PER_CONNECTION * connections as u64;
     for (name, proc) in [("ip-to-vsock", &host), ("vsock-to-ip", &enclave)] {
         let rss = rss_bytes(proc.0.id());
         assert!(
             rss < bound,
-            "{name} uses {} MiB for {CONNECTIONS} connections (bound {} MiB)",
+            "{name} uses {} MiB for {connections} connections (bound {} MiB)",
             rss >> 20,
             bound >> 20
         );
         eprintln!(
-            "{name}: {} MiB for {CONNECTIONS} open connections",
+            "{name}: {} MiB for {connections} open connections",
             rss >> 20
         );
     }
