@@ -13,7 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{INIT, INITCTL, wait_timeout};
+use common::{INIT, initctl, wait_timeout};
 
 /// `unshare ARGS -- true` works here (root, namespaces allowed).
 fn can_unshare(args: &[&str]) -> bool {
@@ -189,14 +189,7 @@ fn pid1_boot_in_private_namespaces() {
         lines.next().unwrap().contains("inet 127.0.0.1/8"),
         "{report}"
     );
-    let ctl = |args: &[&str]| {
-        Command::new(INITCTL)
-            .arg("--socket")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let ctl = |args: &[&str]| initctl(&socket, args);
     let status = String::from_utf8(ctl(&["system-status"]).stdout).unwrap();
     assert!(status.contains("  PID 1: yes\n"), "{status}");
     assert!(status.contains("  Parent CID: 2\n"), "{status}");
@@ -264,14 +257,7 @@ fn as_the_real_pid_1_init_reaps_orphans_and_reboots_with_the_syscall() {
     for (command, signal) in [("reboot", libc::SIGHUP), ("shutdown", libc::SIGINT)] {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let (mut child, socket, log) = boot_real_pid1(dir.path());
-        let ctl = |args: &[&str]| {
-            Command::new(INITCTL)
-                .arg("--socket")
-                .arg(&socket)
-                .args(args)
-                .output()
-                .unwrap()
-        };
+        let ctl = |args: &[&str]| initctl(&socket, args);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             let status = String::from_utf8(ctl(&["system-status"]).stdout).unwrap();

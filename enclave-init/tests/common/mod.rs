@@ -138,10 +138,7 @@ impl Init {
 
     /// Runs initctl against this init's socket.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(INITCTL);
-        cmd.arg("--socket").arg(self.socket()).args(args);
-        cmd.env_remove("INITCTL_CONFIG").env_remove("INIT_SOCKET");
-        cmd.output().unwrap()
+        initctl(&self.socket(), args)
     }
 
     /// initctl, which must succeed; its stdout.
@@ -268,6 +265,18 @@ impl Drop for Init {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs initctl against the control socket `socket`.
+pub fn initctl(socket: &Path, args: &[&str]) -> Output {
+    Command::new(INITCTL)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("INITCTL_CONFIG")
+        .env_remove("INIT_SOCKET")
+        .output()
+        .unwrap()
 }
 
 /// A service that sleeps (runs until stopped).
