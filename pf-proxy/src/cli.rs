@@ -65,6 +65,10 @@ pub struct LimitArgs {
     /// Seconds open connections get to finish after SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
     pub shutdown_grace: f64,
+    /// Copy every byte through user space, never with splice(2) (which
+    /// bulk transfers between TCP and Unix sockets use otherwise).
+    #[arg(long)]
+    pub no_splice: bool,
     /// Worker threads (0: one per CPU). One thread gives the lowest latency
     /// per exchange; more spread many busy connections over the CPUs.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -114,6 +118,7 @@ impl LimitArgs {
             header_timeout: seconds("header-timeout", self.header_timeout)?,
             shutdown_grace: seconds("shutdown-grace", self.shutdown_grace)?,
             buffer_size: self.buffer_size,
+            splice: !self.no_splice,
         })
     }
 }

@@ -104,3 +104,13 @@ pub const POLICY_MAX_ADDRS_PER_HOST: usize = 64;
 /// Shortest interval between two copies of a repeated warning (connection
 /// limit reached, DNS queries dropped); the ones in between are counted.
 pub const WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bytes one direction of a connection moves through its copy buffer
+/// before it switches to `splice(2)` (when both sockets allow it): short
+/// exchanges cost no pipe, bulk transfers skip the copies to and from user
+/// space.
+pub const SPLICE_AFTER: u64 = 1024 * 1024;
+
+/// Capacity asked for the pipe of a spliced direction (the kernel may give
+/// less; it is one direction's in-flight bytes inside the proxy).
+pub const SPLICE_PIPE_SIZE: usize = 256 * 1024;

@@ -6,7 +6,9 @@
 //! read fills it, up to the maximum given (by default
 //! [`COPY_BUFFER_SIZE`](crate::defs::COPY_BUFFER_SIZE)): quiet connections
 //! cost little, bulk transfers make few system calls, and no connection
-//! ever holds more than two maximum-size buffers.
+//! ever holds more than two maximum-size buffers. A direction that moved
+//! [`SPLICE_AFTER`] bytes between two sockets that allow it goes on with
+//! [`splice`](crate::splice) instead, without copying.
 //!
 //! When one side ends its stream (EOF), the other side's write half is shut
 //! down, so the peer sees the end of stream while the opposite direction
@@ -30,7 +32,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use transport::Stream;
 
-use crate::defs::{HVSOCK_DRAIN_POLL, HVSOCK_DRAIN_TIMEOUT, INITIAL_COPY_BUFFER};
+use crate::defs::{HVSOCK_DRAIN_POLL, HVSOCK_DRAIN_TIMEOUT, INITIAL_COPY_BUFFER, SPLICE_AFTER};
+use crate::splice::Pipe;
 
 /// Bytes moved by a finished [`duplex`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub enum DuplexError {
 struct Half {
     buf: Box<[u8]>,
     max: usize,
+    splice_ok: bool,
+    pipe: Option<Pipe>,
     pos: usize,
     cap: usize,
     read_done: bool,
@@ -71,10 +76,12 @@ struct Half {
 }
 
 impl Half {
-    fn new(max: usize) -> Self {
+    fn new(max: usize, splice_ok: bool) -> Self {
         Self {
             buf: vec![0u8; INITIAL_COPY_BUFFER.min(max).max(1)].into_boxed_slice(),
             max,
+            splice_ok,
+            pipe: None,
             pos: 0,
             cap: 0,
             read_done: false,
@@ -95,6 +102,30 @@ impl Half {
         active: &mut bool,
     ) -> Poll<io::Result<()>> {
         loop {
+            if let Some(pipe) = &mut self.pipe {
+                return pipe.poll_splice(
+                    cx,
+                    reader,
+                    writer,
+                    &mut self.read_done,
+                    &mut self.amount,
+                    active,
+                );
+            }
+            if self.splice_ok && self.amount >= SPLICE_AFTER && self.pos == self.cap {
+                // A bulk transfer: go on without copying (see the splice module).
+                match Pipe::new() {
+                    Ok(pipe) => {
+                        self.pipe = Some(pipe);
+                        self.buf = Box::default();
+                        continue;
+                    }
+                    Err(err) => {
+                        tracing::debug!(%err, "no pipe for splice; copying on");
+                        self.splice_ok = false;
+                    }
+                }
+            }
             if self.grow && self.pos == self.cap {
                 // A read filled the buffer: a bulk transfer; double it, up to the maximum.
                 let size = (self.buf.len() * 2).min(self.max);
@@ -147,17 +178,33 @@ impl Half {
     }
 }
 
+/// How [`duplex`] copies.
+#[derive(Debug, Clone, Copy)]
+pub struct DuplexOptions {
+    /// Largest copy buffer of each direction.
+    pub buffer_size: usize,
+    /// Close when no byte moved either way for this long.
+    pub idle_timeout: Duration,
+    /// Switch bulk transfers between TCP/Unix sockets to `splice(2)`.
+    pub splice: bool,
+}
+
 /// Copies `a` to `b` and `b` to `a` until both directions reached end of
 /// stream, passing each end of stream on as a half-close where the
-/// transport supports it. Each direction's buffer grows up to `buffer_size`.
+/// transport supports it.
 pub async fn duplex(
     a: &mut Stream,
     b: &mut Stream,
-    buffer_size: usize,
-    idle_timeout: Duration,
+    options: DuplexOptions,
 ) -> Result<Transferred, DuplexError> {
-    let mut a_to_b = Half::new(buffer_size);
-    let mut b_to_a = Half::new(buffer_size);
+    let DuplexOptions {
+        buffer_size,
+        idle_timeout,
+        splice,
+    } = options;
+    let splice_ok = splice && a.supports_readiness() && b.supports_readiness();
+    let mut a_to_b = Half::new(buffer_size, splice_ok);
+    let mut b_to_a = Half::new(buffer_size, splice_ok);
     let mut last_active = Instant::now();
     let sleep = tokio::time::sleep_until(idle_deadline(last_active, idle_timeout));
     tokio::pin!(sleep);
@@ -269,6 +316,14 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn options(buffer_size: usize, idle_timeout: Duration, splice: bool) -> DuplexOptions {
+        DuplexOptions {
+            buffer_size,
+            idle_timeout,
+            splice,
+        }
+    }
+
     #[tokio::test]
     async fn an_unaddable_idle_timeout_means_never() {
         let (a, mut peer_a) = tokio::net::UnixStream::pair().unwrap();
@@ -277,11 +332,40 @@ mod tests {
         peer_a.write_all(b"ping").await.unwrap();
         peer_a.shutdown().await.unwrap();
         peer_b.shutdown().await.unwrap();
-        let moved = duplex(&mut a, &mut b, 1024, Duration::MAX).await.unwrap();
+        let moved = duplex(&mut a, &mut b, options(1024, Duration::MAX, false))
+            .await
+            .unwrap();
         assert_eq!(moved.a_to_b, 4);
         let mut got = Vec::new();
         peer_b.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"ping");
+    }
+
+    #[tokio::test]
+    async fn bulk_transfers_switch_to_splice_byte_exact() {
+        let (src, mut feeder) = tokio::net::UnixStream::pair().unwrap();
+        let (dst, mut sink) = tokio::net::UnixStream::pair().unwrap();
+        let (mut src, mut dst) = (Stream::from_unix(src), Stream::from_unix(dst));
+        let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let sent = data.clone();
+        tokio::spawn(async move {
+            feeder.write_all(&sent).await.unwrap();
+            feeder.shutdown().await.unwrap();
+        });
+        let drained = tokio::spawn(async move {
+            let mut got = Vec::new();
+            sink.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut half = Half::new(64 * 1024, true);
+        let mut active = false;
+        poll_fn(|cx| half.poll_copy(cx, &mut src, &mut dst, &mut active))
+            .await
+            .unwrap();
+        assert!(half.pipe.is_some(), "never switched to splice");
+        assert_eq!(half.amount, data.len() as u64);
+        drop(dst);
+        assert!(drained.await.unwrap() == data, "spliced bytes differ");
     }
 
     #[tokio::test]
@@ -320,9 +404,13 @@ mod tests {
             server.shutdown().await.unwrap();
             got
         });
-        let moved = duplex(&mut a, &mut b, 64 * 1024, Duration::from_secs(30))
-            .await
-            .unwrap();
+        let moved = duplex(
+            &mut a,
+            &mut b,
+            options(64 * 1024, Duration::from_secs(30), false),
+        )
+        .await
+        .unwrap();
         assert_eq!(moved.a_to_b, data.len() as u64);
         assert_eq!(moved.b_to_a, 0);
         assert!(reader.await.unwrap() == data);
@@ -341,7 +429,7 @@ mod tests {
             sink.read_to_end(&mut got).await.unwrap();
             got.len()
         });
-        let mut half = Half::new(64 * 1024);
+        let mut half = Half::new(64 * 1024, false);
         assert_eq!(half.buf.len(), INITIAL_COPY_BUFFER);
         let mut active = false;
         poll_fn(|cx| half.poll_copy(cx, &mut src, &mut dst, &mut active))

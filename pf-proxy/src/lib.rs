@@ -11,6 +11,7 @@
 //! - [`header`]: the original-destination header of transparent egress (no I/O).
 //! - [`original_dst`]: `SO_ORIGINAL_DST` / `IP6T_SO_ORIGINAL_DST`.
 //! - [`duplex`]: bidirectional copy with half-close passed through.
+//! - [`splice`]: zero-copy forwarding of bulk transfers between TCP and Unix sockets.
 //! - [`policy`]: the egress allowlist.
 //! - [`server`]: the accept loop (connection limit, graceful shutdown).
 //! - [`proxy`]: the proxy modes, one accepted connection at a time.
@@ -30,6 +31,7 @@ pub mod policy;
 pub mod proxy;
 pub mod resolver;
 pub mod server;
+pub mod splice;
 
 pub use policy::{Decision, Policy};
 pub use proxy::{Mode, ProxyConfig, run, run_on};

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use transport::{Address, ConnectOptions, Listener, Peer, Stream};
 
 use crate::defs::HEADER_PREFIX_LEN;
-use crate::duplex::duplex;
+use crate::duplex::{DuplexOptions, duplex};
 use crate::header::{self, HeaderError};
 use crate::original_dst::{Destination, original_dst};
 use crate::policy::{Decision, Policy};
@@ -164,13 +164,12 @@ async fn proxy_one(mut stream: Stream, peer: &Peer, config: &ProxyConfig) -> Res
         }
     };
     tracing::debug!(%peer, destination = %dst, "connected");
-    let moved = duplex(
-        &mut stream,
-        &mut upstream,
-        limits.buffer_size,
-        limits.idle_timeout,
-    )
-    .await?;
+    let options = DuplexOptions {
+        buffer_size: limits.buffer_size,
+        idle_timeout: limits.idle_timeout,
+        splice: limits.splice,
+    };
+    let moved = duplex(&mut stream, &mut upstream, options).await?;
     tracing::debug!(%peer, destination = %dst, sent = moved.a_to_b, received = moved.b_to_a, "connection done");
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Largest copy buffer per direction and connection (buffers start small and grow).
     pub buffer_size: usize,
+    /// Move bulk transfers between TCP and Unix sockets with `splice(2)`.
+    pub splice: bool,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             buffer_size: COPY_BUFFER_SIZE,
+            splice: true,
         }
     }
 }

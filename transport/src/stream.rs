@@ -74,6 +74,47 @@ impl Stream {
         self.half_close
     }
 
+    /// Whether [`Stream::poll_read_ready`], [`Stream::poll_write_ready`] and
+    /// [`Stream::try_io`] work: for TCP and Unix (hybrid vsock included),
+    /// not for AF_VSOCK streams.
+    pub fn supports_readiness(&self) -> bool {
+        !matches!(self.inner, Inner::Vsock(_))
+    }
+
+    /// Polls until the socket may be readable, for system calls made on its
+    /// descriptor directly (with [`Stream::try_io`]). `Unsupported` on vsock.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.inner {
+            Inner::Tcp(s) => s.poll_read_ready(cx),
+            Inner::Unix(s) => s.poll_read_ready(cx),
+            Inner::Vsock(_) => Poll::Ready(Err(no_readiness())),
+        }
+    }
+
+    /// Polls until the socket may be writable (see [`Stream::poll_read_ready`]).
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &self.inner {
+            Inner::Tcp(s) => s.poll_write_ready(cx),
+            Inner::Unix(s) => s.poll_write_ready(cx),
+            Inner::Vsock(_) => Poll::Ready(Err(no_readiness())),
+        }
+    }
+
+    /// Runs `f`, a system call on the socket's descriptor; when it fails with
+    /// `WouldBlock` the readiness is cleared so that the next poll waits.
+    /// `Unsupported` on vsock.
+    pub fn try_io<R>(
+        &self,
+        interest: tokio::io::Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        match &self.inner {
+            Inner::Tcp(s) => s.try_io(interest, f),
+            Inner::Unix(s) => s.try_io(interest, f),
+            Inner::Vsock(_) => Err(no_readiness()),
+        }
+    }
+
     /// Splits the stream into halves that can move to different tasks.
     pub fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self.inner {
@@ -243,6 +284,13 @@ impl AsyncRead for ReadHalf {
             ReadHalf::Vsock(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
+}
+
+fn no_readiness() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "readiness is not available on vsock streams",
+    )
 }
 
 fn gone() -> io::Error {

@@ -349,3 +349,34 @@ async fn stream_exposes_its_socket_for_socket_options() {
     use std::os::fd::AsRawFd;
     assert!(accepted.as_raw_fd() >= 0);
 }
+
+#[tokio::test]
+async fn readiness_and_try_io_drive_raw_system_calls() {
+    use std::future::poll_fn;
+    let dir = tempfile::tempdir().unwrap();
+    let addr: Address = format!("unix:{}/r.sock", dir.path().display())
+        .parse()
+        .unwrap();
+    let listener = Listener::bind(&addr).await.unwrap();
+    let (client, accepted) = tokio::join!(connect(&addr), listener.accept());
+    let mut client = client.unwrap();
+    let (accepted, _) = accepted.unwrap();
+    assert!(accepted.supports_readiness());
+    // Nothing to read yet: the raw read says WouldBlock and try_io passes it on.
+    let mut buf = [0u8; 8];
+    let raw_read = |buf: &mut [u8]| {
+        let sock = socket2::SockRef::from(&accepted);
+        std::io::Read::read(&mut &*sock, buf)
+    };
+    let err = accepted
+        .try_io(tokio::io::Interest::READABLE, || raw_read(&mut buf))
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+    client.write_all(b"ready").await.unwrap();
+    poll_fn(|cx| accepted.poll_read_ready(cx)).await.unwrap();
+    let n = accepted
+        .try_io(tokio::io::Interest::READABLE, || raw_read(&mut buf))
+        .unwrap();
+    assert_eq!(&buf[..n], b"ready");
+    poll_fn(|cx| accepted.poll_write_ready(cx)).await.unwrap();
+}
