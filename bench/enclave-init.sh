@@ -10,12 +10,15 @@
 #   control    one status request from a fresh client process (`initctl
 #              status` / `sv status`), mean of C calls; and the in-connection
 #              round trip of `initctl ping -c` (no runit equivalent)
+#   logs       time until L lines of output (70 bytes each) are in
+#              time-stamped log files rotated at 10 MiB (init's capture
+#              against runit's svlogd -tt)
 #   memory     resident memory of the supervisor with N services: init
 #              alone, against runsvdir plus its N runsv processes
 # Ratios are enclave-init / runit (below 1: enclave-init is faster/smaller).
 #
 # Environment: BENCH_SERVICES (50), BENCH_RUNS (5), BENCH_CALLS (300),
-# BENCH_RESTARTS (5).
+# BENCH_RESTARTS (5), BENCH_LOG_LINES (1000000).
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,9 +29,10 @@ N=${BENCH_SERVICES:-50}
 RUNS=${BENCH_RUNS:-5}
 CALLS=${BENCH_CALLS:-300}
 RESTARTS=${BENCH_RESTARTS:-5}
+LOG_LINES=${BENCH_LOG_LINES:-1000000}
 
 [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
-    sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     exit 0
 }
 
@@ -179,6 +183,36 @@ mean_interval() { head -n $((RESTARTS + 1)) "$1" | awk 'NR > 1 { s += $1 - p } {
 init_restart=$(mean_interval "$rdir/starts")
 runit_restart=$(mean_interval "$rrdir/starts")
 
+say "logs: $LOG_LINES lines captured with time stamps and rotation"
+# The service prints LOG_LINES lines of 70 bytes, then the marker END-OF-2
+# (computed, so that init's note of the command line does not contain it),
+# then idles.
+# shellcheck disable=SC2016 # $((1+1)) is for the service's shell
+spew='yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -n '"$LOG_LINES"'; echo END-OF-$((1+1)); exec sleep 1000'
+# ends_with_marker FILE: whether the marker is at the end of FILE.
+ends_with_marker() { [ -f "$1" ] && tail -c 100 "$1" | grep -q END-OF-2; }
+ldir=$WORK/logs-init
+init_config "$ldir"
+printf 'max_log_size: 10485760\nmax_log_files: 4\n' >>"$ldir/init.yaml"
+printf 'ExecStart = "sh -c '"'"'%s'"'"'"\n' "$spew" >"$ldir/service/spew.service"
+t0=$(now_ns)
+"$INIT" -c "$ldir/init.yaml" >/dev/null 2>"$ldir/init.log" &
+PIDS+=("$!")
+until ends_with_marker "$ldir/log/spew.log"; do sleep 0.01; done
+init_logs=$(($(now_ns) - t0))
+lrdir=$WORK/logs-runit
+mkdir -p "$lrdir/sv/spew/log/main"
+printf '#!/bin/sh\nexec 2>&1\n%s\n' "$spew" >"$lrdir/sv/spew/run"
+printf '#!/bin/sh\nexec svlogd -tt ./main\n' >"$lrdir/sv/spew/log/run"
+printf 's10485760\nn5\n' >"$lrdir/sv/spew/log/main/config"
+chmod +x "$lrdir/sv/spew/run" "$lrdir/sv/spew/log/run"
+t0=$(now_ns)
+runsvdir -P "$lrdir/sv" >/dev/null 2>&1 &
+PIDS+=("$!")
+until ends_with_marker "$lrdir/sv/spew/log/main/current"; do sleep 0.01; done
+runit_logs=$(($(now_ns) - t0))
+log_mb=$(awk -v n="$LOG_LINES" 'BEGIN { printf "%.0f", n * 71 / 1e6 }')
+
 cat <<REPORT
 
 enclave-init benchmark ($N services; runit $(dpkg-query -W -f='${Version}' runit) as reference)
@@ -188,6 +222,7 @@ enclave-init benchmark ($N services; runit $(dpkg-query -W -f='${Version}' runit
 | restart interval, 1 s delay (mean of $RESTARTS) | $(ms "$init_restart") ms | $(ms "$runit_restart") ms | $(ratio "$init_restart" "$runit_restart") |
 | restart overhead beyond the delay | $(ms $((init_restart - 1000000000))) ms | $(ms $((runit_restart - 1000000000))) ms | |
 | status request, fresh client process (mean of $CALLS) | $(ms "$init_call") ms | $(ms "$runit_call") ms | $(ratio "$init_call" "$runit_call") |
+| $log_mb MB of output in time-stamped, rotated log files | $(ms "$init_logs") ms | $(ms "$runit_logs") ms (svlogd -tt) | $(ratio "$init_logs" "$runit_logs") |
 | resident memory with $N services | $init_rss KiB | $runit_rss KiB (runsvdir + $N runsv) | $(ratio "$init_rss" "$runit_rss") |
 
 in-connection round trip: $ping_line
