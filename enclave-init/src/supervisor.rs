@@ -30,6 +30,9 @@ use crate::logs::{self, ServiceLog, SharedLog};
 use crate::reaper::{self, ExitStatus, OomTracker};
 use crate::service::{self, ServiceDef, validate_name};
 
+/// How the note of a service caught in a dependency cycle begins.
+const CYCLE_NOTE: &str = "dependency cycle: ";
+
 /// What init should do once the supervisor returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -447,7 +450,8 @@ impl Supervisor {
         let (mut added, mut changed) = (0, 0);
         for (name, def) in loaded.services {
             match self.services.get_mut(&name) {
-                Some(svc) if svc.def == def => {}
+                // Back before a removal finished: keep it.
+                Some(svc) if svc.def == def => svc.remove_on_exit = false,
                 Some(svc) => {
                     changed += 1;
                     // Newly enabled, or a failed service whose file was fixed.
@@ -505,12 +509,17 @@ impl Supervisor {
         for (name, missing) in &self.plan.missing_requires {
             tracing::error!("service '{name}' requires '{missing}', which does not exist");
         }
-        let cycles = self.plan.cycles.clone();
-        for cycle in &cycles {
-            for name in cycle {
-                if let Some(svc) = self.services.get_mut(name) {
-                    svc.note = Some(format!("dependency cycle: {}", format_cycle(cycle)));
+        for (name, svc) in self.services.iter_mut() {
+            match self.plan.cycle_of(name) {
+                Some(cycle) => svc.note = Some(format!("{CYCLE_NOTE}{}", format_cycle(cycle))),
+                None if svc
+                    .note
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(CYCLE_NOTE)) =>
+                {
+                    svc.note = None
                 }
+                None => {}
             }
         }
     }
@@ -646,7 +655,7 @@ impl Supervisor {
                 svc.log_event(&format!("started pid {pid}: {}", def.exec_start));
                 svc.run = RunState::Running { pid };
                 svc.started_at = Some(Instant::now());
-                if !matches!(&svc.note, Some(n) if n.starts_with("dependency cycle")) {
+                if !matches!(&svc.note, Some(n) if n.starts_with(CYCLE_NOTE)) {
                     svc.note = None;
                 }
                 let (note_tx, note_rx) = oneshot::channel();

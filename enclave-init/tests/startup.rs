@@ -60,6 +60,12 @@ fn a_dependency_cycle_is_reported_and_everything_still_runs() {
     assert!(note.contains("dependency cycle: a -> b -> a"), "{note}");
     let text = init.ctl_ok(&["system-status"]);
     assert!(text.contains("  Dependency Cycle: a -> b -> a"), "{text}");
+    // Fixed and reloaded: the cycle and its notes are gone.
+    init.service("b.service", &sleeper(""));
+    init.ctl_ok(&["reload"]);
+    assert!(init.system().dependency_cycles.is_empty());
+    assert_eq!(init.status("a").note, None);
+    assert_eq!(init.system().start_order, ["b", "a", "c"]);
 }
 
 #[test]
