@@ -277,3 +277,23 @@ fn wants_pulls_in_without_requiring() {
     let text = init.ctl_ok(&["status", "web"]);
     assert!(text.contains("  Wants: cache, flaky, ghost\n"), "{text}");
 }
+
+#[test]
+fn the_shipped_examples_are_valid() {
+    use enclave_init::config::Config;
+    use enclave_init::ctl_config::{CtlOverrides, resolve_with_default};
+    use enclave_init::service::load_dir;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let config = Config::load(Some(&examples.join("init.yaml")), None).unwrap();
+    assert_eq!(config.control.len(), 2);
+    let loaded = load_dir(&examples.join("services"));
+    assert!(loaded.broken.is_empty(), "{:?}", loaded.broken);
+    assert_eq!(loaded.services.len(), 3);
+    for file in ["initctl-host.yaml", "initctl-local-vm.yaml"] {
+        let overrides = CtlOverrides {
+            config: Some(examples.join(file)),
+            ..Default::default()
+        };
+        resolve_with_default(&overrides, std::path::Path::new("/nonexistent")).unwrap();
+    }
+}
