@@ -15,6 +15,39 @@ use std::time::Duration;
 
 use common::{INIT, initctl, wait_timeout};
 
+/// A scratch directory that init's own `/tmp` and `/run` mounts (made in
+/// its mount namespace) do not hide: under `/var/tmp`, not under `/tmp`
+/// where a checkout, and so `CARGO_TARGET_TMPDIR`, may live.
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("enclave-init-test")
+        .tempdir_in("/var/tmp")
+        .unwrap()
+}
+
+/// A process stopped on drop, so a failing test leaves nothing behind:
+/// SIGTERM (init stops its services), then SIGKILL after a grace period.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `unshare ARGS -- true` works here (root, namespaces allowed).
 fn can_unshare(args: &[&str]) -> bool {
     Command::new("unshare")
@@ -125,8 +158,7 @@ fn pid1_boot_in_private_namespaces() {
         eprintln!("SKIPPED: cannot create mount, network and UTS namespaces here (needs root)");
         return;
     }
-    // Not under /tmp: init mounts a fresh /tmp and /run in its mount namespace.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = scratch_dir();
     let d = dir.path();
     let (services, logs, socket, parent) = (
         d.join("service"),
@@ -158,12 +190,14 @@ fn pid1_boot_in_private_namespaces() {
     .unwrap();
     let beat = fake_parent(&parent, 0xB7);
     let stderr = d.join("init.stderr");
-    let mut child = Command::new("unshare")
-        .args(["-m", "-n", "-u", INIT, "--pid1", "-c"])
-        .arg(&cfg)
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        Command::new("unshare")
+            .args(["-m", "-n", "-u", INIT, "--pid1", "-c"])
+            .arg(&cfg)
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&report)
         .unwrap_or_default()
@@ -207,15 +241,16 @@ fn pid1_boot_in_private_namespaces() {
     assert!(log.contains("pid1: mounts: "), "{log}");
     // Not really PID 1: shutdown stops the services and exits instead of powering off.
     assert!(ctl(&["shutdown"]).status.success());
-    assert!(wait_timeout(&mut child, Duration::from_secs(20)).success());
+    assert!(wait_timeout(&mut child.0, Duration::from_secs(20)).success());
 }
+
+/// `unshare` options for init as the real PID 1 of fresh namespaces.
+const PID_NAMESPACES: &[&str] = &["-p", "-f", "--kill-child", "-m", "-n", "-u", "--mount-proc"];
 
 /// Boots init as the real PID 1 of new PID, mount, network and UTS
 /// namespaces, with one service that leaves an orphan behind; returns the
 /// running `unshare`, the control socket and init's log file.
-fn boot_real_pid1(
-    d: &std::path::Path,
-) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+fn boot_real_pid1(d: &std::path::Path) -> (Running, std::path::PathBuf, std::path::PathBuf) {
     let services = d.join("service");
     std::fs::create_dir_all(&services).unwrap();
     let socket = d.join("init.sock");
@@ -237,25 +272,28 @@ fn boot_real_pid1(
     )
     .unwrap();
     let log = d.join("init.stderr");
+    // --kill-child: if unshare dies, the whole namespace goes with it.
     let child = Command::new("unshare")
-        .args(["-p", "-f", "-m", "-n", "-u", "--mount-proc", INIT, "-c"])
+        .args(PID_NAMESPACES)
+        .arg(INIT)
+        .arg("-c")
         .arg(&cfg)
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    (child, socket, log)
+    (Running(child), socket, log)
 }
 
 #[test]
 fn as_the_real_pid_1_init_reaps_orphans_and_reboots_with_the_syscall() {
-    if !can_unshare(&["-p", "-f", "-m", "-n", "-u", "--mount-proc"]) {
+    if !can_unshare(PID_NAMESPACES) {
         eprintln!("SKIPPED: cannot create a PID namespace here (needs root)");
         return;
     }
     // reboot(2) in a child PID namespace ends that namespace: its init is
     // killed with SIGHUP (restart) or SIGINT (power off), which the parent sees.
     for (command, signal) in [("reboot", libc::SIGHUP), ("shutdown", libc::SIGINT)] {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = scratch_dir();
         let (mut child, socket, log) = boot_real_pid1(dir.path());
         let ctl = |args: &[&str]| initctl(&socket, args);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -272,7 +310,7 @@ fn as_the_real_pid_1_init_reaps_orphans_and_reboots_with_the_syscall() {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert!(ctl(&[command]).status.success());
-        let status = wait_timeout(&mut child, Duration::from_secs(20));
+        let status = wait_timeout(&mut child.0, Duration::from_secs(20));
         // unshare passes the death of its child on (re-raised, or as 128 + signal).
         use std::os::unix::process::ExitStatusExt;
         assert!(
