@@ -86,7 +86,7 @@ impl Netns {
     /// proxy there is starting.
     async fn connect(&self, dst: SocketAddr) -> std::io::Result<Stream> {
         let mut last = None;
-        for _ in 0..100 {
+        for _ in 0..400 {
             match self.enter(move || std::net::TcpStream::connect_timeout(&dst, BOUND)) {
                 Ok(stream) => {
                     stream.set_nonblocking(true)?;

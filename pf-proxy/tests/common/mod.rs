@@ -134,7 +134,7 @@ pub fn bin(name: &str) -> std::path::PathBuf {
 
 /// Waits until `path` exists (a Unix socket a child process binds).
 pub async fn wait_for_path(path: &Path) {
-    for _ in 0..500 {
+    for _ in 0..2000 {
         if path.exists() {
             return;
         }
