@@ -26,8 +26,10 @@ BOOT_TIMEOUT=${RBUILDS_BOOT_TIMEOUT:-120}
 KERNEL_FRAGMENT=$ROOT_DIR/.linux/enclave.config
 KERNEL_PACKAGE=linux-source-6.12
 KERNEL_TARBALL=/usr/src/$KERNEL_PACKAGE.tar.xz
-# Nitro's kernel command line (what nitro-cli's bootstrap images use).
-KERNEL_CMDLINE="reboot=k panic=30 pci=off nomodules console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+# Nitro's kernel command line (nitro-cli's bootstrap images), without
+# `nomodules`: this kernel has no module support, so the word would reach
+# init as an unknown argument.
+KERNEL_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
 RUST_TARGET=x86_64-unknown-linux-gnu
 STATIC_TARGET_DIR=$BUILD_DIR/target
 TOOL_TARGET_DIR=$BUILD_DIR/tool-target
@@ -316,8 +318,14 @@ make_clear() {
 
 enclave_dir() { printf '%s/%s\n' "$RUN_DIR" "$IMAGE_NAME"; }
 
-# alive PIDFILE: the process named in PIDFILE is running.
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE: the process named in PIDFILE is running (not a zombie).
+alive() {
+    local pid state
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1")
+    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
 
 ensure_runner() {
     ensure_backports
