@@ -59,9 +59,18 @@ fn answer(table: &Table, query: &[u8]) -> Vec<u8> {
 }
 
 async fn upstream() -> Upstream {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The resolver answers UDP and TCP on one port: take a free UDP port and
+    // try again when its TCP twin is taken by another test.
+    let (udp, tcp, addr) = 'bind: {
+        for _ in 0..50 {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break 'bind (udp, tcp, addr);
+            }
+        }
+        panic!("no port free for both UDP and TCP on 127.0.0.1");
+    };
     let table: Table = Arc::default();
     let queries = Arc::new(AtomicUsize::new(0));
     let (t, q) = (Arc::clone(&table), Arc::clone(&queries));
