@@ -56,6 +56,7 @@ rm -f "$WORK/up.out" "$WORK/down.out" "$WORK/raw.out"
 hyperfine --style basic -N --runs "$EXEC_RUNS" --warmup 20 \
     --export-json "$WORK/exec.json" \
     -n "sh -c true (local)" "sh -c true" \
+    -n "pipeline --version (client start-up alone)" "$PIPELINE --version" \
     -n "pipeline run -- true" "$PIPELINE run --no-stdin -- true" >&2
 
 mean() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .mean' "$1"; }
@@ -67,6 +68,7 @@ up=$(mean "$WORK/copy.json" "pipeline cp up")
 down=$(mean "$WORK/copy.json" "pipeline cp down")
 best_raw=$(awk -v a="$raw8" -v b="$raw256" 'BEGIN { print (a < b) ? a : b }')
 local_exec=$(mean "$WORK/exec.json" "sh -c true (local)")
+startup=$(mean "$WORK/exec.json" "pipeline --version (client start-up alone)")
 remote_exec=$(mean "$WORK/exec.json" "pipeline run -- true")
 
 echo
@@ -84,5 +86,6 @@ echo
 echo "| what | mean latency |"
 echo "| --- | --- |"
 awk -v t="$local_exec" 'BEGIN { printf "| sh -c true (local) | %.2f ms |\n", t * 1000 }'
+awk -v t="$startup" 'BEGIN { printf "| pipeline --version (client start-up alone) | %.2f ms |\n", t * 1000 }'
 awk -v t="$remote_exec" 'BEGIN { printf "| pipeline run -- true | %.2f ms |\n", t * 1000 }'
 awk -v a="$remote_exec" -v b="$local_exec" 'BEGIN { printf "| overhead of pipeline | %.2f ms |\n", (a - b) * 1000 }'
