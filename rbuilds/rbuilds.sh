@@ -151,8 +151,11 @@ make_kernel() {
     source "$RBUILDS_DIR/kernel.recipe"
     (
         cd "$src"
-        export KBUILD_BUILD_TIMESTAMP="@$SOURCE_DATE_EPOCH" KBUILD_BUILD_USER KBUILD_BUILD_HOST \
-            KBUILD_BUILD_VERSION
+        # The kernel's time stamp comes from its source package (the tarball's
+        # mtime, set by dpkg from the .deb), not from the commit: a new commit
+        # reuses the cached kernel and still gets the same bytes.
+        KBUILD_BUILD_TIMESTAMP="@$(stat -c %Y "$KERNEL_TARBALL")"
+        export KBUILD_BUILD_TIMESTAMP KBUILD_BUILD_USER KBUILD_BUILD_HOST KBUILD_BUILD_VERSION
         make -s tinyconfig >&2
         scripts/kconfig/merge_config.sh -m .config "$KERNEL_FRAGMENT" >/dev/null
         make -s olddefconfig >&2
@@ -246,8 +249,8 @@ make_ramdisks() {
     install_file "$bin/initctl" "$root/usr/bin/initctl" 0755
     install_file "$bin/pipeline" "$root/usr/bin/pipeline" 0755
     install_file /bin/busybox "$root/bin/busybox" 0755
-    for f in sh ls cat cp mv rm mkdir echo uname ps ip mount df free sleep sha256sum; do
-        ln -s busybox "$root/bin/$f"
+    for f in $(/bin/busybox --list); do
+        [ "$f" = busybox ] || [ "$f" = init ] || ln -s busybox "$root/bin/$f"
     done
     for f in "$RBUILDS_DIR"/image/service/*.service; do
         install_file "$f" "$root/service/$(basename "$f")" 0644
