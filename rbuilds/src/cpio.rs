@@ -18,20 +18,20 @@ use crate::defs::{
 #[derive(Debug, thiserror::Error)]
 pub enum CpioError {
     /// A file of the tree could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The archive could not be written.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {cause}", path.display())]
     Write {
         /// The archive.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A file type an initramfs does not need (socket, FIFO, device).
     #[error("{}: unsupported file type (only directories, files and symbolic links)", .0.display())]
@@ -109,20 +109,20 @@ fn collect(root: &Path) -> Result<Vec<Entry>, CpioError> {
         } else {
             root.join(&rel)
         };
-        let read = fs::read_dir(&dir).map_err(|source| CpioError::Read {
+        let read = fs::read_dir(&dir).map_err(|cause| CpioError::Read {
             path: dir.clone(),
-            source,
+            cause,
         })?;
         for item in read {
-            let item = item.map_err(|source| CpioError::Read {
+            let item = item.map_err(|cause| CpioError::Read {
                 path: dir.clone(),
-                source,
+                cause,
             })?;
             let rel_child = rel.join(item.file_name());
             let path = root.join(&rel_child);
-            let meta = fs::symlink_metadata(&path).map_err(|source| CpioError::Read {
+            let meta = fs::symlink_metadata(&path).map_err(|cause| CpioError::Read {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             let name = rel_child.as_os_str().as_bytes().to_vec();
             if name.len() + 1 > CPIO_MAX_NAME {
@@ -143,9 +143,9 @@ fn collect(root: &Path) -> Result<Vec<Entry>, CpioError> {
                 let mode = if exec { EXEC_FILE_MODE } else { FILE_MODE };
                 (Kind::File(meta.len()), mode)
             } else if file_type.is_symlink() {
-                let target = fs::read_link(&path).map_err(|source| CpioError::Read {
+                let target = fs::read_link(&path).map_err(|cause| CpioError::Read {
                     path: path.clone(),
-                    source,
+                    cause,
                 })?;
                 (
                     Kind::Symlink(target.as_os_str().as_bytes().to_vec()),
@@ -232,9 +232,9 @@ pub fn write_tree<W: Write>(
 ) -> Result<CpioSummary, CpioError> {
     let entries = collect(root)?;
     let out_name = PathBuf::from("<archive>");
-    let write_err = |source| CpioError::Write {
+    let write_err = |cause| CpioError::Write {
         path: out_name.clone(),
-        source,
+        cause,
     };
     let mut writer = NewcWriter { out, written: 0 };
     for (index, entry) in entries.iter().enumerate() {
@@ -282,13 +282,13 @@ fn copy_file<W: Write>(
     size: u64,
     writer: &mut NewcWriter<W>,
 ) -> Result<(), CpioError> {
-    let read_err = |source| CpioError::Read {
+    let read_err = |cause| CpioError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
-    let write_err = |source| CpioError::Write {
+    let write_err = |cause| CpioError::Write {
         path: PathBuf::from("<archive>"),
-        source,
+        cause,
     };
     let mut file = File::open(path).map_err(read_err)?;
     let copied = io::copy(&mut (&mut file).take(size), &mut writer.out).map_err(|e| {
@@ -315,13 +315,13 @@ pub fn write_tree_to_file(
         name.push(".tmp");
         PathBuf::from(name)
     };
-    let write_err = |source| CpioError::Write {
+    let write_err = |cause| CpioError::Write {
         path: output.to_path_buf(),
-        source,
+        cause,
     };
     let file = File::create(&tmp).map_err(write_err)?;
     let result = write_tree(root, BufWriter::new(file), options).map_err(|err| match err {
-        CpioError::Write { source, .. } => write_err(source),
+        CpioError::Write { cause, .. } => write_err(cause),
         other => other,
     });
     match result {

@@ -20,12 +20,12 @@ use crate::defs::{
 #[derive(Debug, thiserror::Error)]
 pub enum EifError {
     /// The file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The file is not a well-formed EIF.
     #[error("{}: not a valid EIF: {reason}", path.display())]
@@ -112,9 +112,9 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 /// Reads the header and section table of the EIF at `path`.
 pub fn read_info(path: &Path) -> Result<EifInfo, EifError> {
-    let io_err = |source| EifError::Io {
+    let io_err = |cause| EifError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let bad = |reason: String| EifError::Malformed {
         path: path.to_path_buf(),
@@ -194,9 +194,9 @@ pub struct Extracted {
 /// ramdisks (`ramdisk0`, `ramdisk1`, ...) of the EIF at `path` into `dir`.
 pub fn extract(path: &Path, dir: &Path) -> Result<Extracted, EifError> {
     let info = read_info(path)?;
-    let io_err = |p: &Path, source| EifError::Io {
+    let io_err = |p: &Path, cause| EifError::Io {
         path: p.to_path_buf(),
-        source,
+        cause,
     };
     let bad = |reason: String| EifError::Malformed {
         path: path.to_path_buf(),
@@ -251,9 +251,9 @@ pub fn extract(path: &Path, dir: &Path) -> Result<Extracted, EifError> {
 }
 
 fn copy_to<R: Read>(data: &mut R, target: &Path) -> Result<(), EifError> {
-    let io_err = |source| EifError::Io {
+    let io_err = |cause| EifError::Io {
         path: target.to_path_buf(),
-        source,
+        cause,
     };
     let mut file = File::create(target).map_err(io_err)?;
     io::copy(data, &mut file).map_err(io_err)?;
@@ -263,9 +263,9 @@ fn copy_to<R: Read>(data: &mut R, target: &Path) -> Result<(), EifError> {
 /// The ramdisks of an EIF concatenated into one initramfs, as the Nitro
 /// loader hands them to the kernel.
 pub fn concat_ramdisks(ramdisks: &[PathBuf], output: &Path) -> Result<(), EifError> {
-    let io_err = |p: &Path, source| EifError::Io {
+    let io_err = |p: &Path, cause| EifError::Io {
         path: p.to_path_buf(),
-        source,
+        cause,
     };
     let mut out = File::create(output).map_err(|e| io_err(output, e))?;
     for ramdisk in ramdisks {

@@ -14,12 +14,12 @@ use crate::defs::HEARTBEAT_BYTE;
 #[derive(Debug, thiserror::Error)]
 pub enum HeartbeatError {
     /// The socket could not be bound.
-    #[error("listening on {address}: {source}")]
+    #[error("listening on {address}: {cause}")]
     Bind {
         /// The address.
         address: String,
         /// Why.
-        source: transport::Error,
+        cause: transport::Error,
     },
     /// No heartbeat in time.
     #[error("no heartbeat within {0:?}")]
@@ -35,9 +35,9 @@ pub async fn answer(address: &Address, timeout: Duration) -> Result<Duration, He
     let start = Instant::now();
     let listener = Listener::bind(address)
         .await
-        .map_err(|source| HeartbeatError::Bind {
+        .map_err(|cause| HeartbeatError::Bind {
             address: address.to_string(),
-            source,
+            cause,
         })?;
     let exchange = async {
         loop {

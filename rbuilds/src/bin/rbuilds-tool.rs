@@ -10,6 +10,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rbuilds::{cpio, eif, heartbeat, pcrs};
 
+/// Exit status for bad usage (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
 /// Reproducible enclave image helpers.
 #[derive(Debug, Parser)]
 #[command(name = "rbuilds-tool", version)]
@@ -81,7 +84,18 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // --help and --version are not errors; bad usage exits 64.
+            return if err.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
