@@ -14,6 +14,16 @@ fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("client exited normally")
 }
 
+/// The client exited with `status` and its error message says `needle`.
+fn fails_with(out: &std::process::Output, status: i32, needle: &str) {
+    assert_eq!(code(out), status, "{}", stderr(out));
+    assert!(
+        stderr(out).contains(needle),
+        "{needle:?} not in {}",
+        stderr(out)
+    );
+}
+
 #[test]
 fn exit_codes_over_unix_and_tcp() {
     for kind in [Kind::Unix, Kind::Tcp] {
@@ -44,21 +54,11 @@ fn death_by_signal_is_128_plus_n() {
 fn missing_and_non_executable_commands() {
     let server = Server::start(&[]);
     let out = server.client(["run", "--", "no-such-command-xyz"]);
-    assert_eq!(code(&out), 127);
-    assert!(
-        stderr(&out).contains("command not found: no-such-command-xyz"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 127, "command not found: no-such-command-xyz");
     let script = server.dir.path().join("script.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
     let out = server.client(["run", "--", script.to_str().unwrap()]);
-    assert_eq!(code(&out), 126, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("permission denied"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 126, "permission denied");
 }
 
 #[test]
@@ -257,8 +257,7 @@ fn client_that_vanishes_takes_its_command_down() {
 fn exec_can_be_disabled() {
     let server = Server::start(&["--no-exec"]);
     let out = server.client(["run", "--", "true"]);
-    assert_eq!(code(&out), 126);
-    assert!(stderr(&out).contains("disabled"), "{}", stderr(&out));
+    fails_with(&out, 126, "disabled");
 }
 
 #[test]
@@ -296,8 +295,7 @@ fn usage_errors_are_exit_64() {
         .args(["--config", config.to_str().unwrap(), "run", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(code(&out), 64);
-    assert!(stderr(&out).contains("unknown field"), "{}", stderr(&out));
+    fails_with(&out, 64, "unknown field");
 }
 
 #[test]
@@ -366,12 +364,7 @@ fn a_peer_that_is_not_a_pipeline_server_is_named() {
         .output()
         .unwrap();
     peer.join().unwrap();
-    assert_eq!(code(&out), 69, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is it a pipeline server?"),
-        "{}",
-        stderr(&out)
-    );
+    fails_with(&out, 69, "is it a pipeline server?");
 }
 
 #[test]
