@@ -145,8 +145,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     /// Reads and discards until the peer closes or [`LINGER_TIMEOUT`]
-    /// passes, so that an error frame just sent is read by the peer rather
-    /// than lost to a connection reset.
+    /// passes, so that the last frames sent reach the peer before this side
+    /// closes.
     pub async fn linger(&mut self) {
         let discard = async {
             let mut sink = [0u8; 64 * 1024];

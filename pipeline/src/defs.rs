@@ -52,9 +52,9 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// background processes it started) before the server stops reading them.
 pub const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// After an error frame, how long the server keeps reading (and discarding)
-/// what the client is still sending, so the client reads the error instead
-/// of a connection reset.
+/// After its last frame (an answer or an error), how long the server waits
+/// for the client to hang up, reading and discarding what it still sends, so
+/// that nothing in flight is lost to an early close or a connection reset.
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Grace period the server gives open connections on shutdown.

@@ -32,20 +32,26 @@ pub async fn serve(stream: Stream, peer: Peer, config: &ServerConfig, cancel: Ca
     match result {
         Ok(()) => tracing::debug!(%peer, "session done"),
         Err(err) if err.connection_lost() => {
-            tracing::info!(%peer, error = %err, "client went away")
+            tracing::info!(%peer, error = %err, "client went away");
+            return;
         }
         Err(err) => {
             tracing::info!(%peer, error = %err, "request failed");
             if writer
                 .write_message(&Message::Error(err.to_frame()))
                 .await
-                .is_ok()
+                .is_err()
             {
-                let _ = writer.shutdown().await;
-                reader.linger().await;
+                return;
             }
         }
     }
+    // The side that spoke last waits for the peer to hang up (reading and
+    // discarding what it still sends), rather than closing first: a VMM's
+    // vsock device may drop what is still queued towards the host when the
+    // guest closes (seen with vhost-device-vsock), and a client that is
+    // still sending reads the error instead of a reset.
+    reader.linger().await;
 }
 
 /// Tells a client over the limit to come back later.
