@@ -78,13 +78,7 @@ fn timeout_kills_the_process_group() {
 #[test]
 fn output_is_streamed_while_the_command_runs() {
     let server = Server::start(&[]);
-    let mut child = server
-        .cmd()
-        .args(["run", "--", "sh", "-c", "echo first; sleep 3; echo second"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = server.spawn_script("echo first; sleep 3; echo second");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "first");
     // The remote command is still sleeping: the line came before the end.
@@ -193,13 +187,7 @@ fn env_cwd_and_sentient_command() {
 #[test]
 fn client_signals_reach_the_remote_command() {
     let server = Server::start(&[]);
-    let mut child = server
-        .cmd()
-        .args(["run", "--", "sh", "-c", "echo ready; exec sleep 30"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = server.spawn_script("echo ready; exec sleep 30");
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
@@ -237,13 +225,7 @@ fn client_that_vanishes_takes_its_command_down() {
     let server = Server::start(&[]);
     let marker = server.dir.path().join("still-running");
     let script = format!("echo started; sleep 2; touch {}", marker.display());
-    let mut child = server
-        .cmd()
-        .args(["run", "--", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = server.spawn_script(&script);
     let mut buf = [0u8; 8];
     child.stdout.as_mut().unwrap().read_exact(&mut buf).unwrap();
     child.kill().unwrap();
@@ -323,21 +305,7 @@ fn config_file_supplies_the_address() {
 fn thirty_two_concurrent_clients() {
     let server = Server::start(&[]);
     let children: Vec<_> = (0..32)
-        .map(|i| {
-            server
-                .cmd()
-                .args([
-                    "run",
-                    "--",
-                    "sh",
-                    "-c",
-                    &format!("sleep 0.2; echo client{i}"),
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| server.spawn_script(&format!("sleep 0.2; echo client{i}")))
         .collect();
     for (i, child) in children.into_iter().enumerate() {
         let out = child.wait_with_output().unwrap();

@@ -139,6 +139,17 @@ impl Server {
         out
     }
 
+    /// Starts `pipeline run -- sh -c SCRIPT` with its stdout piped, to read
+    /// while the command runs.
+    pub fn spawn_script(&self, script: &str) -> Child {
+        self.cmd()
+            .args(["run", "--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Peak resident memory of the server so far, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.child.id())
