@@ -1,0 +1,160 @@
+//! The `user_data` of a file's attestation document: what binds the
+//! document to one path, its SHA3-512, the VRF proof over that hash and the
+//! suite of the proof.
+//!
+//! It is compact JSON with the fields in this order:
+//!
+//! ```json
+//! {"v":1,"path":"/data/x","sha3_512":"<128 hex>","vrf_suite":"P256_SHA256_TAI","vrf_proof":"<162 hex>"}
+//! ```
+//!
+//! and at most [`MAX_USER_DATA`] bytes, which the Nitro Secure Module
+//! accepts; that leaves room for paths of about 650 bytes. The document's
+//! `public_key` is the VRF public key the proof verifies against.
+
+use serde::{Deserialize, Serialize};
+
+use crate::defs::{BINDING_VERSION, MAX_USER_DATA};
+use crate::hash::Sha3Digest;
+use crate::proof::{self, Suite, VrfError, VrfKey};
+
+/// What can go wrong building or reading a binding.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    /// Encoded, the binding would not fit in a document.
+    #[error(
+        "user_data would be {len} bytes, more than the {MAX_USER_DATA} a document carries (path too long)"
+    )]
+    TooLarge {
+        /// Encoded length.
+        len: usize,
+    },
+    /// The bytes are not a binding of a known version.
+    #[error("user_data is not a file binding: {0}")]
+    Malformed(String),
+    /// The proof could not be made or does not verify.
+    #[error(transparent)]
+    Vrf(#[from] VrfError),
+}
+
+/// A document's binding of a path to its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserData {
+    /// Layout version ([`BINDING_VERSION`]).
+    pub v: u32,
+    /// The attested path as the enclave saw it.
+    pub path: String,
+    /// SHA3-512 of the file, or the manifest hash of the directory.
+    pub sha3_512: Sha3Digest,
+    /// Suite of `vrf_proof`.
+    pub vrf_suite: Suite,
+    /// ECVRF proof over the 64 bytes of `sha3_512`, hexadecimal.
+    pub vrf_proof: String,
+}
+
+impl UserData {
+    /// Proves `sha3_512` with `key` and binds it to `path`.
+    pub fn prove(path: &str, sha3_512: Sha3Digest, key: &VrfKey) -> Result<Self, BindingError> {
+        let proof = key.prove(sha3_512.as_bytes())?;
+        let binding = Self {
+            v: BINDING_VERSION,
+            path: path.to_string(),
+            sha3_512,
+            vrf_suite: key.suite(),
+            vrf_proof: hex::encode(proof),
+        };
+        binding.to_bytes()?;
+        Ok(binding)
+    }
+
+    /// The bytes that go into the document.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BindingError> {
+        let bytes =
+            serde_json::to_vec(self).map_err(|error| BindingError::Malformed(error.to_string()))?;
+        if bytes.len() > MAX_USER_DATA {
+            return Err(BindingError::TooLarge { len: bytes.len() });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a binding back from a document's `user_data`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BindingError> {
+        if bytes.len() > MAX_USER_DATA {
+            return Err(BindingError::TooLarge { len: bytes.len() });
+        }
+        let binding: Self = serde_json::from_slice(bytes)
+            .map_err(|error| BindingError::Malformed(error.to_string()))?;
+        if binding.v != BINDING_VERSION {
+            return Err(BindingError::Malformed(format!(
+                "version {} (this build reads {BINDING_VERSION})",
+                binding.v
+            )));
+        }
+        Ok(binding)
+    }
+
+    /// The proof's bytes.
+    pub fn proof_bytes(&self) -> Result<Vec<u8>, BindingError> {
+        hex::decode(&self.vrf_proof)
+            .map_err(|error| BindingError::Malformed(format!("vrf_proof: {error}")))
+    }
+
+    /// Checks the proof against `public_key`; returns the VRF output.
+    pub fn verify_proof(&self, public_key: &[u8]) -> Result<Vec<u8>, BindingError> {
+        Ok(proof::verify(
+            self.vrf_suite,
+            public_key,
+            &self.proof_bytes()?,
+            self.sha3_512.as_bytes(),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_round_trips_and_its_proof_verifies() {
+        let key = VrfKey::generate(Suite::P256Sha256Tai).unwrap();
+        let digest = Sha3Digest::of(b"file content").unwrap();
+        let binding = UserData::prove("/data/file", digest, &key).unwrap();
+        let bytes = binding.to_bytes().unwrap();
+        assert!(bytes.starts_with(br#"{"v":1,"path":"/data/file","sha3_512":""#));
+        let back = UserData::from_bytes(&bytes).unwrap();
+        assert_eq!(back, binding);
+        back.verify_proof(key.public_key()).unwrap();
+
+        let mut other_hash = back.clone();
+        other_hash.sha3_512 = Sha3Digest::of(b"other").unwrap();
+        assert!(other_hash.verify_proof(key.public_key()).is_err());
+        let other_key = VrfKey::generate(Suite::P256Sha256Tai).unwrap();
+        assert!(back.verify_proof(other_key.public_key()).is_err());
+    }
+
+    #[test]
+    fn long_paths_and_foreign_bytes_are_refused() {
+        let key = VrfKey::generate(Suite::Secp256k1Sha256Tai).unwrap();
+        let digest = Sha3Digest::of(b"x").unwrap();
+        let long = format!("/{}", "a".repeat(700));
+        assert!(matches!(
+            UserData::prove(&long, digest, &key),
+            Err(BindingError::TooLarge { .. })
+        ));
+        UserData::prove(&format!("/{}", "a".repeat(600)), digest, &key).unwrap();
+        for bad in [
+            &b""[..],
+            b"hello",
+            br#"{"v":2,"path":"/","sha3_512":"00","vrf_suite":"P256_SHA256_TAI","vrf_proof":""}"#,
+            br#"{"v":1,"path":"/","sha3_512":"00","vrf_suite":"P256_SHA256_TAI","vrf_proof":""}"#,
+        ] {
+            assert!(
+                UserData::from_bytes(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(UserData::from_bytes(&[b' '; MAX_USER_DATA + 1]).is_err());
+    }
+}
