@@ -1,6 +1,7 @@
-//! The `user_data` of a file's attestation document: what binds the
-//! document to one path, its SHA3-512, the VRF proof over that hash and the
-//! suite of the proof.
+//! The `user_data` of an attestation document: what the document binds.
+//!
+//! [`UserData`], in a file's document, binds one path, its SHA3-512, the VRF
+//! proof over that hash and the suite of the proof.
 //!
 //! It is compact JSON with the fields in this order:
 //!
@@ -11,6 +12,14 @@
 //! and at most [`MAX_USER_DATA`] bytes, which the Nitro Secure Module
 //! accepts; that leaves room for paths of about 650 bytes. The document's
 //! `public_key` is the VRF public key the proof verifies against.
+//!
+//! [`TlsBinding`], in the document the server hands out at `/tls_doc/`,
+//! binds the server's TLS key: the SHA3-512 of the DER
+//! SubjectPublicKeyInfo of its certificate.
+//!
+//! ```json
+//! {"v":1,"tls_spki_sha3_512":"<128 hex>"}
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -80,17 +89,8 @@ impl UserData {
 
     /// Reads a binding back from a document's `user_data`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BindingError> {
-        if bytes.len() > MAX_USER_DATA {
-            return Err(BindingError::TooLarge { len: bytes.len() });
-        }
-        let binding: Self = serde_json::from_slice(bytes)
-            .map_err(|error| BindingError::Malformed(error.to_string()))?;
-        if binding.v != BINDING_VERSION {
-            return Err(BindingError::Malformed(format!(
-                "version {} (this build reads {BINDING_VERSION})",
-                binding.v
-            )));
-        }
+        let binding: Self = decode(bytes)?;
+        check_version(binding.v)?;
         Ok(binding)
     }
 
@@ -109,6 +109,62 @@ impl UserData {
             self.sha3_512.as_bytes(),
         )?)
     }
+}
+
+/// A document's binding of the server's TLS key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsBinding {
+    /// Layout version ([`BINDING_VERSION`]).
+    pub v: u32,
+    /// SHA3-512 of the DER SubjectPublicKeyInfo of the TLS certificate.
+    pub tls_spki_sha3_512: Sha3Digest,
+}
+
+impl TlsBinding {
+    /// The binding of the key whose DER SubjectPublicKeyInfo is `spki_der`.
+    pub fn new(spki_der: &[u8]) -> Result<Self, BindingError> {
+        let digest = Sha3Digest::of(spki_der)
+            .map_err(|error| BindingError::Malformed(format!("SHA3-512: {error}")))?;
+        Ok(Self {
+            v: BINDING_VERSION,
+            tls_spki_sha3_512: digest,
+        })
+    }
+
+    /// The bytes that go into the document.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, BindingError> {
+        serde_json::to_vec(self).map_err(|error| BindingError::Malformed(error.to_string()))
+    }
+
+    /// Reads a binding back from a document's `user_data`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, BindingError> {
+        let binding: Self = decode(bytes)?;
+        check_version(binding.v)?;
+        Ok(binding)
+    }
+
+    /// Whether `spki_der` is the key this binding names.
+    pub fn matches(&self, spki_der: &[u8]) -> bool {
+        Sha3Digest::of(spki_der).is_ok_and(|digest| digest == self.tls_spki_sha3_512)
+    }
+}
+
+/// Parses `user_data` JSON of at most [`MAX_USER_DATA`] bytes.
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, BindingError> {
+    if bytes.len() > MAX_USER_DATA {
+        return Err(BindingError::TooLarge { len: bytes.len() });
+    }
+    serde_json::from_slice(bytes).map_err(|error| BindingError::Malformed(error.to_string()))
+}
+
+fn check_version(version: u32) -> Result<(), BindingError> {
+    if version != BINDING_VERSION {
+        return Err(BindingError::Malformed(format!(
+            "version {version} (this build reads {BINDING_VERSION})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,5 +212,27 @@ mod tests {
             );
         }
         assert!(UserData::from_bytes(&[b' '; MAX_USER_DATA + 1]).is_err());
+    }
+
+    #[test]
+    fn a_tls_binding_round_trips_and_names_its_key_only() {
+        let spki = b"\x30\x59 not really DER, any bytes hash";
+        let binding = TlsBinding::new(spki).unwrap();
+        let bytes = binding.to_bytes().unwrap();
+        assert!(bytes.starts_with(br#"{"v":1,"tls_spki_sha3_512":""#));
+        assert_eq!(bytes.len(), r#"{"v":1,"tls_spki_sha3_512":""}"#.len() + 128);
+        let back = TlsBinding::from_bytes(&bytes).unwrap();
+        assert_eq!(back, binding);
+        assert!(back.matches(spki));
+        assert!(!back.matches(b"another key"));
+        // A file binding is not a TLS binding, and the other way round.
+        let key = VrfKey::generate(Suite::P256Sha256Tai).unwrap();
+        let file = UserData::prove("/f", Sha3Digest::of(b"x").unwrap(), &key).unwrap();
+        assert!(TlsBinding::from_bytes(&file.to_bytes().unwrap()).is_err());
+        assert!(UserData::from_bytes(&bytes).is_err());
+        let v2 = String::from_utf8(bytes)
+            .unwrap()
+            .replace(r#""v":1"#, r#""v":2"#);
+        assert!(TlsBinding::from_bytes(v2.as_bytes()).is_err());
     }
 }

@@ -12,6 +12,6 @@ pub mod defs;
 pub mod hash;
 pub mod proof;
 
-pub use binding::UserData;
+pub use binding::{TlsBinding, UserData};
 pub use hash::{Sha3Digest, hash_dir, hash_file, hash_path};
 pub use proof::{Suite, VrfKey};
