@@ -24,6 +24,7 @@ GUEST_CID=${RBUILDS_GUEST_CID:-16}
 BOOT_TIMEOUT=${RBUILDS_BOOT_TIMEOUT:-120}
 
 KERNEL_FRAGMENT=$ROOT_DIR/.linux/enclave.config
+KERNEL_PATCHES=$ROOT_DIR/.linux/patches
 KERNEL_PACKAGE=linux-source-6.12
 KERNEL_TARBALL=/usr/src/$KERNEL_PACKAGE.tar.xz
 # Nitro's kernel command line (nitro-cli's bootstrap images), without
@@ -42,8 +43,19 @@ INITCTL_PORT=9001
 HEARTBEAT_PORT=9000
 
 DEBUG=0
+NETWORK=${RBUILDS_NETWORK:-0}
+TTY=0
+DOCKERFILE=${RBUILDS_DOCKERFILE:-}
 
-log() { printf '[rbuilds] %s\n' "$*" >&2; }
+# Messages go to stderr, or to file descriptor 3 when the caller opened it
+# (`3>&1`, as with --tty, keeps them apart from a command's own output).
+log() {
+    if [ "${TTY:-0}" -eq 1 ] && { true >&3; } 2>/dev/null; then
+        printf '[rbuilds] %s\n' "$*" >&3
+    else
+        printf '[rbuilds] %s\n' "$*" >&2
+    fi
+}
 die() {
     printf '[rbuilds] ERROR: %s\n' "$*" >&2
     exit 1
@@ -52,6 +64,13 @@ die() {
 step() { log "== $* =="; }
 
 # ---------------------------------------------------------------- helpers
+
+# shellcheck source=rbuilds/lib/nitro.sh
+source "$RBUILDS_DIR/lib/nitro.sh"
+# shellcheck source=rbuilds/lib/network.sh
+source "$RBUILDS_DIR/lib/network.sh"
+# shellcheck source=rbuilds/lib/docker.sh
+source "$RBUILDS_DIR/lib/docker.sh"
 
 # The reproducibility inputs: everything time-dependent comes from the last
 # commit, so two builds of one commit agree to the byte.
@@ -124,14 +143,15 @@ make_tool() {
 kernel_key() {
     local version hash
     version=$(dpkg-query -W -f='${Version}' "$KERNEL_PACKAGE")
-    hash=$(cat "$KERNEL_FRAGMENT" "$RBUILDS_DIR/kernel.recipe" | sha256sum | cut -c1-16)
+    hash=$(cat "$KERNEL_FRAGMENT" "$RBUILDS_DIR/kernel.recipe" "$KERNEL_PATCHES"/*.patch |
+        sha256sum | cut -c1-16)
     printf '%s-%s\n' "$version" "$hash"
 }
 
 make_kernel() {
     step "make_kernel"
     ensure_backports
-    ensure_apt build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
+    ensure_apt build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils patch
     ensure_apt -t bookworm-backports "$KERNEL_PACKAGE"
     set_build_env
     local key dir src
@@ -151,6 +171,12 @@ make_kernel() {
     source "$RBUILDS_DIR/kernel.recipe"
     (
         cd "$src"
+        local patch
+        for patch in "$KERNEL_PATCHES"/*.patch; do
+            log "applying $(basename "$patch")"
+            patch -p1 --forward --fuzz=0 --no-backup-if-mismatch -s <"$patch" ||
+                die "$(basename "$patch") does not apply to $KERNEL_PACKAGE"
+        done
         # The kernel's time stamp comes from its source package (the tarball's
         # mtime, set by dpkg from the .deb), not from the commit: a new commit
         # reuses the cached kernel and still gets the same bytes.
@@ -219,14 +245,24 @@ make_init() {
 
 make_apps() {
     step "make_apps"
-    ensure_apt busybox-static
+    ensure_apt busybox-static nats-server
     set_build_env
-    static_build pipeline
-    log "pipeline: $STATIC_TARGET_DIR/$RUST_TARGET/release/pipeline"
+    static_build pipeline pf-proxy
+    log "pipeline, pf-proxy: $STATIC_TARGET_DIR/$RUST_TARGET/release/"
 }
 
 # install_file SRC DEST MODE
 install_file() { install -D -m "$3" "$1" "$2" || die "cannot install $1 as $2"; }
+
+# install_dynamic BIN ROOT: a dynamically linked program of the build host
+# and the shared libraries it loads, at their own paths under ROOT.
+install_dynamic() {
+    local bin=$1 root=$2 lib
+    install_file "$bin" "$root$bin" 0755
+    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+        install_file "$(readlink -f "$lib")" "$root$lib" 0755
+    done
+}
 
 # The two ramdisks, as nitro-cli makes them: bootstrap (init) and customer
 # (the root file system under /rootfs, which init chroots into, plus init's
@@ -245,10 +281,14 @@ make_ramdisks() {
     mkdir -p "$stage/bootstrap/dev" "$stage/bootstrap/proc" "$stage/bootstrap/sys"
 
     local root=$stage/customer/rootfs
+    mkdir -p "$root"
+    docker_app_layer "$root"
     install_file "$RBUILDS_DIR/image/init.yaml" "$stage/customer/etc/init.yaml" 0644
     install_file "$bin/initctl" "$root/usr/bin/initctl" 0755
     install_file "$bin/pipeline" "$root/usr/bin/pipeline" 0755
     install_file /bin/busybox "$root/bin/busybox" 0755
+    install_dynamic /usr/sbin/nats-server "$root"
+    install_file "$RBUILDS_DIR/image/nats-server.conf" "$root/etc/nats-server.conf" 0644
     for f in $(/bin/busybox --list); do
         [ "$f" = busybox ] || [ "$f" = init ] || ln -s busybox "$root/bin/$f"
     done
@@ -256,9 +296,10 @@ make_ramdisks() {
         install_file "$f" "$root/service/$(basename "$f")" 0644
     done
     mkdir -p "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/log" \
-        "$root/etc" "$root/root"
+        "$root/etc" "$root/root" "$root/var/lib/nats"
     install_file "$RBUILDS_DIR/image/init.yaml" "$root/etc/init.yaml" 0644
     install_file "$RBUILDS_DIR/image/initctl.yaml" "$root/etc/initctl.yaml" 0644
+    [ "$NETWORK" -eq 1 ] && network_rootfs "$root" "$bin"
 
     "$TOOL" cpio --root "$stage/bootstrap" --mtime "$SOURCE_DATE_EPOCH" \
         --output "$BUILD_DIR/bootstrap.cpio" || die "cannot write the bootstrap ramdisk"
@@ -321,6 +362,9 @@ make_clear() {
 
 enclave_dir() { printf '%s/%s\n' "$RUN_DIR" "$IMAGE_NAME"; }
 
+# is_nitro_run DIR: the enclave recorded in DIR was started by nitro-cli.
+is_nitro_run() { grep -qx 'machine=nitro' "$1/info" 2>/dev/null; }
+
 # alive PIDFILE: the process named in PIDFILE is running (not a zombie).
 alive() {
     local pid state
@@ -349,14 +393,16 @@ qemu_accel() {
 run_eif_image() {
     step "run_eif_image"
     [ -s "$EIF" ] || die "no image $EIF: run make_eif first"
-    command -v nitro-cli >/dev/null 2>&1 &&
-        die "nitro-cli is present: running on Nitro is not implemented yet (see docs/rbuilds.md)"
-    ensure_runner
     local dir
     dir=$(enclave_dir)
-    alive "$dir/qemu.pid" && die "enclave $IMAGE_NAME is already running (drop_enclave first)"
+    [ -f "$dir/info" ] && die "enclave $IMAGE_NAME is already running (drop_enclave first)"
     rm -rf "$dir"
     mkdir -p "$dir"
+    if on_nitro; then
+        nitro_run "$dir" "${RUN_DEBUG_MODE:-$DEBUG}"
+        return 0
+    fi
+    ensure_runner
     "$TOOL" eif-extract "$EIF" --out-dir "$dir/parts" >"$dir/parts.json" ||
         die "cannot extract $EIF"
     local machine=microvm
@@ -398,6 +444,7 @@ run_eif_image() {
         die "the enclave did not boot"
     fi
     log "heartbeat after $(cat "$dir/heartbeat") s (QEMU started $((SECONDS - start)) s ago)"
+    [ "$NETWORK" -eq 1 ] && network_host_start "$dir" hvsock
     log "reach it with: pipeline run --addr hvsock:$dir/vm.vsock:$PIPELINE_PORT -- uname -a"
     log "               initctl -a hvsock:$dir/vm.vsock:$INITCTL_PORT list"
 }
@@ -405,13 +452,17 @@ run_eif_image() {
 # The debug-mode run of nitro-cli shows the console; locally the console is
 # always kept, so this is run_eif_image followed by the console.
 run_eif_image_debugmode_cli() {
-    run_eif_image
+    RUN_DEBUG_MODE=1 run_eif_image
     attach_console_to_enclave
 }
 
 attach_console_to_enclave() {
     local dir
     dir=$(enclave_dir)
+    if is_nitro_run "$dir"; then
+        nitro_console "$dir"
+        return
+    fi
     alive "$dir/qemu.pid" || die "enclave $IMAGE_NAME is not running"
     log "console of $IMAGE_NAME (Ctrl-C detaches; the enclave keeps running)"
     tail -n +1 -f --pid="$(cat "$dir/qemu.pid")" "$dir/console.log"
@@ -419,9 +470,13 @@ attach_console_to_enclave() {
 
 list_enclaves() {
     local dir found=0
+    on_nitro && nitro_list
     for dir in "$RUN_DIR"/*/; do
         [ -f "$dir/info" ] || continue
-        if alive "$dir/qemu.pid"; then
+        if is_nitro_run "$dir"; then
+            found=1
+            printf '%s %s\n' "$(basename "$dir")" "$(tr '\n' ' ' <"$dir/info")"
+        elif alive "$dir/qemu.pid"; then
             found=1
             # shellcheck disable=SC2046
             printf '%s pid=%s %s\n' "$(basename "$dir")" "$(cat "$dir/qemu.pid")" \
@@ -437,6 +492,13 @@ drop_enclave() {
     local dir initctl=$STATIC_TARGET_DIR/$RUST_TARGET/release/initctl i
     dir=$(enclave_dir)
     [ -d "$dir" ] || die "no enclave $IMAGE_NAME"
+    if is_nitro_run "$dir"; then
+        nitro_drop "$dir"
+        rm -rf "$dir"
+        log "dropped $IMAGE_NAME"
+        return 0
+    fi
+    network_host_stop "$dir"
     if alive "$dir/qemu.pid"; then
         if [ -x "$initctl" ] &&
             timeout 10 "$initctl" -a "hvsock:$dir/vm.vsock:$INITCTL_PORT" shutdown >/dev/null 2>&1; then
@@ -480,20 +542,31 @@ man_page() {
 rbuilds.sh: build reproducible enclave images (EIF) and run them.
 
 Usage:
-  rbuilds.sh [--debug] [--tty] --cmd COMMAND    run one command
-  rbuilds.sh [--debug] [--tty]                  commands from a prompt or stdin
+  rbuilds.sh [OPTIONS] --cmd COMMAND    run one command
+  rbuilds.sh [OPTIONS]                  commands from a prompt or stdin
   rbuilds.sh --man | --info
+
+Options:
+  --network          networking in the image (iptables, transparent egress and DNS over
+                     vsock, ra-web-srv's HTTPS published on vsock 8443) and the host-side
+                     proxies when it runs (egress policy: RBUILDS_EGRESS_POLICY, default deny)
+  --dockerfile FILE  (hosts with a Docker engine) the image built from FILE is the bottom
+                     layer of the root file system; its ENTRYPOINT/CMD runs as service `app`
+  --tty              messages to file descriptor 3 when it is open (use 3>&1), a terminal
+                     for `lsh` commands and docker build
+  --debug            trace the script (set -x); on Nitro, run_eif_image in debug mode
 
 Build commands:
   make_kernel     Debian's linux-source-6.12 + .linux/enclave.config on tinyconfig;
                   cached in $RBUILDS_BUILD_DIR/kernel/<version>-<config hash>
   make_init       enclave-init (init, initctl), static, release
-  make_apps       pipeline, static, release
+  make_apps       pipeline and pf-proxy, static, release
   make_eif        ramdisks (bootstrap: /init; customer: /rootfs, /etc/init.yaml),
                   then eif_build; writes NAME.eif and NAME.eif.pcrs
   make_all        all of the above (also: make_enclave)
   make_clear      remove the image and ramdisks
-Running (locally: QEMU microvm + vhost-device-vsock; state in $RBUILDS_BUILD_DIR/run/NAME):
+Running (nitro-cli when present, else QEMU microvm + vhost-device-vsock; RBUILDS_RUNNER=qemu
+forces QEMU; state in $RBUILDS_BUILD_DIR/run/NAME):
   run_eif_image                 boot the EIF, answer its heartbeat, print how to reach it
   run_eif_image_debugmode_cli   run_eif_image, then follow the console
   attach_console_to_enclave     follow the console (Ctrl-C detaches)
@@ -555,7 +628,11 @@ command_loop() {
             exit | quit) break ;;
             lsh)
                 IFS= read -r -p "${prompt:+lsh> }" line || die "lsh: no command follows"
-                bash -c "$line" || log "lsh: exit status $?"
+                if [ "$TTY" -eq 1 ]; then
+                    script -q -e -c "$line" /dev/null || log "lsh: exit status $?"
+                else
+                    bash -c "$line" || log "lsh: exit status $?"
+                fi
                 ;;
             *) (run_command "$line") || die "$line failed" ;;
         esac
@@ -580,6 +657,13 @@ main() {
                 return 0
                 ;;
             --debug) DEBUG=1 ;;
+            --network) NETWORK=1 ;;
+            --tty) TTY=1 ;;
+            --dockerfile)
+                [ $# -ge 2 ] || die "--dockerfile needs a path"
+                DOCKERFILE=$(realpath -m "$2")
+                shift
+                ;;
             *) die "unknown option: $1 (see --man)" ;;
         esac
         shift

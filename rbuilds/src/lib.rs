@@ -8,7 +8,10 @@
 //!   line and ramdisks for a VMM that cannot boot an EIF.
 //! - [`pcrs`]: the PCRs printed by eif_build, as the `.eif.pcrs` file.
 //! - [`heartbeat`]: the host's answer to the enclave's boot heartbeat.
+//! - [`app_service`]: the init service of a Docker image's application
+//!   (`--dockerfile`).
 
+pub mod app_service;
 pub mod cpio;
 pub mod defs;
 pub mod eif;

@@ -1,5 +1,6 @@
 //! `rbuilds-tool`: the Rust half of `rbuilds.sh` (ramdisks, EIF inspection
-//! and extraction, PCR file, heartbeat answer).
+//! and extraction, PCR file, heartbeat answer, the service of a Docker
+//! image's application).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rbuilds::{cpio, eif, heartbeat, pcrs};
+use rbuilds::{app_service, cpio, eif, heartbeat, pcrs};
 
 /// Exit status for bad usage (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -61,6 +62,16 @@ enum Command {
         #[arg(long)]
         eif_build_output: PathBuf,
         /// The `.eif.pcrs` file to write.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Write the init service that runs a Docker image's application, from
+    /// `docker image inspect --format '{{json .Config}}'`.
+    AppService {
+        /// File holding the image's JSON configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The service file to write.
         #[arg(long)]
         output: PathBuf,
     },
@@ -153,6 +164,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             let pcrs = pcrs::from_eif_build_output(&text)?;
             let json = serde_json::to_string_pretty(&pcrs)? + "\n";
             std::fs::write(&output, json)
+                .with_context(|| format!("writing {}", output.display()))?;
+        }
+        Command::AppService { config, output } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let service = app_service::render(&app_service::ImageConfig::from_json(&text)?)?;
+            std::fs::write(&output, service)
                 .with_context(|| format!("writing {}", output.display()))?;
         }
         Command::Heartbeat { listen, timeout } => {
