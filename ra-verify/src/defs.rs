@@ -14,3 +14,31 @@ pub const MAX_USER_DATA: usize = 1024;
 
 /// Version of the [`crate::binding::UserData`] layout.
 pub const BINDING_VERSION: u32 = 1;
+
+/// Largest attestation document (COSE_Sign1 bytes) accepted. Nitro's are
+/// about 4.5 KiB; the NSM's own response buffer is 16 KiB.
+pub const MAX_DOCUMENT: usize = 16 * 1024;
+
+/// Most certificates a document's `cabundle` may carry (Nitro's carry 4).
+pub const MAX_CABUNDLE: usize = 16;
+
+/// Most bytes of `public_key` or `nonce` (the NSM accepts 1024 each).
+pub const MAX_NSM_FIELD: usize = 1024;
+
+/// Largest root certificate file read (PEM or DER).
+pub const MAX_ROOT_FILE: u64 = 64 * 1024;
+
+/// Largest PCR file read (`.eif.pcrs` or nitro-cli's JSON).
+pub const MAX_PCRS_FILE: u64 = 64 * 1024;
+
+/// Highest PCR index the NSM has.
+pub const MAX_PCR_INDEX: usize = 31;
+
+/// The `module_id` of documents that `nsm-nitro-enclave-utils`' development
+/// driver signs.
+pub const DEVELOPMENT_MODULE_ID: &str = "unsecure-development-attestation-document";
+
+/// SHA-256 fingerprint of the AWS Nitro Enclaves root certificate (G1), as
+/// AWS publishes it.
+pub const AWS_NITRO_ROOT_G1_SHA256: &str =
+    "641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B";

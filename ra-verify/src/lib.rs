@@ -5,13 +5,27 @@
 //!   directory tree.
 //! - [`proof`]: ECVRF proofs over those hashes (suites, keys, prove, verify).
 //! - [`binding`]: the `user_data` an attestation document carries to bind a
-//!   path, its hash, the VRF proof and the suite.
+//!   path, its hash, the VRF proof and the suite (or the server's TLS key).
+//! - [`document`]: parsing an NSM attestation document (COSE_Sign1).
+//! - [`files`]: reading small input files with a size limit.
+//! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
+//! - [`pcrs`]: expected PCRs from the image build's `.eif.pcrs` file.
+//! - [`verify`]: every check of a document against a policy, one report.
 
 pub mod binding;
 pub mod defs;
+pub mod document;
+pub mod files;
 pub mod hash;
+pub mod pcrs;
 pub mod proof;
+pub mod roots;
+pub mod verify;
 
 pub use binding::{TlsBinding, UserData};
+pub use document::{DocError, Document};
 pub use hash::{Sha3Digest, hash_dir, hash_file, hash_path};
+pub use pcrs::ExpectedPcrs;
 pub use proof::{Suite, VrfKey};
+pub use roots::Root;
+pub use verify::{Check, Outcome, Policy, Report, verify};
