@@ -42,3 +42,13 @@ pub const DEVELOPMENT_MODULE_ID: &str = "unsecure-development-attestation-docume
 /// AWS publishes it.
 pub const AWS_NITRO_ROOT_G1_SHA256: &str =
     "641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B";
+
+/// Bytes of the random nonces the HTTPS client sends.
+pub const CLIENT_NONCE_LEN: usize = 32;
+
+/// Largest HTTP answer body the client reads (a hex document and a little
+/// JSON around it).
+pub const MAX_RESPONSE: usize = 2 * MAX_DOCUMENT + 4096;
+
+/// Default limit of each HTTP exchange of the client.
+pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

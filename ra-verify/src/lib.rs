@@ -6,6 +6,8 @@
 //! - [`proof`]: ECVRF proofs over those hashes (suites, keys, prove, verify).
 //! - [`binding`]: the `user_data` an attestation document carries to bind a
 //!   path, its hash, the VRF proof and the suite (or the server's TLS key).
+//! - [`client`]: fetching and verifying documents from ra-web-srv over
+//!   HTTPS, with the TLS key bound to an attestation document.
 //! - [`document`]: parsing an NSM attestation document (COSE_Sign1).
 //! - [`files`]: reading small input files with a size limit.
 //! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
@@ -13,6 +15,7 @@
 //! - [`verify`]: every check of a document against a policy, one report.
 
 pub mod binding;
+pub mod client;
 pub mod defs;
 pub mod document;
 pub mod files;

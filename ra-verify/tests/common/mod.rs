@@ -4,6 +4,8 @@
 //! outside Nitro.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! The HTTPS client against a real HTTPS server serving real signed
+//! documents: the TLS binding, nonces, and clear errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::server::{Mode, start};
+use common::{PCR0_BYTE, pcrs_file};
+use ra_verify::client::{ClientError, Request, verify_url};
+use ra_verify::hash::Sha3Digest;
+use ra_verify::pcrs::ExpectedPcrs;
+use ra_verify::verify::{LocalHash, Outcome, Signer};
+use ra_verify::{Policy, Report};
+
+const PATH: &str = "/data/file.txt";
+const CONTENT: &[u8] = b"served content\n";
+
+fn request(url: String, fresh_nonce: bool) -> Request {
+    Request {
+        url,
+        path: PATH.into(),
+        fresh_nonce,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn print(report: &Report) {
+    for check in &report.checks {
+        eprintln!("{check}");
+    }
+    eprintln!("{}", report.verdict());
+}
+
+fn outcome(report: &Report, name: &str) -> Outcome {
+    report.check(name).unwrap().outcome
+}
+
+#[tokio::test]
+async fn an_honest_server_passes_every_check_including_the_tls_binding() {
+    let server = start(Mode::Honest, &[(PATH, CONTENT)]).await;
+    let policy = Policy {
+        root: Some(server.pki.root()),
+        pcrs: Some(ExpectedPcrs::from_json(pcrs_file(PCR0_BYTE).as_bytes()).unwrap()),
+        file_hash: Some(LocalHash {
+            label: "local".into(),
+            digest: Sha3Digest::of(CONTENT).unwrap(),
+        }),
+        ..Policy::default()
+    };
+    let report = verify_url(&request(server.url(), true), &policy)
+        .await
+        .unwrap();
+    print(&report);
+    assert!(report.passed());
+    assert_eq!(report.checks[0].name, "tls_binding");
+    for name in [
+        "tls_binding",
+        "cose_signature",
+        "certificate_chain",
+        "pcrs",
+        "user_data",
+        "file_hash",
+        "vrf_proof",
+        "nonce",
+    ] {
+        assert_eq!(outcome(&report, name), Outcome::Pass, "{name}");
+    }
+    assert_eq!(report.signer, Signer::Development);
+
+    // Without --nonce the stored document is fetched: nonce is skipped,
+    // but the TLS binding still uses a fresh one.
+    let report = verify_url(&request(server.url(), false), &policy)
+        .await
+        .unwrap();
+    assert!(report.passed());
+    assert_eq!(outcome(&report, "nonce"), Outcome::Skip);
+    assert_eq!(outcome(&report, "tls_binding"), Outcome::Pass);
+
+    // The default root (AWS) refuses the development server, both documents.
+    let report = verify_url(&request(server.url(), true), &Policy::default())
+        .await
+        .unwrap();
+    print(&report);
+    assert!(!report.passed());
+    assert_eq!(outcome(&report, "certificate_chain"), Outcome::Fail);
+    assert_eq!(outcome(&report, "tls_binding"), Outcome::Fail);
+    assert!(
+        report
+            .check("tls_binding")
+            .unwrap()
+            .detail
+            .contains("certificate_chain")
+    );
+}
+
+#[tokio::test]
+async fn a_key_other_than_the_attested_one_fails_the_tls_binding() {
+    let server = start(Mode::OtherKey, &[(PATH, CONTENT)]).await;
+    let policy = Policy {
+        root: Some(server.pki.root()),
+        ..Policy::default()
+    };
+    let report = verify_url(&request(server.url(), true), &policy)
+        .await
+        .unwrap();
+    print(&report);
+    assert!(!report.passed());
+    let check = report.check("tls_binding").unwrap();
+    assert_eq!(check.outcome, Outcome::Fail);
+    assert!(check.detail.contains("not the attested one"), "{check}");
+    // The document itself is fine: only the binding fails.
+    assert_eq!(outcome(&report, "cose_signature"), Outcome::Pass);
+}
+
+#[tokio::test]
+async fn a_server_replaying_documents_fails_on_nonces() {
+    let server = start(Mode::IgnoresNonce, &[(PATH, CONTENT)]).await;
+    let policy = Policy {
+        root: Some(server.pki.root()),
+        ..Policy::default()
+    };
+    let report = verify_url(&request(server.url(), true), &policy)
+        .await
+        .unwrap();
+    print(&report);
+    assert_eq!(outcome(&report, "nonce"), Outcome::Fail);
+    let tls = report.check("tls_binding").unwrap();
+    assert_eq!(tls.outcome, Outcome::Fail);
+    assert!(tls.detail.contains("nonce"), "{tls}");
+}
+
+#[tokio::test]
+async fn server_errors_bad_answers_and_no_server_are_clear_errors() {
+    let server = start(Mode::Honest, &[(PATH, CONTENT)]).await;
+    let policy = Policy {
+        root: Some(server.pki.root()),
+        ..Policy::default()
+    };
+    let mut missing = request(server.url(), false);
+    missing.path = "/data/none".into();
+    let error = verify_url(&missing, &policy).await.unwrap_err();
+    assert!(
+        matches!(error, ClientError::Server { status: 404, .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("404") && text.contains("no document for /data/none yet"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'));
+
+    let not_json = start(Mode::NotJson, &[]).await;
+    let error = verify_url(&request(not_json.url(), false), &policy)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::BadResponse { .. }), "{error}");
+    assert!(
+        error.to_string().contains("not the JSON expected"),
+        "{error}"
+    );
+
+    // A port nobody listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let error = verify_url(
+        &request(format!("https://127.0.0.1:{port}"), false),
+        &policy,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.is_unreachable(), "{error}");
+    assert!(error.to_string().contains("cannot reach"), "{error}");
+
+    let error = verify_url(&request(format!("http://{}", server.addr), false), &policy)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::BadUrl { .. }), "{error}");
+}
