@@ -390,6 +390,21 @@ qemu_accel() {
     fi
 }
 
+# guest_clock_hints: kernel words for a TCG guest, whose TSC is the host's:
+# the host's TSC frequency (tsc_early_khz), so the guest does not calibrate
+# it against the emulated PIT, which fails when the host is loaded and
+# leaves the boot hanging with "tsc: Unable to calibrate against PIT". Only
+# given when the host says its TSC has a known, constant frequency.
+guest_clock_hints() {
+    local flags mhz
+    [ "$(qemu_accel)" = tcg ] || return 0
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    case "$flags" in *constant_tsc*tsc_known_freq* | *tsc_known_freq*constant_tsc*) ;; *) return 0 ;; esac
+    mhz=$(sed -n 's/^cpu MHz[[:space:]]*: \([0-9.]*\)$/\1/p' /proc/cpuinfo | head -n 1)
+    [ -n "$mhz" ] || return 0
+    awk -v mhz="$mhz" 'BEGIN { printf " tsc_early_khz=%d tsc=reliable\n", mhz * 1000 }'
+}
+
 run_eif_image() {
     step "run_eif_image"
     [ -s "$EIF" ] || die "no image $EIF: run make_eif first"
@@ -426,7 +441,7 @@ run_eif_image() {
         -smp "$CPUS" -m "${MEMORY_MIB}M" \
         -object "memory-backend-memfd,id=mem,size=${MEMORY_MIB}M,share=on" \
         -kernel "$dir/parts/kernel" -initrd "$dir/parts/initramfs" \
-        -append "$(cat "$dir/parts/cmdline")" \
+        -append "$(cat "$dir/parts/cmdline")$(guest_clock_hints)" \
         -chardev "socket,id=vsock,path=$dir/vhost.sock" \
         -device vhost-user-vsock-device,chardev=vsock \
         -nodefaults -no-user-config -display none -no-reboot \

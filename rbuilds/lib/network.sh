@@ -31,6 +31,9 @@ network_rootfs() {
     done
     install_file "$ROOT_DIR/pf-proxy/scripts/enclave-net.sh" "$root/usr/bin/enclave-net.sh" 0755
     install_dynamic /bin/bash "$root"
+    # enclave-net.sh starts with #!/usr/bin/env bash; busybox has env.
+    mkdir -p "$root/usr/bin"
+    ln -sf /bin/busybox "$root/usr/bin/env"
     # iptables is one multi-call program; its match and target extensions
     # are shared objects it loads from $lib_dir.
     iptables=$(readlink -f /usr/sbin/iptables)
@@ -75,7 +78,13 @@ network_host_start() {
 start_host_proxy() {
     local dir=$1 name=$2
     shift 2
-    "$@" >"$dir/$name.log" 2>&1 &
+    local netns=()
+    # RBUILDS_HOST_NETNS runs the host side in a network namespace (tests:
+    # the destinations the enclave reaches exist only there). vsock and
+    # hybrid vsock sockets are not namespaced, so the enclave still reaches
+    # the proxies.
+    [ -n "${RBUILDS_HOST_NETNS:-}" ] && netns=(ip netns exec "$RBUILDS_HOST_NETNS")
+    "${netns[@]}" "$@" >"$dir/$name.log" 2>&1 &
     echo $! >"$dir/$name.pid"
     sleep 0.2
     alive "$dir/$name.pid" || die "host proxy $name exited: $(tail -n 5 "$dir/$name.log")"
