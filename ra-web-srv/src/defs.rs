@@ -1,0 +1,69 @@
+//! Defaults, limits and file names, each in one place.
+
+use std::time::Duration;
+
+/// Where the HTTPS API listens unless configured.
+pub const DEFAULT_HTTPS_LISTEN: &str = "tcp:127.0.0.1:8443";
+/// Where the plain-HTTP redirect listens unless configured.
+pub const DEFAULT_HTTP_LISTEN: &str = "tcp:127.0.0.1:8080";
+/// Keys, certificates and the development PKI live here unless configured.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ra-web-srv";
+
+/// Largest request body accepted (bytes); larger ones get 413.
+pub const MAX_BODY: usize = 256 * 1024;
+/// Largest client nonce (bytes) put into a document.
+pub const MAX_NONCE: usize = 64;
+/// Most random bytes one `/rng_seq` request returns.
+pub const MAX_RNG_COUNT: usize = 4096;
+/// Default `/rng_seq` count.
+pub const DEFAULT_RNG_COUNT: usize = 32;
+/// Longest path (bytes) accepted in a request.
+pub const MAX_PATH: usize = 4096;
+
+/// Default number of files hashed at once.
+pub const DEFAULT_HASH_CONCURRENCY: usize = 2;
+/// Connections served at once per listener; more wait in the backlog.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Time a client has to finish the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time open connections get to finish after shutdown is asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Parallel lanes working through `fs_hashes` updates (a key always goes to
+/// the same lane, so its updates stay in order).
+pub const SYNC_LANES: usize = 2;
+/// Updates queued per lane before the watcher waits.
+pub const SYNC_LANE_QUEUE: usize = 256;
+/// First pause before the NATS watcher starts over after a failure.
+pub const SYNC_RETRY_MIN: Duration = Duration::from_millis(200);
+/// Longest pause between NATS watcher restarts.
+pub const SYNC_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Attempts at storing one record in `fs_att_docs` before giving up on it.
+pub const KV_PUT_ATTEMPTS: u32 = 20;
+
+/// The TLS private key made at first start (PEM, mode 0600).
+pub const TLS_KEY_FILE: &str = "tls-key.pem";
+/// The self-signed TLS certificate made at first start (PEM).
+pub const TLS_CERT_FILE: &str = "tls-cert.pem";
+/// Host names and addresses the generated TLS certificate names.
+pub const DEFAULT_TLS_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// The VRF key made at first start (JSON: suite and secret, mode 0600).
+pub const VRF_KEY_FILE: &str = "vrf-key.json";
+/// Development root certificate, PEM (what clients pin with `--root`).
+pub const DEV_ROOT_PEM: &str = "dev-root.pem";
+/// Development root certificate, DER.
+pub const DEV_ROOT_DER: &str = "dev-root.der";
+/// Development intermediate certificate, DER.
+pub const DEV_INT_DER: &str = "dev-int.der";
+/// Development end (signing) certificate, DER.
+pub const DEV_END_DER: &str = "dev-end.der";
+/// Development signing key, PKCS#8 DER (mode 0600).
+pub const DEV_END_KEY: &str = "dev-end-key.der";
+/// How long the development certificates are valid.
+pub const DEV_PKI_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Seed of the development PCRs: PCR n is SHA-384 of this text followed by n.
+pub const DEV_PCR_SEED: &str = "enclaves-framework development PCR";
+/// The Nitro Secure Module device.
+pub const NSM_DEVICE: &str = "/dev/nsm";
+/// PCRs read and shown (the ones a Nitro enclave defines).
+pub const PCR_INDEXES: [u16; 6] = [0, 1, 2, 3, 4, 8];
