@@ -5,7 +5,11 @@
 # EIF) with their own build directories; every artefact must be identical to
 # the byte. Takes two full builds (about 2 x 10 minutes on 2 idle cores).
 #
-# Usage: rbuilds/tests/repro.sh [COMMIT]      (default HEAD)
+# Usage: rbuilds/tests/repro.sh [--network] [--against] [COMMIT]   (default HEAD)
+#   --network  build the images with rbuilds.sh --network
+#   --against  the first build is this checkout's own rbuilds/build (it must
+#              be clean and at COMMIT, and built with the same options, as
+#              `tools/devtool test` does just before): one build instead of two
 # RBUILDS_REPRO_DIR keeps the clones there instead of a temporary directory.
 set -euo pipefail
 
@@ -15,6 +19,17 @@ die() {
     exit 1
 }
 
+NETWORK=()
+AGAINST=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --network) NETWORK=(--network) ;;
+        --against) AGAINST=1 ;;
+        -*) die "unknown option $1" ;;
+        *) break ;;
+    esac
+    shift
+done
 ROOT=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 COMMIT=$(git -C "$ROOT" rev-parse "${1:-HEAD}") || die "unknown commit ${1:-HEAD}"
 WORK=${RBUILDS_REPRO_DIR:-$(mktemp -d /tmp/rbuilds-repro.XXXXXX)}
@@ -33,15 +48,26 @@ clone() {
 build() {
     local dir=$1 start=$SECONDS
     say "building in $dir"
-    (cd "$dir/rbuilds" && env -u RBUILDS_BUILD_DIR -u SOURCE_DATE_EPOCH ./rbuilds.sh --cmd make_all) ||
+    (cd "$dir/rbuilds" && env -u RBUILDS_BUILD_DIR -u SOURCE_DATE_EPOCH ./rbuilds.sh "${NETWORK[@]}" --cmd make_all) ||
         die "the build in $dir failed"
     say "built in $((SECONDS - start)) s"
 }
 
 say "commit $COMMIT, clones in $WORK"
-clone "$FIRST" 0022
+if [ "$AGAINST" -eq 1 ]; then
+    [ "$(git -C "$ROOT" rev-parse HEAD)" = "$COMMIT" ] || die "--against: $ROOT is not at $COMMIT"
+    [ -z "$(git -C "$ROOT" status --porcelain)" ] ||
+        die "--against: $ROOT has changes; its build is not the commit's"
+    for artefact in "${ARTEFACTS[@]}"; do
+        [ -e "$ROOT/rbuilds/build/$artefact" ] || die "--against: no $artefact in $ROOT/rbuilds/build"
+    done
+    FIRST=$ROOT
+    say "first build: this checkout's ($ROOT/rbuilds/build)"
+else
+    clone "$FIRST" 0022
+    build "$FIRST"
+fi
 clone "$SECOND" 0002
-build "$FIRST"
 build "$SECOND"
 
 failed=0
