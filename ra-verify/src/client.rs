@@ -298,8 +298,13 @@ async fn get_json<T: serde::de::DeserializeOwned>(
             .unwrap_or_else(|_| {
                 String::from_utf8_lossy(&body[..body.len().min(200)])
                     .trim()
-                    .to_string()
+                    .replace(['\r', '\n'], " ")
             });
+        let message = if message.is_empty() {
+            "(no error message)".to_string()
+        } else {
+            message
+        };
         return Err(ClientError::Server {
             url: shown,
             status: status.as_u16(),
@@ -312,22 +317,21 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 fn classify(url: &str, error: &reqwest::Error) -> ClientError {
-    let mut why = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        why = format!("{why}: {cause}");
-        source = cause.source();
+    // The innermost cause says it best ("Connection refused (os error 111)").
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(source) = cause.source() {
+        cause = source;
     }
-    if error.is_connect() || error.is_timeout() {
-        ClientError::Unreachable {
-            url: url.to_string(),
-            why,
-        }
+    let why = if error.is_timeout() {
+        "timed out".to_string()
     } else {
-        ClientError::BadResponse {
-            url: url.to_string(),
-            why,
-        }
+        cause.to_string()
+    };
+    let url = url.split('?').next().unwrap_or(url).to_string();
+    if error.is_connect() || error.is_timeout() {
+        ClientError::Unreachable { url, why }
+    } else {
+        ClientError::BadResponse { url, why }
     }
 }
 

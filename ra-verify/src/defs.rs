@@ -52,3 +52,7 @@ pub const MAX_RESPONSE: usize = 2 * MAX_DOCUMENT + 4096;
 
 /// Default limit of each HTTP exchange of the client.
 pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Largest saved document file read (hexadecimal text of the largest
+/// document, with white space around it).
+pub const MAX_SAVED_DOCUMENT: u64 = 2 * MAX_DOCUMENT as u64 + 1024;

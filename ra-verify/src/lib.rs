@@ -31,4 +31,4 @@ pub use hash::{Sha3Digest, hash_dir, hash_file, hash_path};
 pub use pcrs::ExpectedPcrs;
 pub use proof::{Suite, VrfKey};
 pub use roots::Root;
-pub use verify::{Check, Outcome, Policy, Report, verify};
+pub use verify::{Check, Outcome, Policy, Report, verify, verify_saved};

@@ -266,11 +266,25 @@ impl Report {
 pub fn verify(bytes: &[u8], policy: &Policy) -> Report {
     match Document::parse(bytes) {
         Ok(document) => verify_document(document, policy),
-        Err(error) => Report {
-            checks: vec![Check::fail("document", error.to_string())],
-            signer: Signer::Unknown,
-            document: None,
-        },
+        Err(error) => unreadable(&error),
+    }
+}
+
+/// The report on bytes that are not a document.
+fn unreadable(error: &crate::document::DocError) -> Report {
+    Report {
+        checks: vec![Check::fail("document", error.to_string())],
+        signer: Signer::Unknown,
+        document: None,
+    }
+}
+
+/// Verifies a saved document: hexadecimal text (what `/doc/?view=hex`
+/// returns) or raw COSE_Sign1 bytes.
+pub fn verify_saved(bytes: &[u8], policy: &Policy) -> Report {
+    match crate::document::decode_hex_or_raw(bytes) {
+        Ok(raw) => verify(&raw, policy),
+        Err(error) => unreadable(&error),
     }
 }
 

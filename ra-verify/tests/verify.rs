@@ -69,16 +69,7 @@ fn a_real_development_document_passes_every_check_with_its_root() {
     let report = verify(&doc.document, &full_policy(&pki, &nonce));
     print(&report);
     assert!(report.passed());
-    for name in [
-        "document",
-        "cose_signature",
-        "certificate_chain",
-        "pcrs",
-        "user_data",
-        "file_hash",
-        "vrf_proof",
-        "nonce",
-    ] {
+    for name in common::FILE_CHECKS {
         assert_eq!(outcome(&report, name), Outcome::Pass, "{name}");
     }
     assert_eq!(report.signer, Signer::Development);

@@ -20,6 +20,18 @@ use ra_verify::hash::Sha3Digest;
 use ra_verify::proof::{Suite, VrfKey};
 use ra_verify::{Root, UserData};
 
+/// Every check of a file document, in report order.
+pub const FILE_CHECKS: [&str; 8] = [
+    "document",
+    "cose_signature",
+    "certificate_chain",
+    "pcrs",
+    "user_data",
+    "file_hash",
+    "vrf_proof",
+    "nonce",
+];
+
 /// The value the documents' PCR0 has (the others are zero).
 pub const PCR0_BYTE: u8 = 7;
 

@@ -1,0 +1,321 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! The `ra-verify` binary: offline on real signed documents saved to
+//! files, online against a real HTTPS server, and its exit statuses.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{DevPki, PCR0_BYTE, file_document, pcrs_file, unsigned_document};
+use ra_verify::UserData;
+use ra_verify::hash::Sha3Digest;
+use ra_verify::proof::{Suite, VrfKey};
+
+const PATH: &str = "/data/report.txt";
+const CONTENT: &[u8] = b"the attested content\n";
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ra_verify(args: &[&str]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_ra-verify"))
+        .args(args)
+        .output()
+        .unwrap();
+    let run = Run {
+        status: status.code().unwrap(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    };
+    eprintln!(
+        "$ ra-verify {}\n{}{}[{}]",
+        args.join(" "),
+        run.stdout,
+        run.stderr,
+        run.status
+    );
+    run
+}
+
+/// A directory with a development root (PEM), a .pcrs file, the local copy
+/// of the file, and documents.
+struct Setup {
+    dir: tempfile::TempDir,
+    pki: DevPki,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::generate();
+        std::fs::write(dir.path().join("dev-root.pem"), pki.root_pem()).unwrap();
+        std::fs::write(dir.path().join("app.eif.pcrs"), pcrs_file(PCR0_BYTE)).unwrap();
+        std::fs::write(dir.path().join("other.eif.pcrs"), pcrs_file(PCR0_BYTE + 1)).unwrap();
+        std::fs::write(dir.path().join("local.txt"), CONTENT).unwrap();
+        std::fs::write(dir.path().join("other.txt"), b"other").unwrap();
+        Self { dir, pki }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn save(&self, name: &str, bytes: &[u8]) -> String {
+        let path: PathBuf = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    fn saved_hex_document(&self, nonce: Option<Vec<u8>>) -> String {
+        let doc = file_document(&self.pki, PATH, CONTENT, nonce);
+        self.save(
+            "doc.hex",
+            format!("{}\n", hex::encode(doc.document)).as_bytes(),
+        )
+    }
+}
+
+fn lines_starting(run: &Run, word: &str) -> Vec<String> {
+    run.stdout
+        .lines()
+        .filter(|line| line.starts_with(word))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_saved_development_document_passes_with_its_root() {
+    let setup = Setup::new();
+    let document = setup.saved_hex_document(Some(b"\x01\x02".to_vec()));
+    let run = ra_verify(&[
+        "doc",
+        "--document",
+        &document,
+        "--path",
+        PATH,
+        "--root",
+        &setup.path("dev-root.pem"),
+        "--pcrs",
+        &setup.path("app.eif.pcrs"),
+        "--file",
+        &setup.path("local.txt"),
+        "--expect-nonce",
+        "0102",
+    ]);
+    assert_eq!(run.status, 0);
+    let names: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("PASS "))
+        .map(|rest| rest.split(':').next().unwrap())
+        .collect();
+    assert_eq!(names, common::FILE_CHECKS);
+    let verdict = run.stdout.lines().last().unwrap();
+    assert!(verdict.starts_with("VERDICT PASS"), "{verdict}");
+    assert!(verdict.contains("DEVELOPMENT"), "{verdict}");
+
+    // Raw bytes work as well as hex, and unchecked things are SKIP lines.
+    let doc = file_document(&setup.pki, PATH, CONTENT, None);
+    let raw = setup.save("doc.cbor", &doc.document);
+    let run = ra_verify(&[
+        "doc",
+        "--document",
+        &raw,
+        "--root",
+        &setup.path("dev-root.pem"),
+    ]);
+    assert_eq!(run.status, 0);
+    assert_eq!(lines_starting(&run, "SKIP").len(), 3);
+}
+
+#[test]
+fn a_development_document_is_refused_without_its_root_and_says_development() {
+    let setup = Setup::new();
+    let document = setup.saved_hex_document(None);
+    let run = ra_verify(&["doc", "--document", &document]);
+    assert_eq!(run.status, 1);
+    let fails = lines_starting(&run, "FAIL");
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert!(fails[0].starts_with("FAIL certificate_chain: "));
+    assert!(fails[0].contains("development"));
+    assert!(
+        run.stdout
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("VERDICT FAIL")
+    );
+    // Another development root is as wrong.
+    let other = DevPki::generate();
+    let other_root = setup.save("other-root.der", &other.root_der());
+    let run = ra_verify(&["doc", "--document", &document, "--root", &other_root]);
+    assert_eq!(run.status, 1);
+    assert!(run.stdout.contains("FAIL certificate_chain"));
+}
+
+#[test]
+fn each_mismatch_fails_its_own_check() {
+    let setup = Setup::new();
+    let document = setup.saved_hex_document(Some(vec![7]));
+    let root = setup.path("dev-root.pem");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--pcrs", &setup.path("other.eif.pcrs")],
+            "FAIL pcrs: PCR0",
+        ),
+        (&["--file", &setup.path("other.txt")], "FAIL file_hash"),
+        (&["--path", "/data/else"], "FAIL user_data"),
+        (&["--expect-nonce", "08"], "FAIL nonce"),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec!["doc", "--document", &document, "--root", &root];
+        args.extend_from_slice(extra);
+        let run = ra_verify(&args);
+        assert_eq!(run.status, 1, "{extra:?}");
+        let fails = lines_starting(&run, "FAIL");
+        assert_eq!(fails.len(), 1, "{fails:?}");
+        assert!(fails[0].starts_with(expected), "{fails:?}");
+    }
+}
+
+#[test]
+fn tampered_truncated_and_garbage_documents_fail() {
+    let setup = Setup::new();
+    let root = setup.path("dev-root.pem");
+    let doc = file_document(&setup.pki, PATH, CONTENT, None);
+    let mut tampered = doc.document.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let tampered = setup.save("tampered", &tampered);
+    let run = ra_verify(&["doc", "--document", &tampered, "--root", &root]);
+    assert_eq!(run.status, 1);
+    assert!(run.stdout.contains("FAIL cose_signature"));
+
+    let truncated = setup.save("truncated", &doc.document[..doc.document.len() / 2]);
+    let garbage = setup.save("garbage", b"this is not a document");
+    let odd_hex = setup.save("odd", b"abc\n");
+    for file in [truncated, garbage, odd_hex] {
+        let run = ra_verify(&["doc", "--document", &file, "--root", &root]);
+        assert_eq!(run.status, 1);
+        assert!(run.stdout.starts_with("FAIL document: "), "{}", run.stdout);
+    }
+}
+
+#[test]
+fn unsigned_documents_need_allow_unsigned() {
+    let setup = Setup::new();
+    let key = VrfKey::generate(Suite::P256Sha256Tai).unwrap();
+    let binding = UserData::prove(PATH, Sha3Digest::of(CONTENT).unwrap(), &key).unwrap();
+    let document = setup.save(
+        "qemu.cbor",
+        &unsigned_document(binding.to_bytes().unwrap(), key.public_key().to_vec()),
+    );
+    let run = ra_verify(&["doc", "--document", &document]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout
+            .contains("FAIL cose_signature: unsigned document")
+    );
+    assert!(run.stdout.contains("--allow-unsigned"));
+    let run = ra_verify(&[
+        "doc",
+        "--document",
+        &document,
+        "--allow-unsigned",
+        "--file",
+        &setup.path("local.txt"),
+    ]);
+    assert_eq!(run.status, 0);
+    assert!(
+        run.stdout
+            .contains("SKIP cose_signature: unsigned document")
+    );
+    assert!(run.stdout.lines().last().unwrap().contains("UNSIGNED"));
+}
+
+#[test]
+fn bad_usage_exits_64_with_a_message() {
+    let setup = Setup::new();
+    let document = setup.saved_hex_document(None);
+    let missing = setup.path("missing");
+    let cases: [&[&str]; 7] = [
+        &[],
+        &["doc"],
+        &["doc", "--url", "https://127.0.0.1:1"],
+        &[
+            "doc",
+            "--url",
+            "https://127.0.0.1:1",
+            "--path",
+            "/x",
+            "--document",
+            &document,
+        ],
+        &["doc", "--document", &document, "--root", &missing],
+        &["doc", "--document", &document, "--pcrs", &document],
+        &["doc", "--url", "http://127.0.0.1:1", "--path", "/x"],
+    ];
+    for args in cases {
+        let run = ra_verify(args);
+        assert_eq!(run.status, 64, "{args:?}");
+        assert!(!run.stderr.is_empty());
+        assert!(run.stdout.is_empty());
+    }
+    let run = ra_verify(&["doc", "--document", &missing]);
+    assert_eq!(run.status, 64);
+    assert!(run.stderr.contains("missing"));
+    assert!(Path::new(&document).exists());
+}
+
+#[test]
+fn an_unreachable_server_exits_69() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let url = format!("https://127.0.0.1:{port}");
+    let run = ra_verify(&["doc", "--url", &url, "--path", "/x"]);
+    assert_eq!(run.status, 69);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot reach"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_against_a_real_https_server() {
+    let server = common::server::start(common::server::Mode::Honest, &[(PATH, CONTENT)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dev-root.pem");
+    std::fs::write(&root, server.pki.root_pem()).unwrap();
+    let local = dir.path().join("local");
+    std::fs::write(&local, CONTENT).unwrap();
+    let url = server.url();
+    let root = root.display().to_string();
+    let local = local.display().to_string();
+    let run = tokio::task::spawn_blocking(move || {
+        ra_verify(&[
+            "doc", "--url", &url, "--path", PATH, "--root", &root, "--nonce", "--file", &local,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status, 0);
+    assert!(run.stdout.starts_with("PASS tls_binding: "));
+    assert!(run.stdout.contains("PASS nonce"));
+    assert!(run.stdout.contains("PASS file_hash"));
+
+    let url = server.url();
+    let run = tokio::task::spawn_blocking(move || {
+        ra_verify(&["doc", "--url", &url, "--path", "/data/unknown"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("404") && run.stderr.contains("no document for /data/unknown"));
+}
