@@ -418,3 +418,68 @@ fn roots_load_from_the_pem_and_der_files_a_server_writes() {
     assert_eq!(pem, pki.root());
     assert!(!pem.is_aws_nitro());
 }
+
+/// A document made by real AWS Nitro hardware on 2024-09-17 (instance
+/// i-0bbf1bfe232b8c2ce), published as a test vector: it proves the checks
+/// accept what AWS signs, against the bundled root.
+fn real_nitro_document() -> Vec<u8> {
+    let text = include_str!("data/nitro-2024-09-17.b64");
+    openssl::base64::decode_block(text.trim()).unwrap()
+}
+
+#[test]
+fn a_real_aws_nitro_document_verifies_against_the_bundled_root() {
+    let document = real_nitro_document();
+    let report = verify(&document, &Policy::default());
+    print(&report);
+    assert_eq!(outcome(&report, "cose_signature"), Outcome::Pass);
+    assert_eq!(outcome(&report, "certificate_chain"), Outcome::Pass);
+    assert_eq!(report.signer, Signer::Nitro);
+    assert!(report.verdict().contains("AWS Nitro"));
+    // Its user_data is someone else's format, not our binding.
+    assert_fails_only(&report, &["user_data"]);
+    let parsed = Document::parse(&document).unwrap();
+    assert_eq!(parsed.cabundle().len(), 4);
+    assert!(Root::aws_nitro().der() == parsed.cabundle()[0]);
+    // Its leaf certificate lived three hours in 2024: valid now it is not.
+    let now = Policy {
+        chain_time: ChainTime::Now,
+        ..Policy::default()
+    };
+    assert_eq!(
+        outcome(&verify(&document, &now), "certificate_chain"),
+        Outcome::Fail
+    );
+    // A development root is not the root of an AWS document.
+    let dev = Policy {
+        root: Some(DevPki::generate().root()),
+        ..Policy::default()
+    };
+    assert_eq!(
+        outcome(&verify(&document, &dev), "certificate_chain"),
+        Outcome::Fail
+    );
+    // It comes from a debug-mode enclave: PCR0, 1 and 2 are zero, so an
+    // image's PCR file does not match, and an all-zero one does.
+    let image = Policy {
+        pcrs: Some(ExpectedPcrs::from_json(pcrs_file(PCR0_BYTE).as_bytes()).unwrap()),
+        ..Policy::default()
+    };
+    assert_eq!(outcome(&verify(&document, &image), "pcrs"), Outcome::Fail);
+    let zeros = Policy {
+        pcrs: Some(ExpectedPcrs::from_json(pcrs_file(0).as_bytes()).unwrap()),
+        ..Policy::default()
+    };
+    assert_eq!(outcome(&verify(&document, &zeros), "pcrs"), Outcome::Pass);
+    // A flipped bit in the signed payload breaks the AWS signature.
+    let mut tampered = document.clone();
+    let at = tampered
+        .windows(10)
+        .position(|w| w == b"i-0bbf1bfe")
+        .unwrap();
+    tampered[at + 2] = b'1';
+    assert_eq!(
+        outcome(&verify(&tampered, &Policy::default()), "cose_signature"),
+        Outcome::Fail
+    );
+}
