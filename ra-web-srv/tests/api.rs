@@ -318,6 +318,59 @@ async fn node_endpoints_tls_document_and_openapi() {
     assert_eq!(binding.tls_spki_sha3_512, spki);
     let (_, keys) = server.get("/pubkeys/").await;
     assert_eq!(keys["tls_spki_sha3_512"], spki.to_hex());
+    assert_eq!(
+        server.get("/tls_doc/?nonce=xyz").await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The verification endpoints refuse what they cannot read.
+    for (route, body, want) in [
+        (
+            "/verify_doc/",
+            json!({"document": "00ff"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/verify_doc/",
+            json!({"document": hex::encode(hex_doc(&tls)), "binding": "x"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/verify_doc/", json!({}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "/verify_pcrs/",
+            json!({"pcrs": {"PCR0": "zz"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/verify_cert_valid/",
+            json!({"document": "zz"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/verify_cert_bundle/",
+            json!({"document": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/verify_proof/",
+            json!({"path": "/no/such"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/verify_proof/",
+            json!({"sha3_512": spki, "vrf_proof": "zz"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/verify_hash/",
+            json!({"path": "/etc/passwd", "sha3_512": spki}),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let (status, answer) = server.post(route, &body).await;
+        assert_eq!(status, want, "{route} {body}: {answer}");
+        assert!(answer["error"].is_string(), "{answer}");
+    }
 
     // /openapi.json lists every route, and every listed route answers.
     let response = server

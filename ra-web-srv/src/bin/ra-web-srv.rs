@@ -18,7 +18,19 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = match ra_web_srv::Args::parse().resolve() {
+    let args = match ra_web_srv::Args::try_parse() {
+        Ok(args) => args,
+        Err(error) if !error.use_stderr() => {
+            // --help and --version.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = match args.resolve() {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ra-web-srv: {error:#}");

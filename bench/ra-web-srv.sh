@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Benchmark of ra-web-srv (run by `tools/devtool bench ra-web-srv`; not a test).
+#
+# Figures, all in the same run on the same machine:
+#   sha3       SHA3-512 throughput of POST /generate on one file (time from the
+#              request to /ready/ answering 200, which includes the VRF proof
+#              and the development NSM's document), against
+#              `openssl dgst -sha3-512` and `rhash --sha3-512` on the same file
+#              (page cache warm for all three); ratio = generate / openssl
+#              throughput (goal: 0.9 or more)
+#   proof      GET /proof/ requests per second over HTTPS with wrk (2 threads,
+#              BENCH_CONNECTIONS connections, BENCH_SECONDS s), server and wrk
+#              sharing the machine's 2 cores
+#   burst      BENCH_BURST synthetic entries put into KV fs_hashes at once
+#              (real nats-server -js): time until all their documents are in
+#              KV fs_att_docs (VRF proof + development NSM document each)
+#
+# Environment: BENCH_FILE_MIB (1024), BENCH_SECONDS (10), BENCH_CONNECTIONS (32),
+# BENCH_BURST (10000).
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=/dev/null
+source "$ROOT_DIR/tools/functions"
+
+FILE_MIB=${BENCH_FILE_MIB:-1024}
+SECONDS_RUN=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+BURST=${BENCH_BURST:-10000}
+
+[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
+    sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+}
+
+ensure_apt wrk rhash openssl curl bc python3 nats-server
+say "building ra-web-srv (release)"
+cd "$ROOT_DIR"
+cargo build --release --locked -p ra-web-srv --bin ra-web-srv --example fs-hashes-burst >&2
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+BIN="$target_dir/release/ra-web-srv"
+
+WORK=$(mktemp -d /var/tmp/ra-web-srv-bench.XXXXXX)
+SERVER_PID=
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc -l; }
+mibps() { echo "scale=1; $FILE_MIB / $1" | bc -l; }
+
+FILE="$WORK/data/big.bin"
+mkdir -p "$WORK/data"
+say "writing a $FILE_MIB MiB file of random bytes"
+head -c "$((FILE_MIB * 1024 * 1024))" /dev/urandom >"$FILE"
+cat "$FILE" >/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+NATS_PORT=$(free_port)
+nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" 2>"$WORK/nats.log" &
+# shellcheck disable=SC2034 # used by cleanup
+NATS_PID=$!
+RUST_LOG=warn "$BIN" --nsm development --state-dir "$WORK/state" --listen "127.0.0.1:$PORT" \
+    --http-listen off --root-dir "$WORK/data" --nats-url "nats://127.0.0.1:$NATS_PORT" 2>"$WORK/server.log" &
+SERVER_PID=$!
+URL="https://127.0.0.1:$PORT"
+for _ in $(seq 200); do
+    curl -skf "$URL/health" >/dev/null && break
+    sleep 0.05
+done
+curl -skf "$URL/health" >/dev/null || die "ra-web-srv did not start: $(cat "$WORK/server.log")"
+
+say "openssl dgst -sha3-512"
+t0=$(now)
+openssl dgst -sha3-512 "$FILE" >/dev/null
+t_openssl=$(elapsed "$t0" "$(now)")
+
+say "rhash --sha3-512"
+t0=$(now)
+rhash --sha3-512 "$FILE" >/dev/null
+t_rhash=$(elapsed "$t0" "$(now)")
+
+say "POST /generate until /ready/"
+t0=$(now)
+curl -skf -X POST -H 'Content-Type: application/json' -d "{\"path\":\"$FILE\"}" "$URL/generate" >/dev/null
+until [ "$(curl -sk -o /dev/null -w '%{http_code}' "$URL/ready/?path=$FILE")" = 200 ]; do
+    sleep 0.005
+done
+t_generate=$(elapsed "$t0" "$(now)")
+served=$(curl -skf "$URL/hash/?path=$FILE" | sed -n 's/.*"sha3_512":"\([0-9a-f]*\)".*/\1/p')
+expected=$(openssl dgst -sha3-512 -r "$FILE" | cut -d' ' -f1)
+[ "$served" = "$expected" ] || die "hash mismatch: served $served, openssl $expected"
+
+say "wrk GET /proof/ for ${SECONDS_RUN}s, $CONNECTIONS connections"
+wrk_out=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_RUN}s" "$URL/proof/?path=$FILE")
+rps=$(echo "$wrk_out" | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
+latency=$(echo "$wrk_out" | sed -n 's/^ *Latency *\([^ ]*\).*/\1/p')
+errors=$(echo "$wrk_out" | grep -c 'Non-2xx\|Socket errors' || true)
+
+say "$BURST fs_hashes entries in a burst"
+burst=$("$target_dir/release/examples/fs-hashes-burst" "nats://127.0.0.1:$NATS_PORT" "$BURST")
+
+printf '\nra-web-srv benchmark (%s MiB file, %s cores)\n' "$FILE_MIB" "$(nproc)"
+printf '%-34s %8s s %10s MiB/s\n' "openssl dgst -sha3-512" "$t_openssl" "$(mibps "$t_openssl")"
+printf '%-34s %8s s %10s MiB/s\n' "rhash --sha3-512" "$t_rhash" "$(mibps "$t_rhash")"
+printf '%-34s %8s s %10s MiB/s\n' "POST /generate (to /ready/ 200)" "$t_generate" "$(mibps "$t_generate")"
+printf 'ratio generate/openssl throughput: %s   generate/rhash: %s\n' \
+    "$(echo "scale=3; $t_openssl / $t_generate" | bc -l)" "$(echo "scale=3; $t_rhash / $t_generate" | bc -l)"
+printf 'GET /proof/ over HTTPS (wrk -t2 -c%s): %s requests/s, mean latency %s%s\n' \
+    "$CONNECTIONS" "$rps" "$latency" "$([ "$errors" -gt 0 ] && echo ", with errors (see below)")"
+[ "$errors" -gt 0 ] && echo "$wrk_out"
+echo "$burst"
+exit 0
