@@ -71,6 +71,8 @@ source "$RBUILDS_DIR/lib/nitro.sh"
 source "$RBUILDS_DIR/lib/network.sh"
 # shellcheck source=rbuilds/lib/docker.sh
 source "$RBUILDS_DIR/lib/docker.sh"
+# shellcheck source=rbuilds/lib/qemu.sh
+source "$RBUILDS_DIR/lib/qemu.sh"
 
 # The reproducibility inputs: everything time-dependent comes from the last
 # commit, so two builds of one commit agree to the byte.
@@ -231,7 +233,9 @@ static_build() {
     rustflags="-C target-feature=+crt-static --remap-path-prefix=$ROOT_DIR=/src"
     rustflags+=" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
     rustflags+=" --remap-path-prefix=${RUSTUP_HOME:-$HOME/.rustup}=/rustup"
-    (cd "$ROOT_DIR" && RUSTFLAGS=$rustflags CARGO_TARGET_DIR=$STATIC_TARGET_DIR \
+    # OpenSSL (SHA3 and the VRF of ra-web-srv) linked statically from
+    # libssl-dev's archives.
+    (cd "$ROOT_DIR" && RUSTFLAGS=$rustflags CARGO_TARGET_DIR=$STATIC_TARGET_DIR OPENSSL_STATIC=1 \
         cargo build --quiet --release --locked --target "$RUST_TARGET" "${packages[@]}") ||
         die "static build of $* failed"
 }
@@ -245,10 +249,11 @@ make_init() {
 
 make_apps() {
     step "make_apps"
-    ensure_apt busybox-static nats-server
+    ensure_apt busybox-static nats-server libssl-dev
     set_build_env
-    static_build pipeline pf-proxy
-    log "pipeline, pf-proxy: $STATIC_TARGET_DIR/$RUST_TARGET/release/"
+    # ra-verify is for the host (checking the enclave's documents).
+    static_build pipeline pf-proxy ra-web-srv fs-monitor ra-verify
+    log "pipeline, pf-proxy, ra-web-srv, fs-monitor, ra-verify: $STATIC_TARGET_DIR/$RUST_TARGET/release/"
 }
 
 # install_file SRC DEST MODE
@@ -272,7 +277,7 @@ make_ramdisks() {
     make_tool
     set_build_env
     local bin=$STATIC_TARGET_DIR/$RUST_TARGET/release stage=$BUILD_DIR/stage f
-    for f in init initctl pipeline; do
+    for f in init initctl pipeline ra-web-srv fs-monitor; do
         [ -x "$bin/$f" ] || die "$bin/$f is missing: run make_init and make_apps first"
     done
     rm -rf "$stage"
@@ -286,6 +291,8 @@ make_ramdisks() {
     install_file "$RBUILDS_DIR/image/init.yaml" "$stage/customer/etc/init.yaml" 0644
     install_file "$bin/initctl" "$root/usr/bin/initctl" 0755
     install_file "$bin/pipeline" "$root/usr/bin/pipeline" 0755
+    install_file "$bin/ra-web-srv" "$root/usr/bin/ra-web-srv" 0755
+    install_file "$bin/fs-monitor" "$root/usr/bin/fs-monitor" 0755
     install_file /bin/busybox "$root/bin/busybox" 0755
     install_dynamic /usr/sbin/nats-server "$root"
     install_file "$RBUILDS_DIR/image/nats-server.conf" "$root/etc/nats-server.conf" 0644
@@ -296,7 +303,7 @@ make_ramdisks() {
         install_file "$f" "$root/service/$(basename "$f")" 0644
     done
     mkdir -p "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/log" \
-        "$root/etc" "$root/root" "$root/var/lib/nats"
+        "$root/etc" "$root/root" "$root/var/lib/nats" "$root/var/lib/ra-web-srv" "$root/data" "$root/apps"
     install_file "$RBUILDS_DIR/image/init.yaml" "$root/etc/init.yaml" 0644
     install_file "$RBUILDS_DIR/image/initctl.yaml" "$root/etc/initctl.yaml" 0644
     [ "$NETWORK" -eq 1 ] && network_rootfs "$root" "$bin"
@@ -420,9 +427,28 @@ run_eif_image() {
     ensure_runner
     "$TOOL" eif-extract "$EIF" --out-dir "$dir/parts" >"$dir/parts.json" ||
         die "cannot extract $EIF"
-    local machine=microvm
-    qemu-system-x86_64 -machine help | grep -q '^nitro-enclave' &&
-        log "QEMU has the nitro-enclave machine, but booting through it is not wired yet: using microvm"
+    local machine qemu machine_args
+    # nitro-enclave (make_qemu built it) boots the EIF itself, with an
+    # emulated NSM; microvm boots the EIF's kernel, command line and
+    # ramdisks. RBUILDS_MACHINE=microvm|nitro-enclave chooses; default: the
+    # first available.
+    machine=${RBUILDS_MACHINE:-auto}
+    if [ "$machine" != microvm ] && qemu=$(nitro_qemu); then
+        machine=nitro-enclave
+        # The EIF's command line plus: noapic (without it the first NSM
+        # request waits forever for its interrupt) and the clock hints.
+        machine_args=(-M "nitro-enclave,vsock=vsock,id=$IMAGE_NAME,memory-backend=mem"
+            -kernel "$EIF" -append "noapic$(guest_clock_hints)")
+    elif [ "$machine" = nitro-enclave ]; then
+        die "RBUILDS_MACHINE=nitro-enclave needs the QEMU of make_qemu"
+    else
+        machine=microvm
+        qemu="qemu-system-x86_64"
+        machine_args=(-M "microvm,memory-backend=mem"
+            -kernel "$dir/parts/kernel" -initrd "$dir/parts/initramfs"
+            -append "$(cat "$dir/parts/cmdline")$(guest_clock_hints)"
+            -device "vhost-user-vsock-device,chardev=vsock")
+    fi
     vhost-device-vsock --vm "guest-cid=$GUEST_CID,socket=$dir/vhost.sock,uds-path=$dir/vm.vsock" \
         >"$dir/vhost.log" 2>&1 &
     echo $! >"$dir/vhost.pid"
@@ -437,13 +463,11 @@ run_eif_image() {
         >"$dir/heartbeat" 2>"$dir/heartbeat.log" &
     local heartbeat_pid=$!
     local start=$SECONDS
-    qemu-system-x86_64 -M "microvm,memory-backend=mem" -accel "$(qemu_accel)" -cpu max \
+    "$qemu" "${machine_args[@]}" -accel "$(qemu_accel)" -cpu max \
         -smp "$CPUS" -m "${MEMORY_MIB}M" \
         -object "memory-backend-memfd,id=mem,size=${MEMORY_MIB}M,share=on" \
-        -kernel "$dir/parts/kernel" -initrd "$dir/parts/initramfs" \
-        -append "$(cat "$dir/parts/cmdline")$(guest_clock_hints)" \
         -chardev "socket,id=vsock,path=$dir/vhost.sock" \
-        -device vhost-user-vsock-device,chardev=vsock \
+        -L /usr/share/qemu -L /usr/share/seabios \
         -nodefaults -no-user-config -display none -no-reboot \
         -serial "file:$dir/console.log" \
         -pidfile "$dir/qemu.pid" -daemonize >"$dir/qemu.log" 2>&1 ||
@@ -575,11 +599,14 @@ Build commands:
   make_kernel     Debian's linux-source-6.12 + .linux/enclave.config on tinyconfig;
                   cached in $RBUILDS_BUILD_DIR/kernel/<version>-<config hash>
   make_init       enclave-init (init, initctl), static, release
-  make_apps       pipeline and pf-proxy, static, release
+  make_apps       pipeline, pf-proxy, ra-web-srv, fs-monitor (and ra-verify for the
+                  host), static, release
   make_eif        ramdisks (bootstrap: /init; customer: /rootfs, /etc/init.yaml),
                   then eif_build; writes NAME.eif and NAME.eif.pcrs
   make_all        all of the above (also: make_enclave)
   make_clear      remove the image and ramdisks
+  make_qemu       QEMU with the nitro-enclave machine (EIF boot, emulated /dev/nsm) from
+                  Debian's qemu source; run_eif_image uses it once built
 Running (nitro-cli when present, else QEMU microvm + vhost-device-vsock; RBUILDS_RUNNER=qemu
 forces QEMU; state in $RBUILDS_BUILD_DIR/run/NAME):
   run_eif_image                 boot the EIF, answer its heartbeat, print how to reach it
@@ -615,7 +642,7 @@ eif_build:          $(command -v eif_build || echo "not installed")
 INFO
 }
 
-COMMANDS=" make_kernel make_init make_apps make_eif make_all make_enclave make_clear make_tool run_eif_image run_eif_image_debugmode_cli attach_console_to_enclave list_enclaves drop_enclave drop_enclaves_all help "
+COMMANDS=" make_qemu make_kernel make_init make_apps make_eif make_all make_enclave make_clear make_tool run_eif_image run_eif_image_debugmode_cli attach_console_to_enclave list_enclaves drop_enclave drop_enclaves_all help "
 
 run_command() {
     local cmd=$1
