@@ -50,13 +50,25 @@ pub struct Roots {
 }
 
 impl Roots {
-    /// Canonicalizes `dirs`; each must be an existing directory.
+    /// Canonicalizes `dirs`. A directory that does not exist (yet) is
+    /// left out with a warning, so a service starts in an image that lacks
+    /// it; anything else that is not a directory is an error.
     pub fn new(dirs: &[PathBuf]) -> Result<Self, std::io::Error> {
         let mut roots = Vec::new();
         for dir in dirs {
-            let canonical = dir.canonicalize().map_err(|e| {
-                std::io::Error::new(e.kind(), format!("--root-dir {}: {e}", dir.display()))
-            })?;
+            let canonical = match dir.canonicalize() {
+                Ok(canonical) => canonical,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    tracing::warn!(dir = %dir.display(), "--root-dir does not exist; nothing under it can be hashed on request");
+                    continue;
+                }
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("--root-dir {}: {e}", dir.display()),
+                    ));
+                }
+            };
             if !canonical.is_dir() {
                 return Err(std::io::Error::other(format!(
                     "--root-dir {}: not a directory",
@@ -199,6 +211,8 @@ mod tests {
             Err(PathError::Outside { .. })
         ));
         assert!(Roots::new(&[root.join("sub/file")]).is_err());
+        let skipped = Roots::new(&[root.join("not-yet"), root.clone()]).unwrap();
+        assert_eq!(skipped.dirs(), std::slice::from_ref(&canon_root));
         assert_eq!(lookup_key("/no/such/file").unwrap(), "/no/such/file");
         assert_eq!(
             lookup_key(&s(&root.join("link-in"))).unwrap(),
