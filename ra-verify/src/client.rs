@@ -28,7 +28,7 @@ use serde::Deserialize;
 use crate::binding::TlsBinding;
 use crate::defs::{CLIENT_NONCE_LEN, MAX_RESPONSE};
 use crate::hash::Sha3Digest;
-use crate::verify::{Binding, Check, Policy, Report, verify};
+use crate::verify::{Binding, Check, Policy, Report, Signer, verify};
 
 /// What can go wrong talking to the server (a failed check is not an
 /// error: it is in the [`Report`]).
@@ -186,6 +186,12 @@ fn tls_binding_check(tls_report: &Report, tls_spki: &[u8], doc_spki: &[u8]) -> C
         return Check::fail(
             NAME,
             "the /doc/ answer came over a TLS session with another key than the attested one",
+        );
+    }
+    if tls_report.signer == Signer::Unsigned {
+        return Check::skip(
+            NAME,
+            "the /tls_doc/ document names the session's key but is unsigned: anyone could have made it, so the binding proves nothing",
         );
     }
     Check::pass(

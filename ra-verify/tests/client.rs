@@ -171,3 +171,30 @@ async fn server_errors_bad_answers_and_no_server_are_clear_errors() {
         .unwrap_err();
     assert!(matches!(error, ClientError::BadUrl { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn unsigned_documents_are_refused_and_bind_nothing_when_allowed() {
+    let server = start(Mode::Unsigned, &[(PATH, CONTENT)]).await;
+    let report = verify_url(&request(server.url(), true), &Policy::default())
+        .await
+        .unwrap();
+    print(&report);
+    assert!(!report.passed());
+    assert_eq!(outcome(&report, "cose_signature"), Outcome::Fail);
+    assert_eq!(outcome(&report, "tls_binding"), Outcome::Fail);
+    let allowed = Policy {
+        allow_unsigned: true,
+        ..Policy::default()
+    };
+    let report = verify_url(&request(server.url(), true), &allowed)
+        .await
+        .unwrap();
+    print(&report);
+    assert!(report.passed());
+    assert_eq!(report.signer, Signer::Unsigned);
+    let tls = report.check("tls_binding").unwrap();
+    assert_eq!(tls.outcome, Outcome::Skip);
+    assert!(tls.detail.contains("proves nothing"), "{tls}");
+    assert_eq!(outcome(&report, "nonce"), Outcome::Pass);
+    assert_eq!(outcome(&report, "vrf_proof"), Outcome::Pass);
+}

@@ -137,6 +137,15 @@ pub fn file_document(pki: &DevPki, path: &str, content: &[u8], nonce: Option<Vec
 /// What QEMU's emulated NSM makes: a COSE_Sign1 with an empty signature
 /// (and no certificate).
 pub fn unsigned_document(user_data: Vec<u8>, public_key: Vec<u8>) -> Vec<u8> {
+    unsigned_document_with(Some(user_data), None, Some(public_key))
+}
+
+/// [`unsigned_document`] with every optional field given.
+pub fn unsigned_document_with(
+    user_data: Option<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+    public_key: Option<Vec<u8>>,
+) -> Vec<u8> {
     let mut pcrs = BTreeMap::new();
     pcrs.insert(0, ByteBuf::from(vec![PCR0_BYTE; 48]));
     pcrs.insert(1, ByteBuf::from(vec![0; 48]));
@@ -148,9 +157,9 @@ pub fn unsigned_document(user_data: Vec<u8>, public_key: Vec<u8>) -> Vec<u8> {
         pcrs,
         certificate: ByteBuf::new(),
         cabundle: vec![],
-        public_key: Some(ByteBuf::from(public_key)),
-        user_data: Some(ByteBuf::from(user_data)),
-        nonce: None,
+        public_key: public_key.map(ByteBuf::from),
+        user_data: user_data.map(ByteBuf::from),
+        nonce: nonce.map(ByteBuf::from),
     };
     CoseSign1Builder::new()
         .protected(

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use ra_verify::TlsBinding;
 use ra_verify::client::spki_of;
+use ra_verify::document::Document;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use super::{DevPki, file_document};
+use super::{DevPki, file_document, unsigned_document_with};
 
 /// How the server misbehaves, if at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,8 @@ pub enum Mode {
     IgnoresNonce,
     /// Every answer is `200` with a body that is not JSON.
     NotJson,
+    /// Documents are unsigned, as under QEMU's emulated NSM.
+    Unsigned,
 }
 
 pub struct Server {
@@ -140,9 +143,12 @@ fn answer(state: &State, target: &str) -> (&'static str, String) {
                 state.spki.clone()
             };
             let binding = TlsBinding::new(&spki).unwrap();
-            let document = state
-                .pki
-                .document(Some(binding.to_bytes().unwrap()), nonce, None);
+            let user_data = Some(binding.to_bytes().unwrap());
+            let document = if state.mode == Mode::Unsigned {
+                unsigned_document_with(user_data, nonce, None)
+            } else {
+                state.pki.document(user_data, nonce, None)
+            };
             (
                 "200 OK",
                 serde_json::json!({
@@ -157,13 +163,22 @@ fn answer(state: &State, target: &str) -> (&'static str, String) {
             let file = pairs.get("path").cloned().unwrap_or_default();
             match state.files.get(&file) {
                 Some(content) => {
-                    let doc = file_document(&state.pki, &file, content, nonce);
+                    let mut document =
+                        file_document(&state.pki, &file, content, nonce.clone()).document;
+                    if state.mode == Mode::Unsigned {
+                        let signed = Document::parse(&document).unwrap();
+                        document = unsigned_document_with(
+                            signed.user_data().map(<[u8]>::to_vec),
+                            nonce,
+                            signed.public_key().map(<[u8]>::to_vec),
+                        );
+                    }
                     (
                         "200 OK",
                         serde_json::json!({
                             "nsm": "development",
                             "path": file,
-                            "document": hex::encode(doc.document),
+                            "document": hex::encode(document),
                         })
                         .to_string(),
                     )
