@@ -12,7 +12,7 @@
 //! The envelope may be tagged (CBOR tag 18) or not; both are read. Parsing
 //! checks sizes and shapes only: [`Document::verify_signature`] checks the
 //! signature with the key of the document's own certificate, and
-//! [`crate::verify`] checks that certificate up to a pinned root.
+//! [`crate::verify`](mod@crate::verify) checks that certificate up to a pinned root.
 //!
 //! A document is **unsigned** when its signature is empty or all zero
 //! bytes: QEMU's emulated NSM (`-M nitro-enclave`) produces such documents,
@@ -183,7 +183,7 @@ impl Document {
     }
 
     /// Checks the ES384 signature with the public key of the document's
-    /// certificate (the certificate itself is checked by [`crate::verify`]).
+    /// certificate (the certificate itself is checked by [`crate::verify`](mod@crate::verify)).
     pub fn verify_signature(&self) -> Result<(), DocError> {
         if !self.is_signed() {
             return Err(DocError::Unsigned);

@@ -12,7 +12,7 @@
 //! - [`files`]: reading small input files with a size limit.
 //! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
 //! - [`pcrs`]: expected PCRs from the image build's `.eif.pcrs` file.
-//! - [`verify`]: every check of a document against a policy, one report.
+//! - [`verify`](mod@verify): every check of a document against a policy, one report.
 
 pub mod binding;
 pub mod client;
@@ -32,3 +32,8 @@ pub use pcrs::ExpectedPcrs;
 pub use proof::{Suite, VrfKey};
 pub use roots::Root;
 pub use verify::{Check, Outcome, Policy, Report, verify, verify_saved};
+
+/// The README's Rust examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
