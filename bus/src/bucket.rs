@@ -12,9 +12,11 @@ use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv::Store;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use async_nats::jetstream::{Context, ErrorCode};
+use bytes::Bytes;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::connect::BusError;
-use crate::defs::BUCKET_HISTORY;
+use crate::defs::{BUCKET_HISTORY, READ_CONCURRENCY};
 
 /// Opens bucket `name`, creating it (history [`BUCKET_HISTORY`], file
 /// storage) when the server has none of that name. An existing bucket is
@@ -72,4 +74,44 @@ pub async fn open_bucket(js: &Context, name: &str) -> Result<Store, BusError> {
             },
         }),
     }
+}
+
+/// Every key of `store` that has a message (its value or a delete marker).
+///
+/// Read from the stream's per-subject counts rather than with
+/// `Store::keys`, whose ordered consumer was seen to wait forever against
+/// nats-server 2.9 when a key changed while it was listing.
+pub async fn keys(store: &Store) -> Result<Vec<String>, BusError> {
+    let read_error = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Read {
+        bucket: store.name.clone(),
+        source,
+    };
+    let stream = store.stream.clone();
+    let subjects = stream
+        .info_with_subjects(format!("{}>", store.prefix))
+        .await
+        .map_err(|e| read_error(e.into()))?;
+    let subjects: Vec<(String, usize)> = subjects
+        .try_collect()
+        .await
+        .map_err(|e| read_error(e.into()))?;
+    Ok(subjects
+        .into_iter()
+        .filter_map(|(subject, _)| subject.strip_prefix(&store.prefix).map(str::to_owned))
+        .collect())
+}
+
+/// Every live key of `store` with its value (keys whose latest message is
+/// a delete marker are left out), read [`READ_CONCURRENCY`] at a time.
+pub async fn entries(store: &Store) -> Result<Vec<(String, Bytes)>, BusError> {
+    let keys = keys(store).await?;
+    let reads = futures::stream::iter(keys)
+        .map(|key| async move { store.get(&key).await.map(|value| value.map(|v| (key, v))) })
+        .buffer_unordered(READ_CONCURRENCY);
+    let found: Vec<Option<(String, Bytes)>> =
+        reads.try_collect().await.map_err(|e| BusError::Read {
+            bucket: store.name.clone(),
+            source: e.into(),
+        })?;
+    Ok(found.into_iter().flatten().collect())
 }

@@ -35,6 +35,14 @@ pub enum BusError {
         /// Why.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Reading a bucket's keys or values failed.
+    #[error("cannot read KV bucket {bucket}: {source}")]
+    Read {
+        /// The bucket's name.
+        bucket: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Creating a missing KV bucket failed.
     #[error("cannot create KV bucket {bucket}: {source}")]
     CreateBucket {

@@ -27,3 +27,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// KV history kept per key by buckets this crate creates (only the latest
 /// value matters).
 pub const BUCKET_HISTORY: i64 = 1;
+
+/// KV reads in flight at once when a whole bucket is read.
+pub const READ_CONCURRENCY: usize = 64;

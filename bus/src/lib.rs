@@ -6,7 +6,8 @@
 //!
 //! - [`defs`]: bucket names, the default URL, retry limits.
 //! - [`connect()`]: a JetStream context, with bounded retries at start.
-//! - [`bucket`]: [`open_bucket`], get-or-create of a KV bucket.
+//! - [`bucket`]: [`open_bucket`], get-or-create of a KV bucket, and
+//!   reading a whole bucket ([`bucket::keys`], [`bucket::entries`]).
 //! - [`key`]: the reversible encoding of an absolute path as a KV key.
 //! - [`value`]: the value format of [`FS_HASHES`] and how to read its
 //!   entries (a delete marker is never a hash).

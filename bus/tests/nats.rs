@@ -63,6 +63,41 @@ async fn a_delete_is_seen_as_removed_never_as_a_hash() {
 }
 
 #[tokio::test]
+async fn a_whole_bucket_is_read_live_keys_only() {
+    let server = NatsServer::start().unwrap();
+    let js = connect(&server.url()).await.unwrap();
+    let store = open_bucket(&js, FS_HASHES).await.unwrap();
+    assert!(bus::bucket::entries(&store).await.unwrap().is_empty());
+    for i in 0..300u16 {
+        let key = key::encode(Path::new(&format!("/d/{i}.txt")));
+        store
+            .put(&key, hash_value(&[u8::try_from(i % 256).unwrap(); 64]))
+            .await
+            .unwrap();
+    }
+    for i in 0..100u16 {
+        store
+            .delete(key::encode(Path::new(&format!("/d/{i}.txt"))))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        bus::bucket::keys(&store).await.unwrap().len(),
+        300,
+        "markers are keys too"
+    );
+    let entries = bus::bucket::entries(&store).await.unwrap();
+    assert_eq!(entries.len(), 200);
+    for (key, value) in entries {
+        let path = key::decode(&key).unwrap();
+        let i: u16 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        assert!(i >= 100, "{key} was deleted");
+        let digest = bus::value::parse_hash(&value).unwrap();
+        assert_eq!(digest, [u8::try_from(i % 256).unwrap(); 64]);
+    }
+}
+
+#[tokio::test]
 async fn a_bad_bucket_name_is_an_error_naming_it() {
     let server = NatsServer::start().unwrap();
     let js = connect(&server.url()).await.unwrap();

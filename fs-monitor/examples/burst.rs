@@ -1,0 +1,64 @@
+//! Benchmark helper (run by `bench/fs-monitor.sh`): writes N new files into
+//! a directory that a running `fs-monitor` watches, and reports how long it
+//! took until the bucket held a hash for every one of them, then checks
+//! each hash against the file.
+//!
+//! `burst DIR NATS_URL BUCKET N` prints `written_s=… all_in_kv_s=… checked=N`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [dir, url, bucket, count] = args.as_slice() else {
+        bail!("usage: burst DIR NATS_URL BUCKET N");
+    };
+    let dir = PathBuf::from(dir).canonicalize().context("DIR")?;
+    let count: usize = count.parse().context("N")?;
+    let js = bus::connect(url).await?;
+    let store = bus::open_bucket(&js, bucket).await?;
+    let before = store.status().await?.values();
+
+    let start = Instant::now();
+    let paths = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<PathBuf>> {
+        let mut paths = Vec::with_capacity(count);
+        for i in 0..count {
+            let path = dir.join(format!("f{i:06}.bin"));
+            std::fs::write(&path, format!("burst file {i}\n").repeat(1 + i % 64))?;
+            paths.push(path);
+        }
+        Ok(paths)
+    })
+    .await??;
+    let written = start.elapsed();
+
+    let target = before + u64::try_from(count)?;
+    let deadline = start + Duration::from_secs(300);
+    while store.status().await?.values() < target {
+        if Instant::now() > deadline {
+            bail!("the bucket did not reach {count} new keys in 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all_in = start.elapsed();
+
+    let mut checked = 0;
+    for path in &paths {
+        let key = bus::key::encode(path);
+        let value = store.get(&key).await?.with_context(|| format!("{} missing", path.display()))?;
+        let stored = bus::value::parse_hash(&value)?;
+        if stored != ra_verify::hash::hash_file(path)?.0 {
+            bail!("{}: wrong hash in the bucket", path.display());
+        }
+        checked += 1;
+    }
+    println!(
+        "written_s={:.3} all_in_kv_s={:.3} checked={checked}",
+        written.as_secs_f64(),
+        all_in.as_secs_f64()
+    );
+    Ok(())
+}

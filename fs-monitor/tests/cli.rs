@@ -1,0 +1,80 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+//! The `fs-monitor` binary: usage errors, and a real run ended by SIGTERM.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fs-monitor");
+
+fn usage_error(args: &[&str], says: &str) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+    assert!(stderr.contains(says), "{args:?}: {stderr}");
+}
+
+#[test]
+fn bad_usage_exits_64_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    usage_error(&[], "--directory");
+    usage_error(&["--directory", "/no/such/dir"], "/no/such/dir");
+    usage_error(
+        &["--directory", d, "--ignore-file", "/no/such/file"],
+        "--ignore-file",
+    );
+    usage_error(
+        &["--directory", d, "--kv-bucket-name", "a.b"],
+        "--kv-bucket-name",
+    );
+    usage_error(&["--directory", d, "--bogus"], "--bogus");
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--directory",
+        "--ignore-file",
+        "--nats-url",
+        "--kv-bucket-name",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_publishes_and_stops_on_sigterm() {
+    let h = common::Harness::new().await;
+    let file = h.root.join("hello.txt");
+    common::write(&file, b"hello");
+    let mut child = Command::new(BIN)
+        .args([
+            "--directory",
+            h.root.to_str().unwrap(),
+            "--nats-url",
+            &h.nats.url(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.settle(&common::expect([&file])).await;
+    let later = h.root.join("later.txt");
+    common::write(&later, b"later");
+    h.settle(&common::expect([&file, &later])).await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "fs-monitor did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
