@@ -26,7 +26,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Deserialize;
 
 use crate::binding::TlsBinding;
-use crate::defs::{CLIENT_NONCE_LEN, MAX_RESPONSE};
+use crate::defs::{CLIENT_NONCE_LEN, CLIENT_TIMEOUT, MAX_RESPONSE};
 use crate::hash::Sha3Digest;
 use crate::verify::{Binding, Check, Policy, Report, Signer, verify};
 
@@ -92,6 +92,19 @@ pub struct Request {
     pub fresh_nonce: bool,
     /// Limit for each HTTP exchange.
     pub timeout: Duration,
+}
+
+impl Request {
+    /// A request for `path` at `url` with a fresh nonce and the default
+    /// time limit ([`CLIENT_TIMEOUT`]).
+    pub fn new(url: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            path: path.into(),
+            fresh_nonce: true,
+            timeout: CLIENT_TIMEOUT,
+        }
+    }
 }
 
 /// Fetches the TLS binding and the document of `request.path`, and

@@ -19,10 +19,9 @@ const CONTENT: &[u8] = b"served content\n";
 
 fn request(url: String, fresh_nonce: bool) -> Request {
     Request {
-        url,
-        path: PATH.into(),
         fresh_nonce,
         timeout: Duration::from_secs(10),
+        ..Request::new(url, PATH)
     }
 }
 

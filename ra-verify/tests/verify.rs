@@ -483,3 +483,20 @@ fn a_real_aws_nitro_document_verifies_against_the_bundled_root() {
         Outcome::Fail
     );
 }
+
+#[test]
+fn a_tagged_cose_sign1_reads_as_the_untagged_one() {
+    let pki = DevPki::generate();
+    let doc = file_document(&pki, PATH, CONTENT, None);
+    // CBOR tag 18 (COSE_Sign1) in front: 0xd2.
+    let mut tagged = vec![0xd2];
+    tagged.extend_from_slice(&doc.document);
+    let policy = Policy {
+        root: Some(pki.root()),
+        ..Policy::default()
+    };
+    let report = verify(&tagged, &policy);
+    print(&report);
+    assert!(report.passed());
+    assert_eq!(outcome(&report, "cose_signature"), Outcome::Pass);
+}
