@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Benchmark of fs-monitor (run by `tools/devtool bench fs-monitor`; not a test).
+#
+# A real nats-server with JetStream and the release fs-monitor watching an
+# empty directory; then N new files (1 to 64 lines each, 16 B to 1.4 KiB)
+# are written into it in one burst, and the time until the KV bucket holds
+# a hash for every one of them is measured (each hash is checked against
+# the file afterwards). In the same run the same files are hashed by the
+# reference tools, one process over all files:
+#   openssl dgst -sha3-512 FILE...      rhash --sha3-512 FILE...
+#   sha3sum -a 512 FILE... (when installed)
+# Figures per round: the time to only write the files into an unwatched
+# directory (baseline), the time from the first write to the last hash in
+# KV with fs-monitor watching, each reference's time, and two ratios
+# against openssl (lower is better): all-in-KV / openssl (writing the files
+# included), and (all-in-KV - baseline) / openssl, fs-monitor's own cost
+# (inotify, hashing, KV writes acknowledged by nats-server) against hashing
+# alone.
+#
+# Environment: BENCH_FILES (10000), BENCH_NATS_PORT (17400), BENCH_ROUNDS (3).
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=/dev/null
+source "$ROOT_DIR/tools/functions"
+
+FILES=${BENCH_FILES:-10000}
+PORT=${BENCH_NATS_PORT:-17400}
+ROUNDS=${BENCH_ROUNDS:-3}
+URL="nats://127.0.0.1:$PORT"
+TARGET=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
+
+PIDS=()
+WORK=""
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    [ -n "$WORK" ] && rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ensure_apt nats-server rhash openssl bc findutils
+say "building fs-monitor (release)"
+(cd "$ROOT_DIR" && cargo build --release --locked -p fs-monitor --bin fs-monitor --example burst) >&2
+WORK=$(mktemp -d /tmp/bench-fs-monitor.XXXXXX)
+
+nats-server -js -a 127.0.0.1 -p "$PORT" -sd "$WORK/store" 2>"$WORK/nats.log" &
+PIDS+=($!)
+for _ in $(seq 100); do
+    grep -q "Server is ready" "$WORK/nats.log" 2>/dev/null && break
+    sleep 0.05
+done
+grep -q "Server is ready" "$WORK/nats.log" || die "nats-server did not start: $(cat "$WORK/nats.log")"
+
+# seconds since the epoch with nanoseconds, as a float
+now() { date +%s.%N; }
+# elapsed seconds of a command, its output discarded
+timed() {
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l
+}
+ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+
+printf '%-6s %-7s %-11s %-11s %-12s %-10s %-10s %-12s %-12s\n' round files baseline_s written_s all_in_kv_s openssl_s rhash_s all/openssl own/openssl
+for round in $(seq "$ROUNDS"); do
+    mkdir -p "$WORK/baseline-$round"
+    line=$("$TARGET/release/examples/burst" "$WORK/baseline-$round" - - "$FILES")
+    baseline=$(sed -n 's/.*written_s=\([0-9.]*\).*/\1/p' <<<"$line")
+    dir="$WORK/watched-$round"
+    mkdir -p "$dir"
+    "$TARGET/release/fs-monitor" --directory "$dir" --nats-url "$URL" --kv-bucket-name "bench$round" \
+        2>"$WORK/fs-monitor-$round.log" &
+    monitor=$!
+    PIDS+=("$monitor")
+    for _ in $(seq 200); do
+        grep -q "initial scan done" "$WORK/fs-monitor-$round.log" && break
+        sleep 0.05
+    done
+    grep -q "initial scan done" "$WORK/fs-monitor-$round.log" || die "fs-monitor did not start: $(cat "$WORK/fs-monitor-$round.log")"
+    line=$("$TARGET/release/examples/burst" "$dir" "$URL" "bench$round" "$FILES")
+    written=$(sed -n 's/.*written_s=\([0-9.]*\).*/\1/p' <<<"$line")
+    all_in=$(sed -n 's/.*all_in_kv_s=\([0-9.]*\).*/\1/p' <<<"$line")
+    kill "$monitor"
+    wait "$monitor" 2>/dev/null || true
+    # the same files, hashed by the reference tools (page cache warm for both)
+    openssl_s=$(cd "$dir" && timed xargs -0 openssl dgst -sha3-512 < <(find . -type f -print0))
+    rhash_s=$(cd "$dir" && timed xargs -0 rhash --sha3-512 < <(find . -type f -print0))
+    own=$(echo "$all_in - $baseline" | bc -l)
+    printf '%-6s %-7s %-11.3f %-11.3f %-12.3f %-10.3f %-10.3f %-12s %-12s\n' "$round" "$FILES" "$baseline" "$written" \
+        "$all_in" "$openssl_s" "$rhash_s" "$(ratio "$all_in" "$openssl_s")" "$(ratio "$own" "$openssl_s")"
+    if command -v sha3sum >/dev/null; then
+        printf '       sha3sum -a 512: %.3f s\n' "$(cd "$dir" && timed xargs -0 sha3sum -a 512 < <(find . -type f -print0))"
+    fi
+done
+say "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
