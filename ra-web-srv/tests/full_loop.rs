@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-//! The whole chain: a file's hash lands in KV fs_hashes -> ra-web-srv
-//! makes a proof and a document -> `ra_verify::client::verify_url` (what
+//! The whole chain: a file is written -> fs-monitor (in-process, its
+//! library `run`) hashes it into KV fs_hashes -> ra-web-srv makes a proof
+//! and a document -> `ra_verify::client::verify_url` (what
 //! `ra-verify doc --url` runs) passes with the development root, the
 //! image's PCR file and the local file; a tampered document, wrong PCRs,
 //! the wrong file and the wrong root each fail.
@@ -10,6 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use bus::async_nats::jetstream::kv;
 use common::{config, dev_root, start};
 use ra_verify::client::{Request, verify_url};
 use ra_verify::pcrs::ExpectedPcrs;
@@ -44,6 +46,22 @@ fn fails_on(report: &Report, name: &str) {
     assert_eq!(check.outcome, ra_verify::verify::Outcome::Fail, "{check}");
 }
 
+/// Waits until `key` is in `docs` (`present`) or not; returns its value.
+async fn wait_for(docs: &kv::Store, key: &str, present: bool) -> Option<bytes::Bytes> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = docs.get(key).await.unwrap();
+        if value.is_some() == present {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key}: never present={present}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn check(base: &str, path: &str, policy: &Policy) -> Report {
     let request = Request {
         url: base.to_string(),
@@ -55,7 +73,7 @@ async fn check(base: &str, path: &str, policy: &Policy) -> Report {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_published_hash_ends_in_a_document_that_verifies_off_the_enclave() {
+async fn a_written_file_ends_in_a_document_that_verifies_off_the_enclave() {
     let nats = testkit::NatsServer::start().unwrap();
     let state = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
@@ -68,25 +86,42 @@ async fn a_published_hash_ends_in_a_document_that_verifies_off_the_enclave() {
     cfg.dev_pcrs = DevPcrs::Values(ExpectedPcrs::load(&image_pcrs).unwrap().values().clone());
     let mut server = start(cfg.clone()).await;
 
-    // The file appears and its hash is published the way fs-monitor does.
+    // fs-monitor watches the data directory and publishes to fs_hashes.
+    let monitor_config = fs_monitor::Config::new(
+        std::slice::from_ref(&data_dir),
+        None,
+        &nats.url(),
+        bus::FS_HASHES,
+    )
+    .unwrap();
+    let stats = std::sync::Arc::new(fs_monitor::Stats::default());
+    let stop_monitor = tokio_util::sync::CancellationToken::new();
+    let monitor = tokio::spawn(fs_monitor::run(
+        monitor_config,
+        std::sync::Arc::clone(&stats),
+        stop_monitor.clone(),
+    ));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !stats.scanned.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fs-monitor never scanned"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The file appears.
     let file = data_dir.join("weights.bin");
     std::fs::write(&file, vec![42u8; 1 << 20]).unwrap();
     let js = bus::connect(&nats.url()).await.unwrap();
-    let hashes = bus::open_bucket(&js, bus::FS_HASHES).await.unwrap();
     let docs = bus::open_bucket(&js, bus::FS_ATT_DOCS).await.unwrap();
     let key = bus::key::encode(&file);
-    let digest = ra_verify::hash_file(&file).unwrap();
-    hashes.put(&key, digest.to_hex().into()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let stored = loop {
-        if let Some(value) = docs.get(&key).await.unwrap() {
-            break value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no document made");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let stored = wait_for(&docs, &key, true).await.unwrap();
 
     let path = file.to_str().unwrap();
+    let made: Record = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(made.source, ra_web_srv::record::Source::FsHashes);
+    assert_eq!(made.sha3_512, ra_verify::hash_file(&file).unwrap());
     let good = Policy {
         root: Some(dev_root(state.path())),
         pcrs: Some(ExpectedPcrs::load(&image_pcrs).unwrap()),
@@ -122,7 +157,7 @@ async fn a_published_hash_ends_in_a_document_that_verifies_off_the_enclave() {
         ..good.clone()
     };
     fails_on(&check(&server.base, path, &wrong_pcrs).await, "pcrs");
-    let other_file = data_dir.join("other.bin");
+    let other_file = state.path().join("other.bin");
     std::fs::write(&other_file, b"not the weights").unwrap();
     let wrong_file = Policy {
         file_hash: Some(LocalHash::of_path(&other_file).unwrap()),
@@ -147,6 +182,17 @@ async fn a_published_hash_ends_in_a_document_that_verifies_off_the_enclave() {
         &check(&server.base, path, &other_root).await,
         "certificate_chain",
     );
+
+    // Deleting a file deletes its document.
+    let gone = data_dir.join("gone.txt");
+    std::fs::write(&gone, b"short-lived").unwrap();
+    let gone_key = bus::key::encode(&gone);
+    wait_for(&docs, &gone_key, true).await;
+    std::fs::remove_file(&gone).unwrap();
+    wait_for(&docs, &gone_key, false).await;
+
+    stop_monitor.cancel();
+    monitor.await.unwrap().unwrap();
 
     // Someone with write access to the bucket tampers with the stored
     // document; the restarted server serves it (the hash still matches)
