@@ -5,7 +5,8 @@
 //!
 //! 1. connect, open (or create) both buckets;
 //! 2. load every record of `fs_att_docs` into the store (a restart loses
-//!    nothing), and mirror every later store change back to the bucket;
+//!    nothing), write the store's records the bucket lacks (made while NATS
+//!    was away), and mirror every later store change back to the bucket;
 //! 3. watch `fs_hashes` with its history (the latest entry of each key,
 //!    then every change). A put (128 lowercase hex digits) gets a VRF proof
 //!    and a document, unless the stored record already has that hash with
@@ -102,8 +103,16 @@ async fn session(app: &App, url: &str) -> Result<(), SyncError> {
 
     let loaded = load_records(app, &docs).await?;
     let (changes, pending) = mpsc::unbounded_channel();
+    // Records made while the bus was away (or whose write was given up
+    // on) go to the bucket now.
+    for record in app.store.records() {
+        if !loaded.contains(&record.path) {
+            let _ = changes.send(Change::Put(record));
+        }
+    }
     app.store.mirror_to(changes);
     tokio::spawn(write_changes(docs, pending));
+    let loaded = loaded.len();
 
     let info = hashes
         .stream
@@ -231,26 +240,14 @@ fn reusable(app: &App, record: &Record, digest: Sha3Digest) -> bool {
         && record.vrf_public_key == hex::encode(app.attester.vrf_public_key())
 }
 
-/// Loads `fs_att_docs` into the store; returns how many records.
-async fn load_records(app: &App, docs: &kv::Store) -> Result<usize, SyncError> {
-    let mut keys = docs
-        .keys()
-        .await
-        .map_err(|e| nats("listing fs_att_docs")(&e))?;
-    let mut loaded = 0;
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(|e| nats("listing fs_att_docs")(&e))?;
-        let Some(value) = docs
-            .get(&key)
-            .await
-            .map_err(|e| nats("reading fs_att_docs")(&e))?
-        else {
-            continue;
-        };
+/// Loads `fs_att_docs` into the store; returns the paths loaded.
+async fn load_records(app: &App, docs: &kv::Store) -> Result<HashSet<String>, SyncError> {
+    let mut loaded = HashSet::new();
+    for (key, value) in bus::bucket::entries(docs).await? {
         match serde_json::from_slice::<Record>(&value) {
             Ok(record) => {
+                loaded.insert(record.path.clone());
                 app.store.put(record, false);
-                loaded += 1;
             }
             Err(error) => {
                 tracing::warn!(%key, %error, "ignoring an unreadable {FS_ATT_DOCS} record")

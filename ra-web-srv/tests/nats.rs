@@ -216,8 +216,15 @@ async fn a_nats_restart_is_survived() {
     put_hash(&hashes, &first).await;
     wait_record(&docs, &first, |_| true).await;
 
+    // While NATS is away, /generate still works; its record reaches the
+    // bucket once NATS is back.
+    nats.kill();
+    let offline = data_dir.join("offline");
+    std::fs::write(&offline, b"made while NATS was down").unwrap();
+    server.generate(&offline).await;
     nats.restart().unwrap();
     let (hashes, docs) = buckets(&nats.url()).await;
+    wait_record(&docs, &offline, |r| r.source == Source::Generate).await;
     let second = data_dir.join("second");
     std::fs::write(&second, b"2").unwrap();
     put_hash(&hashes, &second).await;
