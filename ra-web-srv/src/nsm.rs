@@ -161,7 +161,14 @@ impl Nsm {
                 device().map_err(NsmError::NoDevice)?;
                 true
             }
-            NsmMode::Auto => device().is_ok(),
+            NsmMode::Auto => match device() {
+                Ok(()) => true,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+                Err(error) => {
+                    tracing::warn!(%error, "{NSM_DEVICE} exists but does not open; using the development NSM");
+                    false
+                }
+            },
             NsmMode::Development => false,
         };
         if use_device {
