@@ -648,3 +648,55 @@ async fn development_pcrs_from_a_file_are_what_documents_carry() {
     };
     assert!(ra_verify::verify::verify(&hex_doc(&tls), &policy).passed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_clients_do_not_disturb_the_others() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let state = tempfile::tempdir().unwrap();
+    let server = start(config(state.path(), state.path())).await;
+    let addr = server.base.trim_start_matches("https://").to_string();
+    // One client says nothing, one sends garbage instead of a TLS hello,
+    // one speaks plain HTTP to the HTTPS port.
+    let _silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut garbage = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    garbage.write_all(&[0xff; 4096]).await.unwrap();
+    let mut plain = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for stream in [&mut garbage, &mut plain] {
+        let mut buffer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut buffer),
+        )
+        .await;
+        assert!(read.is_ok(), "the server should close a bad TLS client");
+    }
+    assert_eq!(server.get("/health").await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secp256k1_suite_proves_too() {
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("f");
+    std::fs::write(&file, b"secp").unwrap();
+    let mut cfg = config(state.path(), data.path());
+    cfg.vrf_suite = ra_verify::Suite::Secp256k1Sha256Tai;
+    let server = start(cfg).await;
+    let path = server.generate(&file).await;
+    let (_, proof) = server.get(&format!("/proof/?path={}", q(&path))).await;
+    assert_eq!(proof["vrf_suite"], "SECP256K1_SHA256_TAI");
+    let (_, verdict) = server.post("/verify_proof/", &json!({"path": path})).await;
+    assert_eq!(verdict["passed"], true, "{verdict}");
+    let (_, doc) = server.get(&format!("/doc/?path={}", q(&path))).await;
+    let policy = Policy {
+        root: Some(dev_root(state.path())),
+        file_hash: Some(ra_verify::verify::LocalHash::of_path(&file).unwrap()),
+        ..Policy::default()
+    };
+    let report = ra_verify::verify::verify(&hex_doc(&doc), &policy);
+    assert!(report.passed(), "{}", report.verdict());
+}
