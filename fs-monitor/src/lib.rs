@@ -118,3 +118,8 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// The README's examples, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fs-monitor");
 
@@ -48,33 +47,11 @@ async fn runs_publishes_and_stops_on_sigterm() {
     let h = common::Harness::new().await;
     let file = h.root.join("hello.txt");
     common::write(&file, b"hello");
-    let mut child = Command::new(BIN)
-        .args([
-            "--directory",
-            h.root.to_str().unwrap(),
-            "--nats-url",
-            &h.nats.url(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut monitor = h.spawn_binary();
     h.settle(&common::expect([&file])).await;
     let later = h.root.join("later.txt");
     common::write(&later, b"later");
     h.settle(&common::expect([&file, &later])).await;
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fs-monitor did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = monitor.terminate();
     assert!(status.success(), "{status}");
 }

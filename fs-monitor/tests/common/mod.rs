@@ -129,6 +129,69 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// The `fs-monitor` binary watching the root, logging (`RUST_LOG=info`)
+    /// to a file.
+    pub fn spawn_binary(&self) -> Binary {
+        let log = self.dir.path().join("fs-monitor.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_fs-monitor"))
+            .args([
+                "--directory",
+                self.root.to_str().unwrap(),
+                "--nats-url",
+                &self.nats.url(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Binary { child, log }
+    }
+}
+
+/// A running `fs-monitor` process; killed if still running when dropped.
+pub struct Binary {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Binary {
+    /// Sends `signal` to it.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fs-monitor did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         self.shutdown.cancel();
