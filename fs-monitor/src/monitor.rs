@@ -46,6 +46,17 @@ struct Known {
     stamp: Option<Stamp>,
 }
 
+/// A hash request for one path.
+#[derive(Debug, Clone, Copy)]
+struct Want {
+    /// The latest request's number; results of older ones are dropped.
+    generation: u64,
+    /// Whether the path waits in the queue (it is there at most once, so
+    /// the queue never outgrows the number of files, however often a file
+    /// is closed).
+    queued: bool,
+}
+
 /// A finished hash job.
 type HashResult = (PathBuf, u64, Outcome);
 
@@ -63,9 +74,10 @@ pub struct Monitor {
     /// `None` only while a walk has it on the blocking pool.
     watcher: Option<Watcher>,
     files: BTreeMap<PathBuf, Known>,
-    /// Latest hash request per path (its generation).
-    wanted: BTreeMap<PathBuf, u64>,
-    queue: VecDeque<(PathBuf, u64)>,
+    /// The latest hash request per path.
+    wanted: BTreeMap<PathBuf, Want>,
+    /// Paths waiting for a hash job, each at most once while `queued`.
+    queue: VecDeque<PathBuf>,
     generation: u64,
     in_flight: usize,
     max_jobs: usize,
@@ -362,19 +374,31 @@ impl Monitor {
     /// Asks for `path` to be hashed (again).
     fn want_hash(&mut self, path: PathBuf) {
         self.generation += 1;
-        self.wanted.insert(path.clone(), self.generation);
-        self.queue.push_back((path, self.generation));
+        let generation = self.generation;
+        let want = self.wanted.entry(path.clone()).or_insert(Want {
+            generation,
+            queued: false,
+        });
+        want.generation = generation;
+        if !want.queued {
+            want.queued = true;
+            self.queue.push_back(path);
+        }
     }
 
     /// Starts queued hash jobs while there is room.
     fn launch(&mut self) {
         while self.in_flight < self.max_jobs {
-            let Some((path, generation)) = self.queue.pop_front() else {
+            let Some(path) = self.queue.pop_front() else {
                 return;
             };
-            if self.wanted.get(&path) != Some(&generation) {
+            // Dropped meanwhile (the path was removed), or a stale entry of
+            // a path removed and wanted again.
+            let Some(want) = self.wanted.get_mut(&path).filter(|want| want.queued) else {
                 continue;
-            }
+            };
+            want.queued = false;
+            let generation = want.generation;
             self.in_flight += 1;
             let tx = self.results_tx.clone();
             tokio::task::spawn_blocking(move || {
@@ -390,10 +414,13 @@ impl Monitor {
     /// Applies a finished hash job.
     fn on_hashed(&mut self, (path, generation, outcome): HashResult) {
         self.in_flight -= 1;
-        if self.wanted.get(&path) != Some(&generation) {
-            return;
+        match self.wanted.get(&path) {
+            Some(want) if want.generation == generation => {
+                self.wanted.remove(&path);
+            }
+            // A newer request is queued; its result will count.
+            _ => return,
         }
-        self.wanted.remove(&path);
         match outcome {
             Outcome::Hashed(digest, stamp) => {
                 self.stats.hashed.fetch_add(1, Ordering::Relaxed);

@@ -62,6 +62,12 @@ async fn create_modify_delete() {
     file.write_all(b" and more").unwrap();
     drop(file);
     h.settle(&expect([&f])).await;
+    // Rewritten over and over while earlier hashes are still running: the
+    // last content wins.
+    for i in 0..200 {
+        write(&f, format!("version {i}").repeat(i).as_bytes());
+    }
+    h.settle(&expect([&f])).await;
     let nested = h.root.join("new/dir/tree/g.txt");
     write(&nested, b"nested in new directories");
     h.settle(&expect([&f, &nested])).await;
