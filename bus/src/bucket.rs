@@ -22,9 +22,9 @@ use crate::defs::{BUCKET_HISTORY, READ_CONCURRENCY};
 /// storage) when the server has none of that name. An existing bucket is
 /// used as it is, whatever its configuration.
 pub async fn open_bucket(js: &Context, name: &str) -> Result<Store, BusError> {
-    let get_error = |source: Box<dyn std::error::Error + Send + Sync>| BusError::GetBucket {
+    let get_error = |cause: Box<dyn std::error::Error + Send + Sync>| BusError::GetBucket {
         bucket: name.to_owned(),
-        source,
+        cause,
     };
     let stream_name = format!("KV_{name}");
     match js.get_stream(&stream_name).await {
@@ -68,7 +68,7 @@ pub async fn open_bucket(js: &Context, name: &str) -> Result<Store, BusError> {
         }
         Err(get) => Err(BusError::CreateBucket {
             bucket: name.to_owned(),
-            source: match created {
+            cause: match created {
                 Err(create) => create.into(),
                 Ok(_) => get.into(),
             },
@@ -82,9 +82,9 @@ pub async fn open_bucket(js: &Context, name: &str) -> Result<Store, BusError> {
 /// `Store::keys`, whose ordered consumer was seen to wait forever against
 /// nats-server 2.9 when a key changed while it was listing.
 pub async fn keys(store: &Store) -> Result<Vec<String>, BusError> {
-    let read_error = |source: Box<dyn std::error::Error + Send + Sync>| BusError::Read {
+    let read_error = |cause: Box<dyn std::error::Error + Send + Sync>| BusError::Read {
         bucket: store.name.clone(),
-        source,
+        cause,
     };
     let stream = store.stream.clone();
     let subjects = stream
@@ -111,7 +111,7 @@ pub async fn entries(store: &Store) -> Result<Vec<(String, Bytes)>, BusError> {
     let found: Vec<Option<(String, Bytes)>> =
         reads.try_collect().await.map_err(|e| BusError::Read {
             bucket: store.name.clone(),
-            source: e.into(),
+            cause: e.into(),
         })?;
     Ok(found.into_iter().flatten().collect())
 }

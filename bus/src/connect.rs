@@ -14,42 +14,44 @@ use async_nats::{ConnectErrorKind, ConnectOptions, Event};
 
 use crate::defs::{CONNECT_ATTEMPTS, CONNECT_FIRST_BACKOFF, CONNECT_MAX_BACKOFF, CONNECT_TIMEOUT};
 
-/// What can go wrong on the bus.
+/// What can go wrong on the bus. Each message names the cause once (it
+/// is part of the message, not a separate error source, because
+/// `async_nats`' errors already repeat their own causes).
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The server could not be reached (after every attempt).
-    #[error("cannot connect to NATS at {url} after {attempts} attempt(s): {source}")]
+    #[error("cannot connect to NATS at {url} after {attempts} attempt(s): {cause}")]
     Connect {
         /// The URL that was tried.
         url: String,
         /// How many attempts were made.
         attempts: u32,
         /// The last failure.
-        source: async_nats::ConnectError,
+        cause: async_nats::ConnectError,
     },
     /// Looking up a KV bucket failed.
-    #[error("cannot open KV bucket {bucket}: {source}")]
+    #[error("cannot open KV bucket {bucket}: {cause}")]
     GetBucket {
         /// The bucket's name.
         bucket: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Reading a bucket's keys or values failed.
-    #[error("cannot read KV bucket {bucket}: {source}")]
+    #[error("cannot read KV bucket {bucket}: {cause}")]
     Read {
         /// The bucket's name.
         bucket: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Creating a missing KV bucket failed.
-    #[error("cannot create KV bucket {bucket}: {source}")]
+    #[error("cannot create KV bucket {bucket}: {cause}")]
     CreateBucket {
         /// The bucket's name.
         bucket: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -93,13 +95,11 @@ pub async fn connect_with(url: &str, retry: Retry) -> Result<Context, BusError> 
                 tracing::debug!(url, attempt, "connected to NATS");
                 return Ok(jetstream::new(client));
             }
-            Err(source)
-                if attempt >= attempts || source.kind() == ConnectErrorKind::ServerParse =>
-            {
+            Err(cause) if attempt >= attempts || cause.kind() == ConnectErrorKind::ServerParse => {
                 return Err(BusError::Connect {
                     url: url.to_owned(),
                     attempts: attempt,
-                    source,
+                    cause,
                 });
             }
             Err(error) => {
