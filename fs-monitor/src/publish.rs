@@ -101,18 +101,29 @@ pub async fn publisher(
                 () = outbox.ready.notified() => {}
                 () = shutdown.cancelled() => {
                     draining = true;
-                    deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    grace_from_now(deadline.as_mut());
                 }
             }
             continue;
         }
         let batch = outbox.take(PUBLISH_BATCH);
-        let round = write_batch(&store, batch, &outbox, &stats);
-        let failures = tokio::select! {
-            failures = round => failures,
-            () = &mut deadline, if draining => {
-                tracing::warn!(left = outbox.len(), "shutting down with KV writes not done");
-                return;
+        // A round can take long while NATS is away (each write waits for
+        // its time-out): shutdown is noticed during it too.
+        let failures = {
+            let round = write_batch(&store, batch, &outbox, &stats);
+            tokio::pin!(round);
+            loop {
+                tokio::select! {
+                    failures = &mut round => break failures,
+                    () = shutdown.cancelled(), if !draining => {
+                        draining = true;
+                        grace_from_now(deadline.as_mut());
+                    }
+                    () = &mut deadline, if draining => {
+                        tracing::warn!(left = outbox.len(), "shutting down with KV writes not done");
+                        return;
+                    }
+                }
             }
         };
         if failures == 0 {
@@ -138,11 +149,16 @@ pub async fn publisher(
             () = &mut deadline, if draining => return,
             () = shutdown.cancelled(), if !draining => {
                 draining = true;
-                deadline.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                grace_from_now(deadline.as_mut());
             }
         }
         backoff = (backoff * 2).min(PUBLISH_MAX_BACKOFF);
     }
+}
+
+/// Sets the shutdown deadline [`SHUTDOWN_GRACE`] from now.
+fn grace_from_now(deadline: std::pin::Pin<&mut tokio::time::Sleep>) {
+    deadline.reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
 }
 
 /// Writes one batch concurrently; returns how many writes failed (they are

@@ -55,3 +55,26 @@ async fn runs_publishes_and_stops_on_sigterm() {
     let status = monitor.terminate();
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_nats_is_down_exits_within_the_grace_period() {
+    let mut h = common::Harness::new().await;
+    let file = h.root.join("first.txt");
+    common::write(&file, b"first");
+    let mut monitor = h.spawn_binary();
+    h.settle(&common::expect([&file])).await;
+    h.nats.kill();
+    for i in 0..300 {
+        common::write(&h.root.join(format!("pending-{i}.txt")), b"never written");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // terminate() allows 10 s; the grace period for pending writes is 5 s.
+    assert!(monitor.terminate().success());
+    assert!(
+        monitor
+            .log()
+            .contains("shutting down with KV writes not done"),
+        "{}",
+        monitor.log()
+    );
+}
