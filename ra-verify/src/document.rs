@@ -16,7 +16,10 @@
 //!
 //! A document is **unsigned** when its signature is empty or all zero
 //! bytes: QEMU's emulated NSM (`-M nitro-enclave`) produces such documents,
-//! which prove nothing about where they were made.
+//! which prove nothing about where they were made. QEMU 10.0 also writes
+//! algorithm -1 in their protected header, a value COSE does not assign;
+//! such a header is accepted only for an unsigned document (read as "no
+//! algorithm"), never for a signed one.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +34,8 @@ use crate::defs::{
 
 /// CBOR tag 18 (COSE_Sign1) as the first byte of a tagged envelope.
 const COSE_SIGN1_TAG_BYTE: u8 = 0xd2;
+/// CBOR tag of a COSE_Sign1.
+const COSE_SIGN1_TAG: u64 = 18;
 
 /// What can go wrong reading or checking a document.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -101,12 +106,16 @@ impl Document {
         if bytes.len() > MAX_DOCUMENT {
             return Err(DocError::TooLarge { len: bytes.len() });
         }
-        let cose = if bytes[0] == COSE_SIGN1_TAG_BYTE {
+        let strict = if bytes[0] == COSE_SIGN1_TAG_BYTE {
             CoseSign1::from_tagged_slice(bytes)
         } else {
             CoseSign1::from_slice(bytes)
-        }
-        .map_err(|error| DocError::Cose(error.to_string()))?;
+        };
+        let cose = match strict {
+            Ok(cose) => cose,
+            Err(error) => unsigned_with_foreign_header(bytes)
+                .ok_or_else(|| DocError::Cose(error.to_string()))?,
+        };
         let payload = cose.payload.as_deref().ok_or(DocError::NoPayload)?;
         let doc = AttestationDoc::from_binary(payload)
             .map_err(|error| DocError::Payload(format!("{error:?}")))?;
@@ -202,6 +211,45 @@ impl Document {
         key.verify(&self.cose.tbs_data(b""), &self.cose.signature)
             .map_err(|_| DocError::BadSignature)
     }
+}
+
+/// The COSE_Sign1 `[protected, unprotected, payload, signature]` read
+/// without interpreting the protected header, when the signature is empty
+/// or zero: what QEMU's emulated NSM makes. `None` for anything else.
+fn unsigned_with_foreign_header(bytes: &[u8]) -> Option<CoseSign1> {
+    use coset::cbor::value::Value;
+    let value: Value = coset::cbor::de::from_reader(bytes).ok()?;
+    let value = match value {
+        Value::Tag(COSE_SIGN1_TAG, inner) => *inner,
+        other => other,
+    };
+    let Value::Array(items) = value else {
+        return None;
+    };
+    let [
+        protected,
+        Value::Map(_),
+        Value::Bytes(payload),
+        Value::Bytes(signature),
+    ] = <[Value; 4]>::try_from(items).ok()?
+    else {
+        return None;
+    };
+    let Value::Bytes(protected) = protected else {
+        return None;
+    };
+    if signature.iter().any(|byte| *byte != 0) {
+        return None;
+    }
+    Some(CoseSign1 {
+        protected: coset::ProtectedHeader {
+            original_data: Some(protected),
+            header: coset::Header::default(),
+        },
+        unprotected: coset::Header::default(),
+        payload: Some(payload),
+        signature,
+    })
 }
 
 /// Hexadecimal text to bytes; anything else is taken as raw bytes (a

@@ -500,3 +500,48 @@ fn a_tagged_cose_sign1_reads_as_the_untagged_one() {
     assert!(report.passed());
     assert_eq!(outcome(&report, "cose_signature"), Outcome::Pass);
 }
+
+/// A document from QEMU 10.0's emulated NSM (`-M nitro-enclave`, this
+/// framework's image, ra-web-srv's /tls_doc/ with nonce 00112233), and the
+/// `.eif.pcrs` of that image: unsigned, with algorithm -1 in its protected
+/// header, and the image's real PCRs.
+fn qemu_document() -> Vec<u8> {
+    ra_verify::document::decode_hex_or_raw(include_bytes!("data/qemu-nitro-enclave-tls-doc.hex"))
+        .unwrap()
+}
+
+#[test]
+fn a_document_of_qemus_emulated_nsm_reads_as_unsigned_and_its_pcrs_check() {
+    let document = qemu_document();
+    let parsed = Document::parse(&document).unwrap();
+    assert!(!parsed.is_signed());
+    assert_eq!(parsed.nonce(), Some(&[0x00, 0x11, 0x22, 0x33][..]));
+    let pcrs = ExpectedPcrs::from_json(include_bytes!("data/qemu-nitro-enclave.eif.pcrs")).unwrap();
+    let mut policy = Policy {
+        pcrs: Some(pcrs),
+        binding: Binding::Tls,
+        nonce: Some(vec![0x00, 0x11, 0x22, 0x33]),
+        ..Policy::default()
+    };
+    assert_fails_only(&verify(&document, &policy), &["cose_signature"]);
+    policy.allow_unsigned = true;
+    let report = verify(&document, &policy);
+    print(&report);
+    assert!(report.passed());
+    assert_eq!(outcome(&report, "pcrs"), Outcome::Pass);
+    assert_eq!(outcome(&report, "cose_signature"), Outcome::Skip);
+
+    // Another image's PCRs fail.
+    let other = pcrs_file(PCR0_BYTE);
+    policy.pcrs = Some(ExpectedPcrs::from_json(other.as_bytes()).unwrap());
+    assert_fails_only(&verify(&document, &policy), &["pcrs"]);
+}
+
+#[test]
+fn a_foreign_protected_header_is_refused_on_a_signed_document() {
+    let mut document = qemu_document();
+    // Give it a non-zero signature: the lenient reading must not apply.
+    let last = document.len() - 1;
+    document[last] = 1;
+    assert!(Document::parse(&document).is_err());
+}
