@@ -29,6 +29,11 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    /// The file's identity: device and inode.
+    pub fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// The stamp of `metadata` (from `lstat` or `fstat`).
     pub fn of(metadata: &Metadata) -> Self {
         Self {

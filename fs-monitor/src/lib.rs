@@ -6,6 +6,7 @@
 //! - [`watch`]: inotify watch descriptors and the directories they stand for.
 //! - [`scan`]: walking a tree, watching each directory before listing it.
 //! - [`hasher`]: hashing one file without following links, and its stamp.
+//! - [`writers`]: which files some process has open for writing (`/proc`).
 //! - [`monitor`]: the event loop (events, hash jobs, renames, rescans).
 //! - [`publish`]: the outbox and the task that writes it to the bucket,
 //!   retrying across NATS outages.
@@ -34,6 +35,7 @@ pub mod monitor;
 pub mod publish;
 pub mod scan;
 pub mod watch;
+pub mod writers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};

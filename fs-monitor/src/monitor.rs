@@ -12,7 +12,9 @@
 //! - **refresh a tree** (a directory created or moved in, start-up,
 //!   `IN_Q_OVERFLOW`): walk it (watching each directory before listing
 //!   it), hash every file whose [`Stamp`] differs from the one last hashed,
-//!   and delete the keys of files under it that no longer exist.
+//!   and delete the keys of files under it that no longer exist; a file
+//!   some process still has open for writing is left for its close
+//!   ([`writers`]).
 //!
 //! A rename inside the trees (`IN_MOVED_FROM` then `IN_MOVED_TO` with the
 //! same cookie) moves the keys without rehashing. A file is put only when
@@ -37,6 +39,7 @@ use crate::hasher::{self, Outcome, Stamp};
 use crate::publish::Outbox;
 use crate::scan;
 use crate::watch::Watcher;
+use crate::writers;
 
 /// What is known about a file whose hash is (or is being put) in the bucket.
 #[derive(Debug, Clone, Copy)]
@@ -325,10 +328,15 @@ impl Monitor {
         let top = dir.to_path_buf();
         let walked = tokio::task::spawn_blocking(move || {
             let found = scan::walk(&top, &filter, &mut watcher);
-            (watcher, found)
+            let writing = if found.files.is_empty() {
+                HashSet::new()
+            } else {
+                writers::open_for_writing()
+            };
+            (watcher, found, writing)
         })
         .await;
-        let (watcher, found) = match walked {
+        let (watcher, found, writing) = match walked {
             Ok(done) => done,
             Err(error) => {
                 // The walk panicked: the watches are lost with it. Nothing
@@ -361,6 +369,11 @@ impl Monitor {
             }
         }
         for (path, stamp) in found.files {
+            if writing.contains(&stamp.id()) {
+                // Still being written: its close will bring it.
+                tracing::debug!(path = %path.display(), "open for writing; hashed when closed");
+                continue;
+            }
             let unchanged = self
                 .files
                 .get(&path)

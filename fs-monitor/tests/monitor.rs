@@ -209,6 +209,35 @@ async fn a_slow_write_is_hashed_once_with_its_final_content() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_still_open_for_writing_is_not_hashed_by_a_scan() {
+    let mut h = Harness::new().await;
+    let done = h.root.join("done.txt");
+    write(&done, b"complete");
+    // Half written and still open when the monitor's first scan finds it.
+    let busy = h.root.join("busy.bin");
+    let mut file = std::fs::File::create(&busy).unwrap();
+    file.write_all(b"first half, ").unwrap();
+    h.start(None).await;
+    h.settle(&expect([&done])).await;
+    // A new directory, walked when it appears, with a file open in it.
+    std::fs::create_dir(h.root.join("new")).unwrap();
+    let busy2 = h.root.join("new/busy2.bin");
+    let mut file2 = std::fs::File::create(&busy2).unwrap();
+    file2.write_all(b"partial").unwrap();
+    std::fs::create_dir(h.root.join("new/sub")).unwrap();
+    let finished = h.root.join("new/sub/finished.txt");
+    write(&finished, b"finished");
+    // Exactly these two: neither open file is in the bucket.
+    h.settle(&expect([&done, &finished])).await;
+    file.write_all(b"second half").unwrap();
+    drop(file);
+    file2.write_all(b" and the rest").unwrap();
+    drop(file2);
+    h.settle(&expect([&done, &finished, &busy, &busy2])).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symbolic_links_are_not_followed() {
     let mut h = Harness::new().await;
     let outside = h.outside();
