@@ -33,6 +33,8 @@ pub const DEFAULT_HOSTNAME: &str = "enclave";
 pub const DEFAULT_NSM_DRIVER: &str = "nsm.ko";
 /// Device node of the Nitro Secure Module.
 pub const NSM_DEVICE: &str = "/dev/nsm";
+/// Present when the kernel found ACPI, without which it cannot power off.
+pub const ACPI_SYSFS: &str = "/sys/firmware/acpi";
 /// How long to wait for `/dev/nsm` after the module loaded.
 pub const NSM_DEVICE_WAIT: Duration = Duration::from_secs(2);
 /// Directory switched into when `pivot_root` is on.
