@@ -402,14 +402,22 @@ qemu_accel() {
 # it against the emulated PIT, which fails when the host is loaded and
 # leaves the boot hanging with "tsc: Unable to calibrate against PIT". Only
 # given when the host says its TSC has a known, constant frequency.
+# With the kernel's HZ (from its configuration) also the delay-loop
+# calibration is skipped (lpj: TSC ticks per jiffy), which under TCG logs
+# "calibrate_delay_direct() failed to get a good estimate".
 guest_clock_hints() {
-    local flags mhz
+    local flags mhz hz
     [ "$(qemu_accel)" = tcg ] || return 0
     flags=$(grep -m1 '^flags' /proc/cpuinfo)
     case "$flags" in *constant_tsc*tsc_known_freq* | *tsc_known_freq*constant_tsc*) ;; *) return 0 ;; esac
     mhz=$(sed -n 's/^cpu MHz[[:space:]]*: \([0-9.]*\)$/\1/p' /proc/cpuinfo | head -n 1)
     [ -n "$mhz" ] || return 0
-    awk -v mhz="$mhz" 'BEGIN { printf " tsc_early_khz=%d tsc=reliable\n", mhz * 1000 }'
+    hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$BUILD_DIR/kernel/current/bzImage.config" 2>/dev/null)
+    awk -v mhz="$mhz" -v hz="${hz:-0}" 'BEGIN {
+        printf " tsc_early_khz=%d tsc=reliable", mhz * 1000
+        if (hz > 0) printf " lpj=%d", mhz * 1000000 / hz
+        printf "\n"
+    }'
 }
 
 run_eif_image() {
@@ -436,9 +444,10 @@ run_eif_image() {
     if [ "$machine" != microvm ] && qemu=$(nitro_qemu); then
         machine=nitro-enclave
         # The EIF's command line plus: noapic (without it the first NSM
-        # request waits forever for its interrupt) and the clock hints.
+        # request waits forever for its interrupt), acpi=off (the machine
+        # has no ACPI tables, as Nitro has none) and the clock hints.
         machine_args=(-M "nitro-enclave,vsock=vsock,id=$IMAGE_NAME,memory-backend=mem"
-            -kernel "$EIF" -append "noapic$(guest_clock_hints)")
+            -kernel "$EIF" -append "noapic acpi=off$(guest_clock_hints)")
     elif [ "$machine" = nitro-enclave ]; then
         die "RBUILDS_MACHINE=nitro-enclave needs the QEMU of make_qemu"
     else

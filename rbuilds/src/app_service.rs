@@ -22,7 +22,9 @@ pub enum AppServiceError {
     #[error("image configuration: {0}")]
     Json(#[from] serde_json::Error),
     /// Neither ENTRYPOINT nor CMD: the enclave would have nothing to run.
-    #[error("the image has neither ENTRYPOINT nor CMD: give it one (an enclave without it stops at once)")]
+    #[error(
+        "the image has neither ENTRYPOINT nor CMD: give it one (an enclave without it stops at once)"
+    )]
     NothingToRun,
     /// An ENV entry is not `KEY=VALUE`.
     #[error("ENV entry {0:?} is not KEY=VALUE")]
@@ -142,7 +144,10 @@ mod tests {
             value["ExecStart"].as_str().unwrap(),
             r#""/app/server" "--port" "8080""#
         );
-        assert_eq!(value["Environment"][1].as_str().unwrap(), "GREETING=a \"quoted\" value");
+        assert_eq!(
+            value["Environment"][1].as_str().unwrap(),
+            "GREETING=a \"quoted\" value"
+        );
         assert_eq!(value["WorkingDirectory"].as_str().unwrap(), "/app");
         assert_eq!(value["Restart"].as_str().unwrap(), "on-failure");
     }
@@ -164,8 +169,15 @@ mod tests {
 
     #[test]
     fn an_image_with_nothing_to_run_is_refused() {
-        for json in [r#"{}"#, r#"{"Entrypoint":null,"Cmd":null}"#, r#"{"Entrypoint":[],"Cmd":[]}"#] {
-            assert!(matches!(render(&config(json)), Err(AppServiceError::NothingToRun)));
+        for json in [
+            r#"{}"#,
+            r#"{"Entrypoint":null,"Cmd":null}"#,
+            r#"{"Entrypoint":[],"Cmd":[]}"#,
+        ] {
+            assert!(matches!(
+                render(&config(json)),
+                Err(AppServiceError::NothingToRun)
+            ));
         }
     }
 
@@ -210,7 +222,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(service.argv, words);
-        assert_eq!(service.environment, vec![("A".to_string(), "1".to_string())]);
+        assert_eq!(
+            service.environment,
+            vec![("A".to_string(), "1".to_string())]
+        );
         assert_eq!(service.working_directory, Path::new("/srv"));
     }
 }
