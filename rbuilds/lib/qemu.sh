@@ -56,8 +56,14 @@ make_qemu() {
     (cd "$src" && apt-get source -q --download-only "qemu=$version" >"$src/apt-source.log" 2>&1) || true
     tarball=$(find "$src" -maxdepth 1 -name 'qemu_*.orig.tar.xz' -print -quit)
     [ -n "$tarball" ] || die "cannot download the source of qemu $version: $(tail -n 3 "$src/apt-source.log")"
-    want=$(apt-cache showsrc "qemu=$version" |
-        awk -v f="$(basename "$tarball")" '/^Checksums-Sha256:/ { on = 1; next } /^[^ ]/ { on = 0 } on && $3 == f { print $1; exit }')
+    # apt-cache showsrc lists every version it knows: take the stanza of
+    # $version.
+    want=$(apt-cache showsrc qemu | awk -v ver="$version" -v f="$(basename "$tarball")" '
+        /^Package:/ { v = "" }
+        /^Version:/ { v = $2 }
+        /^Checksums-Sha256:/ { on = 1; next }
+        /^[^ ]/ { on = 0 }
+        on && v == ver && $3 == f { print $1; exit }')
     got=$(sha256sum <"$tarball" | cut -c1-64)
     [ -n "$want" ] && [ "$want" = "$got" ] || die "$(basename "$tarball"): sha256 $got, the source index says ${want:-nothing}"
     log "unpacking $(basename "$tarball") (sha256 checked)"
