@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use fs_monitor::{Config, MonitorError, Stats};
 use tokio_util::sync::CancellationToken;
 
@@ -29,30 +30,12 @@ struct Args {
     kv_bucket_name: String,
 }
 
-/// Exit status for bad usage or configuration.
-const EXIT_USAGE: u8 = 64;
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_args() {
         Ok(args) => args,
-        // --help and --version are "errors" that print to stdout and succeed.
-        Err(error) if !error.use_stderr() => {
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_tracing("info");
     let config = match Config::new(
         &args.directory,
         args.ignore_file.as_deref(),

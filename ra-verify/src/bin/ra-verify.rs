@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use ra_verify::client::{self, Request};
 use ra_verify::defs::{CLIENT_TIMEOUT, MAX_SAVED_DOCUMENT};
 use ra_verify::files::read_limited;
@@ -19,8 +20,6 @@ use ra_verify::{ExpectedPcrs, Policy, Report, Root, verify_saved};
 
 /// Exit status when a check failed.
 const EXIT_FAILED: u8 = 1;
-/// Exit status on bad usage or configuration (sysexits EX_USAGE).
-const EXIT_USAGE: u8 = 64;
 /// Exit status when the server cannot be reached (sysexits EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 
@@ -87,20 +86,10 @@ enum Source {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    let cli = match Cli::try_parse() {
+    init_tracing("warn");
+    let cli: Cli = match parse_args() {
         Ok(cli) => cli,
-        Err(error) => {
-            let usage = error.use_stderr();
-            let _ = error.print();
-            return ExitCode::from(if usage { EXIT_USAGE } else { 0 });
-        }
+        Err(code) => return code,
     };
     let Command::Doc(args) = cli.command;
     let (source, policy) = match configure(args) {

@@ -4,31 +4,14 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
-
-/// Exit status for bad usage or configuration.
-const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = match ra_web_srv::Args::try_parse() {
+    init_tracing("info");
+    let args: ra_web_srv::Args = match parse_args() {
         Ok(args) => args,
-        Err(error) if !error.use_stderr() => {
-            // --help and --version.
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            let _ = error.print();
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     let config = match args.resolve() {
         Ok(config) => config,

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use cli_support::{init_tracing, parse_args};
 use rbuilds::{app_service, cpio, eif, heartbeat, pcrs};
-
-/// Exit status for bad usage (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
 
 /// Reproducible enclave image helpers.
 #[derive(Debug, Parser)]
@@ -88,24 +86,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let cli = match Cli::try_parse() {
+    init_tracing("info");
+    let cli: Cli = match parse_args() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            // --help and --version are not errors; bad usage exits 64.
-            return if err.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
