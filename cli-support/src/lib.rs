@@ -11,14 +11,18 @@ pub const EXIT_USAGE: u8 = 64;
 /// Parses the command line; on failure prints clap's message and returns
 /// the exit code to leave with.
 pub fn parse_args<T: clap::Parser>() -> Result<T, ExitCode> {
-    T::try_parse().map_err(|err| {
-        let _ = err.print();
-        if err.use_stderr() {
-            ExitCode::from(EXIT_USAGE)
-        } else {
-            ExitCode::SUCCESS
-        }
-    })
+    T::try_parse().map_err(usage_exit)
+}
+
+/// Prints a clap error (or the help or version asked for) and returns the
+/// exit code to leave with: [`EXIT_USAGE`] for bad usage, 0 otherwise.
+pub fn usage_exit(err: clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Logs to stderr, filtered by `RUST_LOG`, else by `default` (e.g. `info`).

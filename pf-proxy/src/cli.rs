@@ -20,8 +20,7 @@ use crate::defs::{
 use crate::proxy::{self, ProxyConfig};
 use crate::server::Limits;
 
-/// Exit code for bad usage or configuration (`EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub use cli_support::{EXIT_USAGE, parse_args};
 
 const SCHEMES: [&str; 4] = ["vsock:", "hvsock:", "unix:", "tcp:"];
 
@@ -121,23 +120,6 @@ impl LimitArgs {
             splice: !self.no_splice,
         })
     }
-}
-
-/// Parses the command line; bad usage exits with [`EXIT_USAGE`].
-pub fn parse<T: Parser>() -> T {
-    T::try_parse().unwrap_or_else(|err| exit_on(&err))
-}
-
-/// Prints a clap error (or the help or version asked for) and exits:
-/// [`EXIT_USAGE`] for bad usage, 0 for `--help` and `--version`.
-fn exit_on(err: &clap::Error) -> ! {
-    let code = if err.use_stderr() {
-        i32::from(EXIT_USAGE)
-    } else {
-        0
-    };
-    let _ = err.print();
-    std::process::exit(code);
 }
 
 /// The proxies that take one `--ip-addr` and one `--vsock-addr`.
@@ -250,10 +232,13 @@ impl PairProxy {
             .about(about)
             .mut_arg("ip_addr", |arg| arg.help(ip_help))
             .mut_arg("vsock_addr", |arg| arg.help(vsock_help));
-        let args = command
+        let args = match command
             .try_get_matches()
             .and_then(|matches| PairArgs::from_arg_matches(&matches))
-            .unwrap_or_else(|err| exit_on(&err));
+        {
+            Ok(args) => args,
+            Err(err) => return cli_support::usage_exit(err),
+        };
         init_tracing();
         let limits = args.limits.clone();
         run_proxy(&limits, |limits| Ok(self.config(args, limits)))
@@ -262,12 +247,7 @@ impl PairProxy {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    cli_support::init_tracing("info");
 }
 
 /// An error and its causes on one line: `a: b: c`.

@@ -28,7 +28,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use transport::{Address, BindOptions, ConnectOptions, Listener};
 
 /// Exit status for bad usage or configuration (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
+use cli_support::EXIT_USAGE;
 /// Exit status when the server cannot be reached (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 /// Prefix that marks the enclave side of `pipeline cp`.
@@ -244,7 +244,10 @@ fn usage(error: anyhow::Error) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match cli_support::parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_logging(&cli);
     // The server serves many clients on all cores; a client does one thing
     // and starts faster without worker threads.
@@ -277,13 +280,7 @@ fn init_logging(cli: &Cli) {
         (Command::Listen(_), _) | (_, 1) => "info",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    cli_support::init_tracing(default);
 }
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {

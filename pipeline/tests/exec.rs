@@ -38,6 +38,26 @@ fn exit_codes_over_unix_and_tcp() {
 }
 
 #[test]
+fn bad_usage_is_64_and_help_is_0() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .env_remove("PIPELINE_ADDR")
+            .output()
+            .unwrap()
+    };
+    fails_with(&run(&["--bogus"]), 64, "unexpected argument '--bogus'");
+    fails_with(&run(&["frobnicate"]), 64, "unrecognized subcommand");
+    let help = run(&["--help"]);
+    assert_eq!(code(&help), 0);
+    assert!(
+        stdout(&help).contains("Usage: pipeline"),
+        "{}",
+        stdout(&help)
+    );
+}
+
+#[test]
 fn death_by_signal_is_128_plus_n() {
     let server = Server::start(&[]);
     assert_eq!(

@@ -30,7 +30,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse();
+    let args: Args = match cli::parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     cli::init_tracing();
     let tcp = (!args.no_tcp).then(|| Address::Tcp {
         host: args.ip_addr.ip().to_string(),

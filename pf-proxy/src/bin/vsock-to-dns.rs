@@ -22,7 +22,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse();
+    let args: Args = match cli::parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     cli::init_tracing();
     let resolver = args.resolver;
     cli::run_configured(

@@ -27,7 +27,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse();
+    let args: Args = match cli::parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     cli::init_tracing();
     cli::run_proxy(&args.limits, |limits| {
         let policy = Policy::load(&args.policy)?;
