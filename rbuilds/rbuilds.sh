@@ -234,8 +234,11 @@ static_build() {
     rustflags+=" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
     rustflags+=" --remap-path-prefix=${RUSTUP_HOME:-$HOME/.rustup}=/rustup"
     # OpenSSL (SHA3 and the VRF of ra-web-srv) linked statically from
-    # libssl-dev's archives.
-    (cd "$ROOT_DIR" && RUSTFLAGS=$rustflags CARGO_TARGET_DIR=$STATIC_TARGET_DIR OPENSSL_STATIC=1 \
+    # libssl-dev's archives. SOURCE_DATE_EPOCH is pinned to 0 here: the cc
+    # crate makes every C-compiling build script rerun when it changes, so the
+    # commit's time would rebuild ring and everything above it after each
+    # commit; no binary of ours records its build time.
+    (cd "$ROOT_DIR" && RUSTFLAGS=$rustflags CARGO_TARGET_DIR=$STATIC_TARGET_DIR OPENSSL_STATIC=1 SOURCE_DATE_EPOCH=0 \
         cargo build --quiet --release --locked --target "$RUST_TARGET" "${packages[@]}") ||
         die "static build of $* failed"
 }
