@@ -245,6 +245,18 @@ impl PairProxy {
     }
 }
 
+/// The whole program of a proxy binary: parses its flags `T` (bad usage
+/// exits with [`EXIT_USAGE`]), logs to stderr, and hands the flags to `main`.
+pub fn main_with<T: Parser>(main: impl FnOnce(T) -> ExitCode) -> ExitCode {
+    match parse_args::<T>() {
+        Ok(args) => {
+            init_tracing();
+            main(args)
+        }
+        Err(code) => code,
+    }
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
     cli_support::init_tracing("info");

@@ -30,16 +30,13 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = match cli::parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    cli::init_tracing();
-    let tcp = (!args.no_tcp).then(|| Address::Tcp {
-        host: args.ip_addr.ip().to_string(),
-        port: args.ip_addr.port(),
-    });
-    cli::run_configured(&args.limits, Ok, |limits, shutdown| {
-        pf_proxy::dns::run_enclave_side(args.ip_addr, tcp, args.vsock_addr, limits, shutdown)
+    cli::main_with(|args: Args| {
+        let tcp = (!args.no_tcp).then(|| Address::Tcp {
+            host: args.ip_addr.ip().to_string(),
+            port: args.ip_addr.port(),
+        });
+        cli::run_configured(&args.limits, Ok, |limits, shutdown| {
+            pf_proxy::dns::run_enclave_side(args.ip_addr, tcp, args.vsock_addr, limits, shutdown)
+        })
     })
 }

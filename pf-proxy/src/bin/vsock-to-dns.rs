@@ -22,20 +22,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = match cli::parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    cli::init_tracing();
-    let resolver = args.resolver;
-    cli::run_configured(
-        &args.limits,
-        |limits| {
-            let upstream = resolver.map_or_else(pf_proxy::resolver::system_resolver, Ok)?;
-            Ok((limits, upstream))
-        },
-        |(limits, upstream), shutdown| {
-            pf_proxy::dns::run_host_side(args.vsock_addr, upstream, limits, shutdown)
-        },
-    )
+    cli::main_with(|args: Args| {
+        let resolver = args.resolver;
+        cli::run_configured(
+            &args.limits,
+            |limits| {
+                let upstream = resolver.map_or_else(pf_proxy::resolver::system_resolver, Ok)?;
+                Ok((limits, upstream))
+            },
+            |(limits, upstream), shutdown| {
+                pf_proxy::dns::run_host_side(args.vsock_addr, upstream, limits, shutdown)
+            },
+        )
+    })
 }

@@ -27,20 +27,17 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = match cli::parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    cli::init_tracing();
-    cli::run_proxy(&args.limits, |limits| {
-        let policy = Policy::load(&args.policy)?;
-        tracing::info!(policy = %args.policy.display(), "{}", policy.summary());
-        Ok(ProxyConfig {
-            listen: args.vsock_addr,
-            mode: Mode::TransparentIn {
-                policy: Arc::new(policy),
-            },
-            limits,
+    cli::main_with(|args: Args| {
+        cli::run_proxy(&args.limits, |limits| {
+            let policy = Policy::load(&args.policy)?;
+            tracing::info!(policy = %args.policy.display(), "{}", policy.summary());
+            Ok(ProxyConfig {
+                listen: args.vsock_addr,
+                mode: Mode::TransparentIn {
+                    policy: Arc::new(policy),
+                },
+                limits,
+            })
         })
     })
 }
