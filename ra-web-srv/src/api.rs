@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::app::{App, BusState};
-use crate::defs::{DEFAULT_RNG_COUNT, MAX_NONCE, MAX_RNG_COUNT};
+use crate::defs::{
+    DEFAULT_LIST_LIMIT, DEFAULT_RNG_COUNT, MAX_LIST_LIMIT, MAX_NONCE, MAX_RNG_COUNT,
+};
 use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
@@ -38,13 +40,61 @@ pub struct DocQuery {
     pub nonce: Option<String>,
 }
 
-/// `?prefix=&view=` of the list endpoints.
+/// `?prefix=&view=&limit=&after=` of the list endpoints.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     /// Only paths starting with this.
     pub prefix: Option<String>,
     /// How to show documents (`/docs/`).
     pub view: Option<View>,
+    /// Items in this page (default [`DEFAULT_LIST_LIMIT`], at most
+    /// [`MAX_LIST_LIMIT`]).
+    pub limit: Option<usize>,
+    /// Only paths sorted after this one: the `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// One page of a list, in path order.
+struct Page {
+    records: Vec<Arc<Record>>,
+    /// The `after=` of the next page; `None` on the last one.
+    next: Option<String>,
+}
+
+impl Page {
+    /// `items` under `name`, with `count` and `next`.
+    fn reply(&self, app: &App, name: &str, items: Vec<Value>) -> Reply {
+        ok(
+            app,
+            json!({"count": items.len(), name: items, "next": self.next}),
+        )
+    }
+}
+
+/// The page of records `q` asks for, or a 400 for a bad `limit`.
+fn page(app: &App, q: &ListQuery) -> Result<Page, Failure> {
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(app.fail(
+            StatusCode::BAD_REQUEST,
+            format!("limit: 1 to {MAX_LIST_LIMIT}, not {limit}"),
+        ));
+    }
+    let mut records: Vec<Arc<Record>> = app
+        .store
+        .records()
+        .into_iter()
+        .filter(|r| q.prefix.as_deref().is_none_or(|p| r.path.starts_with(p)))
+        .filter(|r| q.after.as_deref().is_none_or(|a| r.path.as_str() > a))
+        .take(limit + 1)
+        .collect();
+    let next = if records.len() > limit {
+        records.truncate(limit);
+        records.last().map(|r| r.path.clone())
+    } else {
+        None
+    };
+    Ok(Page { records, next })
 }
 
 /// `?nonce=`
@@ -138,14 +188,6 @@ fn lookup(app: &App, path: &Option<String>) -> Result<Arc<Record>, Failure> {
             format!("{key}: still being hashed and attested; poll /ready/?path="),
         )),
     }
-}
-
-fn records(app: &App, prefix: Option<&str>) -> Vec<Arc<Record>> {
-    app.store
-        .records()
-        .into_iter()
-        .filter(|r| prefix.is_none_or(|p| r.path.starts_with(p)))
-        .collect()
 }
 
 fn proof_json(record: &Record) -> Value {
@@ -311,14 +353,15 @@ pub async fn hash(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejec
     )
 }
 
-/// `GET /hashes/`
+/// `GET /hashes/?prefix=&limit=&after=`
 pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
-    let q = query(&app, q)?;
-    let list: Vec<Value> = records(&app, q.prefix.as_deref())
+    let page = page(&app, &query(&app, q)?)?;
+    let list: Vec<Value> = page
+        .records
         .iter()
         .map(|r| json!({"path": r.path, "sha3_512": r.sha3_512}))
         .collect();
-    ok(&app, json!({"count": list.len(), "hashes": list}))
+    page.reply(&app, "hashes", list)
 }
 
 /// `GET /proof/?path=`
@@ -328,14 +371,11 @@ pub async fn proof(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
     ok(&app, proof_json(&record))
 }
 
-/// `GET /proofs/`
+/// `GET /proofs/?prefix=&limit=&after=`
 pub async fn proofs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
-    let q = query(&app, q)?;
-    let list: Vec<Value> = records(&app, q.prefix.as_deref())
-        .iter()
-        .map(|r| proof_json(r))
-        .collect();
-    ok(&app, json!({"count": list.len(), "proofs": list}))
+    let page = page(&app, &query(&app, q)?)?;
+    let list: Vec<Value> = page.records.iter().map(|r| proof_json(r)).collect();
+    page.reply(&app, "proofs", list)
 }
 
 /// `GET /doc/?path=&view=&nonce=`
@@ -366,7 +406,7 @@ fn show(app: &App, path: Option<&str>, bytes: Vec<u8>, view: View) -> Reply {
     Ok(json(app.nsm_kind(), StatusCode::OK, fields))
 }
 
-/// `GET /docs/?view=`
+/// `GET /docs/?view=&prefix=&limit=&after=`
 pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
     let view = q.view.unwrap_or_default();
@@ -376,14 +416,15 @@ pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejec
             "view=att_doc shows one document: use /doc/?path=",
         ));
     }
+    let page = page(&app, &q)?;
     let mut list = Vec::new();
-    for record in records(&app, q.prefix.as_deref()) {
-        let bytes = document_bytes(&app, &record)?;
+    for record in &page.records {
+        let bytes = document_bytes(&app, record)?;
         let mut fields = views::fields(&bytes, view).map_err(|e| internal(&app, e))?;
         fields.insert("path".into(), Value::String(record.path.clone()));
         list.push(Value::Object(fields));
     }
-    ok(&app, json!({"count": list.len(), "docs": list}))
+    page.reply(&app, "docs", list)
 }
 
 /// `GET /pubkeys/`

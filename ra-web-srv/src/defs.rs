@@ -17,6 +17,11 @@ pub const MAX_NONCE: usize = 64;
 pub const MAX_RNG_COUNT: usize = 4096;
 /// Default `/rng_seq` count.
 pub const DEFAULT_RNG_COUNT: usize = 32;
+/// Items in one page of `/hashes/`, `/proofs/` and `/docs/` unless
+/// `limit=` says otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+/// Largest `limit=` of a list page.
+pub const MAX_LIST_LIMIT: usize = 10_000;
 /// Longest path (bytes) accepted in a request.
 pub const MAX_PATH: usize = 4096;
 

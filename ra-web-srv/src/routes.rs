@@ -52,6 +52,16 @@ const PREFIX: Param = Param {
     required: false,
     description: "only paths starting with this",
 };
+const LIMIT: Param = Param {
+    name: "limit",
+    required: false,
+    description: "items in this page: 1 to 10000 (default 1000)",
+};
+const AFTER: Param = Param {
+    name: "after",
+    required: false,
+    description: "only paths sorted after this one: the `next` of the previous page (null on the last page)",
+};
 const VIEW: Param = Param {
     name: "view",
     required: false,
@@ -71,7 +81,13 @@ const LOOKUP: &[(u16, &str)] = &[
     (422, "the job for this path failed"),
     (503, "still being made"),
 ];
-const LIST: &[(u16, &str)] = &[(200, "the list"), (400, "bad parameter")];
+const LIST: &[(u16, &str)] = &[
+    (
+        200,
+        "one page of the list, in path order: count, the items, next",
+    ),
+    (400, "bad parameter"),
+];
 const PLAIN: &[(u16, &str)] = &[(200, "ok"), (500, "the NSM failed")];
 
 /// The API routes (without the verification ones).
@@ -154,7 +170,7 @@ pub fn api_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 method: "get",
                 path: "/hashes/",
                 summary: "every hash",
-                params: &[PREFIX],
+                params: &[PREFIX, LIMIT, AFTER],
                 body: &[],
                 responses: LIST,
             },
@@ -176,7 +192,7 @@ pub fn api_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 method: "get",
                 path: "/proofs/",
                 summary: "every proof",
-                params: &[PREFIX],
+                params: &[PREFIX, LIMIT, AFTER],
                 body: &[],
                 responses: LIST,
             },
@@ -198,7 +214,7 @@ pub fn api_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 method: "get",
                 path: "/docs/",
                 summary: "every document",
-                params: &[PREFIX, VIEW],
+                params: &[PREFIX, VIEW, LIMIT, AFTER],
                 body: &[],
                 responses: LIST,
             },
@@ -382,4 +398,17 @@ pub fn all_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
     let mut routes = api_routes();
     routes.extend(crate::verify_api::routes());
     routes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defs::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
+
+    #[test]
+    fn the_limit_help_states_the_limits_in_force() {
+        assert!(LIMIT.description.contains(&format!(
+            "1 to {MAX_LIST_LIMIT} (default {DEFAULT_LIST_LIMIT})"
+        )));
+    }
 }

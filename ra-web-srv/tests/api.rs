@@ -270,6 +270,68 @@ async fn generate_then_every_lookup_and_view_and_the_proof_verifies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_come_in_pages_in_path_order() {
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir(data.path().join("sub")).unwrap();
+    let names = ["a", "b", "c", "d", "e", "sub/f", "sub/g"];
+    for name in names {
+        std::fs::write(data.path().join(name), name).unwrap();
+    }
+    let server = start(config(state.path(), data.path())).await;
+    let mut paths = Vec::new();
+    for name in names {
+        paths.push(server.generate(&data.path().join(name)).await);
+    }
+    paths.sort();
+
+    // Following `next` visits every path once, in order, for each list.
+    for (list, extra) in [("hashes", ""), ("proofs", ""), ("docs", "&view=json_hex")] {
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (status, page) = server.get(&format!("/{list}/?limit=3{extra}{after}")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let items = page[list].as_array().unwrap();
+            assert_eq!(page["count"], items.len());
+            assert!(items.len() <= 3, "{page}");
+            seen.extend(items.iter().map(|i| i["path"].as_str().unwrap().to_owned()));
+            match page["next"].as_str() {
+                Some(next) => {
+                    assert_eq!(Some(next), seen.last().map(String::as_str));
+                    after = format!("&after={}", q(next));
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, paths, "{list}");
+    }
+
+    // With a prefix, and a page that ends exactly at the end.
+    let sub = data.path().canonicalize().unwrap().join("sub");
+    let prefix = q(sub.to_str().unwrap());
+    let (_, page) = server
+        .get(&format!("/hashes/?prefix={prefix}&limit=2"))
+        .await;
+    assert_eq!(page["count"], 2);
+    assert_eq!(page["next"], Value::Null);
+    let (_, page) = server
+        .get(&format!("/hashes/?prefix={prefix}&limit=1"))
+        .await;
+    assert_eq!(page["hashes"][0]["path"], paths[5].as_str());
+    assert_eq!(page["next"], paths[5].as_str());
+    let (_, all) = server.get("/hashes/").await;
+    assert_eq!(all["count"], names.len());
+    assert_eq!(all["next"], Value::Null);
+
+    for bad in ["limit=0", "limit=10001", "limit=-1", "limit=x"] {
+        let (status, body) = server.get(&format!("/hashes/?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_endpoints_tls_document_and_openapi() {
     let state = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
