@@ -56,7 +56,9 @@ build() {
 say "commit $COMMIT, clones in $WORK"
 if [ "$AGAINST" -eq 1 ]; then
     [ "$(git -C "$ROOT" rev-parse HEAD)" = "$COMMIT" ] || die "--against: $ROOT is not at $COMMIT"
-    [ -z "$(git -C "$ROOT" status --porcelain)" ] ||
+    # Tracked files only: an untracked one that reached the build would make
+    # the comparison fail, never pass wrongly.
+    [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ] ||
         die "--against: $ROOT has changes; its build is not the commit's"
     for artefact in "${ARTEFACTS[@]}"; do
         [ -e "$ROOT/rbuilds/build/$artefact" ] || die "--against: no $artefact in $ROOT/rbuilds/build"
