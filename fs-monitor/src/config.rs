@@ -45,7 +45,8 @@ pub enum ConfigError {
 pub struct Config {
     /// The watched trees: absolute, canonical, none inside another.
     pub roots: Vec<PathBuf>,
-    /// A gitignore-style file whose patterns apply relative to each root.
+    /// A gitignore-style file whose patterns apply relative to each root
+    /// (absolute; its changes apply while running).
     pub ignore_file: Option<PathBuf>,
     /// The NATS server.
     pub nats_url: String,
@@ -95,17 +96,26 @@ impl Config {
             }
             roots.push(root);
         }
-        if let Some(path) = ignore_file {
-            // Parse it once here so a bad file fails at start.
-            crate::filter::Filter::new(&roots, Some(path))?;
-        }
+        // Absolute (not canonical: a symbolic link swapped to a new target
+        // must still be noticed), parsed once here so a bad file fails at start.
+        let ignore_file = match ignore_file {
+            Some(path) => {
+                let absolute = std::path::absolute(path).map_err(|e| ConfigError::IgnoreFile {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+                crate::filter::Filter::new(&roots, Some(&absolute))?;
+                Some(absolute)
+            }
+            None => None,
+        };
         let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
         if bucket.is_empty() || !bucket.chars().all(valid) {
             return Err(ConfigError::BucketName(bucket.to_owned()));
         }
         Ok(Self {
             roots,
-            ignore_file: ignore_file.map(Path::to_path_buf),
+            ignore_file,
             nats_url: nats_url.to_owned(),
             bucket: bucket.to_owned(),
         })

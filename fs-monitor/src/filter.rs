@@ -1,6 +1,7 @@
 //! The ignore file: gitignore patterns, relative to each watched root.
 //!
-//! The file is read once at start. Its patterns apply to every root as if
+//! The file is read at start and again whenever it changes
+//! ([`crate::ignore_watch`]). Its patterns apply to every root as if
 //! it were a `.gitignore` at the top of that root: `*.tmp` ignores such
 //! files at any depth, `/build/` only the `build` directory at the top,
 //! `!keep.tmp` re-includes. An ignored directory is neither watched nor

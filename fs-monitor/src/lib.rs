@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the validated configuration.
 //! - [`filter`]: the gitignore-style ignore file.
+//! - [`ignore_watch`]: noticing that the ignore file changed.
 //! - [`watch`]: inotify watch descriptors and the directories they stand for.
 //! - [`scan`]: walking a tree, watching each directory before listing it.
 //! - [`hasher`]: hashing one file without following links, and its stamp.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod defs;
 pub mod filter;
 pub mod hasher;
+pub mod ignore_watch;
 pub mod load;
 pub mod monitor;
 pub mod publish;
@@ -63,6 +65,8 @@ pub struct Stats {
     pub scans: AtomicU64,
     /// inotify queue overflows recovered from.
     pub overflows: AtomicU64,
+    /// Changes of the ignore file applied (each rescans every tree).
+    pub ignore_reloads: AtomicU64,
 }
 
 /// What stops the monitor.
@@ -87,6 +91,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), MonitorError> {
     let filter = filter::Filter::new(&config.roots, config.ignore_file.as_deref())?;
+    let ignore_changes = config.ignore_file.as_deref().and_then(|file| {
+        ignore_watch::changes(file)
+            .inspect_err(|error| {
+                tracing::warn!(
+                    file = %file.display(),
+                    %error,
+                    "cannot watch the ignore file; changes to it apply after a restart"
+                );
+            })
+            .ok()
+    });
     let inotify = Inotify::init().map_err(MonitorError::Inotify)?;
     let watcher = watch::Watcher::new(inotify.watches());
     let events = inotify
@@ -113,7 +128,7 @@ pub async fn run(
         publisher_stop.clone(),
     ));
     let monitor = monitor::Monitor::new(config, filter, watcher, loaded, outbox, stats);
-    monitor.run(events, shutdown).await;
+    monitor.run(events, ignore_changes, shutdown).await;
     publisher_stop.cancel();
     if let Err(error) = publisher.await {
         tracing::error!(%error, "the KV writer failed");

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bus::value::Digest;
+use futures::FutureExt as _;
 use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use inotify::{EventMask, EventOwned};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -136,9 +138,14 @@ impl Monitor {
     }
 
     /// Scans every root (reconciling the bucket with the trees), then
-    /// follows `events` until `shutdown`.
-    pub async fn run<S>(mut self, mut events: S, shutdown: tokio_util::sync::CancellationToken)
-    where
+    /// follows `events` until `shutdown`; each item of `ignore_changes`
+    /// re-reads the ignore file and rescans with its rules.
+    pub async fn run<S>(
+        mut self,
+        mut events: S,
+        mut ignore_changes: Option<BoxStream<'static, ()>>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) where
         S: futures::Stream<Item = std::io::Result<EventOwned>> + Unpin,
     {
         for root in self.config.roots.clone() {
@@ -164,9 +171,34 @@ impl Monitor {
                     None => break,
                 },
                 Some(result) = self.results_rx.recv() => self.on_hashed(result),
+                () = next_change(&mut ignore_changes) => self.reload_filter().await,
                 () = sleep_until(move_deadline), if move_deadline.is_some() => {
                     self.flush_move().await;
                 }
+            }
+        }
+    }
+
+    /// Applies the ignore file's new rules: every tree is walked again, so
+    /// newly ignored paths lose their keys and watches and newly included
+    /// ones are hashed (unchanged files are not rehashed). A file that cannot
+    /// be read or parsed leaves the rules in force.
+    async fn reload_filter(&mut self) {
+        let Some(file) = self.config.ignore_file.clone() else {
+            return;
+        };
+        match Filter::new(&self.config.roots, Some(&file)) {
+            Ok(filter) => {
+                self.flush_move().await;
+                self.filter = Arc::new(filter);
+                self.stats.ignore_reloads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(file = %file.display(), "ignore file changed; rescanning with its rules");
+                for root in self.config.roots.clone() {
+                    self.refresh_tree(&root).await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the changed ignore file cannot be used; the previous rules stay");
             }
         }
     }
@@ -495,4 +527,17 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
+}
+
+/// The next change of the ignore file (several at once count as one); never
+/// ready without a stream, nor once it has ended.
+async fn next_change(changes: &mut Option<BoxStream<'static, ()>>) {
+    let Some(stream) = changes.as_mut() else {
+        return std::future::pending().await;
+    };
+    if stream.next().await.is_none() {
+        *changes = None;
+        return std::future::pending().await;
+    }
+    while let Some(Some(())) = stream.next().now_or_never() {}
 }

@@ -174,6 +174,63 @@ async fn ignore_file_is_honoured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_ignore_file_applies_at_once() {
+    let mut h = Harness::new().await;
+    // Inside the watched tree, so it is also hashed like any file.
+    let ignore = h.root.join(".fsignore");
+    std::fs::write(&ignore, "*.tmp\n").unwrap();
+    let tmp = h.root.join("a.tmp");
+    let txt = h.root.join("sub/b.txt");
+    let log = h.root.join("logs/c.log");
+    for file in [&tmp, &txt, &log] {
+        write(file, b"content");
+    }
+    h.start(Some(&ignore)).await;
+    h.settle(&expect([&ignore, &txt, &log])).await;
+    let reloads = || h.stats.ignore_reloads.load(Ordering::Relaxed);
+
+    // Saved in place: a.tmp comes in, sub/b.txt and the logs directory go.
+    std::fs::write(&ignore, "*.txt\n/logs/\n").unwrap();
+    h.settle(&expect([&ignore, &tmp])).await;
+    // The directory is not watched any more: nothing new in it is hashed.
+    write(&h.root.join("logs/d.log"), b"ignored");
+    write(&h.root.join("sub/e.txt"), b"ignored");
+
+    // Saved by renaming a new file over it, as editors do: an empty
+    // file ignores nothing, so everything on disk comes back.
+    let fresh = h.dir.path().join("fsignore.new");
+    std::fs::write(&fresh, "").unwrap();
+    std::fs::rename(&fresh, &ignore).unwrap();
+    let all = [
+        &ignore,
+        &tmp,
+        &txt,
+        &log,
+        &h.root.join("logs/d.log"),
+        &h.root.join("sub/e.txt"),
+    ];
+    h.settle(&expect(all)).await;
+    // ... and the logs directory is watched again.
+    let f = h.root.join("logs/f.log");
+    write(&f, b"seen");
+    let mut with_f = all.to_vec();
+    with_f.push(&f);
+    h.settle(&expect(with_f.clone())).await;
+
+    // A bad pattern leaves the rules in force (nothing is ignored still),
+    // the good lines around it included.
+    let before = reloads();
+    std::fs::write(&ignore, "*.tmp\n[z-a]\n").unwrap();
+    let g = h.root.join("g.tmp");
+    write(&g, b"still seen");
+    with_f.push(&g);
+    h.settle(&expect(with_f)).await;
+    assert_eq!(reloads(), before, "a bad file is not applied");
+    assert!(before >= 2, "{before} reloads");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_write_is_hashed_once_with_its_final_content() {
     let mut h = Harness::new().await;
     h.start(None).await;
