@@ -24,6 +24,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 N=${BENCH_SERVICES:-50}
 RUNS=${BENCH_RUNS:-5}
@@ -31,10 +33,7 @@ CALLS=${BENCH_CALLS:-300}
 RESTARTS=${BENCH_RESTARTS:-5}
 LOG_LINES=${BENCH_LOG_LINES:-1000000}
 
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
-    sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-    exit 0
-}
+bench_help "$@"
 
 ensure_apt runit
 say "building enclave-init (release)"
@@ -43,27 +42,20 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 INIT=$TARGET_DIR/release/init
 INITCTL=$TARGET_DIR/release/initctl
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local pid svdir
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    # runsv processes outlive runsvdir: stop each service and its runsv.
+bench_workdir
+# runsv processes outlive runsvdir: stop each service and its runsv.
+# shellcheck disable=SC2317 # called by bench_cleanup
+bench_after_stop() {
+    local svdir
     for svdir in "$WORK"/*/sv/*; do
         if [ -d "$svdir" ]; then
             sv force-shutdown "$svdir" >/dev/null 2>&1 || true
         fi
     done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
 }
-trap cleanup EXIT
 
 now_ns() { date +%s%N; }
 ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
@@ -108,7 +100,7 @@ init_start_to_running() {
     t0=$(now_ns)
     "$INIT" -c "$dir/init.yaml" >/dev/null 2>"$dir/init.log" &
     pid=$!
-    PIDS+=("$pid")
+    bench_track "$pid"
     until [ "$("$INITCTL" -s "$dir/init.sock" list 2>/dev/null | grep -c ' active ')" -eq "$N" ]; do :; done
     finish_run init "$1" "$pid" "$dir" "$t0"
 }
@@ -126,7 +118,7 @@ runit_start_to_running() {
     t0=$(now_ns)
     runsvdir -P "$dir/sv" >/dev/null 2>&1 &
     pid=$!
-    PIDS+=("$pid")
+    bench_track "$pid"
     until [ "$(sv status "$dir"/sv/* 2>/dev/null | grep -c '^run:')" -eq "$N" ]; do :; done
     finish_run runit "$1" "$pid" "$dir" "$t0"
 }
@@ -167,13 +159,13 @@ init_config "$rdir"
 printf 'ExecStart = "sh -c '"'"'date +%%s%%N >> %s/starts; exit 1'"'"'"\nRestart = "on-failure"\nRestartSec = 1\n' "$rdir" \
     >"$rdir/service/crash.service"
 "$INIT" -c "$rdir/init.yaml" >/dev/null 2>"$rdir/init.log" &
-PIDS+=("$!")
+bench_track "$!"
 rrdir=$WORK/restart-runit
 mkdir -p "$rrdir/sv/crash"
 printf '#!/bin/sh\ndate +%%s%%N >> %s/starts\nexit 1\n' "$rrdir" >"$rrdir/sv/crash/run"
 chmod +x "$rrdir/sv/crash/run"
 runsvdir -P "$rrdir/sv" >/dev/null 2>&1 &
-PIDS+=("$!")
+bench_track "$!"
 count_lines() { if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi; }
 until [ "$(count_lines "$rdir/starts")" -gt "$RESTARTS" ] &&
     [ "$(count_lines "$rrdir/starts")" -gt "$RESTARTS" ]; do
@@ -197,7 +189,7 @@ printf 'max_log_size: 10485760\nmax_log_files: 4\n' >>"$ldir/init.yaml"
 printf 'ExecStart = "sh -c '"'"'%s'"'"'"\n' "$spew" >"$ldir/service/spew.service"
 t0=$(now_ns)
 "$INIT" -c "$ldir/init.yaml" >/dev/null 2>"$ldir/init.log" &
-PIDS+=("$!")
+bench_track "$!"
 until ends_with_marker "$ldir/log/spew.log"; do sleep 0.01; done
 init_logs=$(($(now_ns) - t0))
 lrdir=$WORK/logs-runit
@@ -208,7 +200,7 @@ printf 's10485760\nn5\n' >"$lrdir/sv/spew/log/main/config"
 chmod +x "$lrdir/sv/spew/run" "$lrdir/sv/spew/log/run"
 t0=$(now_ns)
 runsvdir -P "$lrdir/sv" >/dev/null 2>&1 &
-PIDS+=("$!")
+bench_track "$!"
 until ends_with_marker "$lrdir/sv/spew/log/main/current"; do sleep 0.01; done
 runit_logs=$(($(now_ns) - t0))
 log_mb=$(awk -v n="$LOG_LINES" 'BEGIN { printf "%.0f", n * 71 / 1e6 }')

@@ -26,6 +26,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 FILES=${BENCH_FILES:-10000}
 PORT=${BENCH_NATS_PORT:-17400}
@@ -33,36 +35,23 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SINGLES=${BENCH_SINGLES:-50}
 URL="nats://127.0.0.1:$PORT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
-
-PIDS=()
-WORK=""
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    [ -n "$WORK" ] && rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_help "$@"
 
 ensure_apt nats-server rhash openssl bc findutils
 say "building fs-monitor (release)"
 (cd "$ROOT_DIR" && cargo build --release --locked -p fs-monitor --bin fs-monitor --example burst) >&2
 shm=/dev/shm
 [ -d "$shm" ] && [ -w "$shm" ] || shm=/tmp
-WORK=$(mktemp -d "$shm/bench-fs-monitor.XXXXXX")
+bench_workdir "$shm"
 
 nats-server -js -a 127.0.0.1 -p "$PORT" -sd "$WORK/store" 2>"$WORK/nats.log" &
-PIDS+=($!)
+bench_track "$!"
 for _ in $(seq 100); do
     grep -q "Server is ready" "$WORK/nats.log" 2>/dev/null && break
     sleep 0.05
 done
 grep -q "Server is ready" "$WORK/nats.log" || die "nats-server did not start: $(cat "$WORK/nats.log")"
 
-# seconds since the epoch with nanoseconds, as a float
-now() { date +%s.%N; }
 # elapsed seconds of a command, its output discarded
 timed() {
     local t0 t1
@@ -71,7 +60,6 @@ timed() {
     t1=$(now)
     echo "$t1 - $t0" | bc -l
 }
-ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
 
 printf '%-6s %-7s %-11s %-10s %-12s %-8s %-10s %-8s %-12s %-10s\n' round files baseline_s written_s all_in_kv_s lag_s openssl_s rhash_s all/openssl all/rhash
 for round in $(seq "$ROUNDS"); do
@@ -83,7 +71,7 @@ for round in $(seq "$ROUNDS"); do
     "$TARGET/release/fs-monitor" --directory "$dir" --nats-url "$URL" --kv-bucket-name "bench$round" \
         2>"$WORK/fs-monitor-$round.log" &
     monitor=$!
-    PIDS+=("$monitor")
+    bench_track "$monitor"
     for _ in $(seq 200); do
         grep -qs "initial scan done" "$WORK/fs-monitor-$round.log" && break
         sleep 0.05

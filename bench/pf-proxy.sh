@@ -19,10 +19,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
-
-usage() {
-    sed -n '2,/^set -euo pipefail/{/^set /d;s/^# \{0,1\}//;p;}' "${BASH_SOURCE[0]}"
-}
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 PORT_BASE=${BENCH_PORT_BASE:-17100}
 ONE_STREAM_MIB=${BENCH_ONE_STREAM_MIB:-2048}
@@ -34,17 +32,6 @@ SERVER_PORT=$PORT_BASE
 SOCAT_PORT=$((PORT_BASE + 1))
 PF_PORT=$((PORT_BASE + 2))
 SOCAT_BIG_PORT=$((PORT_BASE + 3))
-
-PIDS=()
-WORK=""
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    [ -n "$WORK" ] && rm -rf "$WORK"
-}
 
 wait_port() {
     local port=$1 i
@@ -62,11 +49,6 @@ value() {
     tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
 }
 
-# ratio A B: A/B with two decimals.
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
-}
-
 # row LABEL KEY: one line of the table, from the global `result` array.
 row() {
     local pf=${result[pf-proxy.$2]}
@@ -79,12 +61,12 @@ row() {
 main() {
     case "${1:-}" in
         -h | --help)
-            usage
+            bench_usage
             return 0
             ;;
         "") ;;
         *)
-            usage >&2
+            bench_usage >&2
             die "unknown argument: $1"
             ;;
     esac
@@ -96,25 +78,24 @@ main() {
     local bin=$CARGO_TARGET_DIR/release
     local bench=$bin/examples/pf-bench
 
-    WORK=$(mktemp -d)
-    trap cleanup EXIT
+    bench_workdir
 
     "$bench" server "127.0.0.1:$SERVER_PORT" &
-    PIDS+=("$!")
+    bench_track "$!"
     # -t 60: after one side's EOF socat gives the other direction 0.5 s by
     # default and then cuts it, which loses the end of long transfers.
     socat -t 60 "TCP-LISTEN:$SOCAT_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$WORK/socat.sock" &
-    PIDS+=("$!")
+    bench_track "$!"
     socat -t 60 "UNIX-LISTEN:$WORK/socat.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
-    PIDS+=("$!")
+    bench_track "$!"
     socat -b 262144 -t 60 "TCP-LISTEN:$SOCAT_BIG_PORT,bind=127.0.0.1,fork,reuseaddr,backlog=1024" "UNIX-CONNECT:$WORK/socat-big.sock" &
-    PIDS+=("$!")
+    bench_track "$!"
     socat -b 262144 -t 60 "UNIX-LISTEN:$WORK/socat-big.sock,fork,backlog=1024" "TCP:127.0.0.1:$SERVER_PORT" &
-    PIDS+=("$!")
+    bench_track "$!"
     RUST_LOG=warn "$bin/vsock-to-ip" -v "unix:$WORK/pf.sock" -i "127.0.0.1:$SERVER_PORT" &
-    PIDS+=("$!")
+    bench_track "$!"
     RUST_LOG=warn "$bin/ip-to-vsock" -i "127.0.0.1:$PF_PORT" -v "unix:$WORK/pf.sock" &
-    PIDS+=("$!")
+    bench_track "$!"
     wait_port "$SERVER_PORT"
     wait_port "$SOCAT_PORT"
     wait_port "$PF_PORT"

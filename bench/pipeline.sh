@@ -7,12 +7,15 @@
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=tools/functions
+# shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-5}
 EXEC_RUNS=${EXEC_RUNS:-300}
+bench_help "$@"
 
 ensure_apt socat hyperfine jq
 cd "$ROOT_DIR"
@@ -23,19 +26,13 @@ RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release --locked --target x86_64-unknown-linux-gnu -p pipeline >&2
 STATIC="$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/pipeline"
 
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir
 
 say "writing a ${SIZE_MIB} MiB input file"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/in.bin"
 
 "$PIPELINE" listen --addr "unix:$WORK/pipeline.sock" 2>"$WORK/server.log" &
-SERVER_PID=$!
+bench_track "$!"
 for _ in $(seq 100); do [ -S "$WORK/pipeline.sock" ] && break; sleep 0.05; done
 export PIPELINE_ADDR="unix:$WORK/pipeline.sock"
 

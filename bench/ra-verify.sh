@@ -19,15 +19,14 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 CALLS=${BENCH_CALLS:-200}
 RUNS=${BENCH_RUNS:-3}
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}
 
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
-    sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-    exit 0
-}
+bench_help "$@"
 
 say "building ra-verify (release)"
 cd "$ROOT_DIR"
@@ -35,8 +34,7 @@ cargo build --release --locked -p ra-verify --bin ra-verify
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 RA_VERIFY=$TARGET_DIR/release/ra-verify
 
-WORK=$(mktemp -d /var/tmp/bench-ra-verify.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+bench_workdir /var/tmp
 
 base64 -d "$ROOT_DIR/ra-verify/tests/data/nitro-2024-09-17.b64" >"$WORK/doc.cbor"
 cp "$ROOT_DIR/ra-verify/roots/aws-nitro-enclaves-root-g1.pem" "$WORK/root.pem"

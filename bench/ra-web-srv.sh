@@ -23,6 +23,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=/dev/null
 source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 
 FILE_MIB=${BENCH_FILE_MIB:-1024}
 SECONDS_RUN=${BENCH_SECONDS:-10}
@@ -30,10 +32,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 BURST=${BENCH_BURST:-10000}
 ROUNDS=${BENCH_ROUNDS:-3}
 
-[ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && {
-    sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-    exit 0
-}
+bench_help "$@"
 
 ensure_apt wrk rhash openssl curl bc python3 nats-server
 say "building ra-web-srv (release)"
@@ -42,21 +41,7 @@ cargo build --release --locked -p ra-web-srv --bin ra-web-srv --example fs-hashe
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 BIN="$target_dir/release/ra-web-srv"
 
-WORK=$(mktemp -d /var/tmp/ra-web-srv-bench.XXXXXX)
-SERVER_PID=
-NATS_PID=
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-    local pid
-    for pid in $SERVER_PID $NATS_PID; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-now() { date +%s.%N; }
+bench_workdir /var/tmp
 elapsed() { echo "$2 - $1" | bc -l; }
 mibps() { echo "scale=1; $FILE_MIB / $1" | bc -l; }
 
@@ -70,10 +55,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 PORT=$(free_port)
 NATS_PORT=$(free_port)
 nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
+bench_track "$!"
 RUST_LOG=warn "$BIN" --nsm development --state-dir "$WORK/state" --listen "127.0.0.1:$PORT" \
     --http-listen off --root-dir "$WORK/data" --nats-url "nats://127.0.0.1:$NATS_PORT" >/dev/null 2>"$WORK/server.log" &
-SERVER_PID=$!
+bench_track "$!"
 URL="https://127.0.0.1:$PORT"
 for _ in $(seq 200); do
     curl -skf "$URL/health" >/dev/null && break

@@ -6,15 +6,15 @@
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=/dev/null
+source "$ROOT_DIR/tools/functions"
+# shellcheck source=/dev/null
+source "$ROOT_DIR/bench/lib/common.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 RUNS=${RUNS:-5}
-WORK=$(mktemp -d /tmp/rbuilds-bench.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-
-command -v cpio >/dev/null || {
-    echo "bench/rbuilds.sh: GNU cpio is needed (apt-get install cpio)" >&2
-    exit 1
-}
+bench_help "$@"
+ensure_apt cpio bc
+bench_workdir
 (cd "$ROOT_DIR" && cargo build --quiet --release --locked -p rbuilds --bin rbuilds-tool)
 TOOL=$TARGET/release/rbuilds-tool
 
@@ -33,9 +33,9 @@ size=$(du -sb "$tree" | cut -f1)
 best_of() {
     local best="" i t0 t1 t
     for i in $(seq "$RUNS"); do
-        t0=$(date +%s.%N)
+        t0=$(now)
         "$@" >/dev/null 2>&1
-        t1=$(date +%s.%N)
+        t1=$(now)
         t=$(echo "$t1 - $t0" | bc)
         if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" -eq 1 ]; then best=$t; fi
         : "$i"
@@ -51,4 +51,4 @@ t_gnu=$(best_of gnu)
 printf 'rbuilds cpio: tree of %s bytes, %s files; best of %s runs\n' "$size" "$(find "$tree" -type f | wc -l)" "$RUNS"
 printf '  rbuilds-tool cpio  %8.3f s  %7.1f MB/s\n' "$t_ours" "$(echo "$size / $t_ours / 1000000" | bc -l)"
 printf '  GNU cpio (ref)     %8.3f s  %7.1f MB/s\n' "$t_gnu" "$(echo "$size / $t_gnu / 1000000" | bc -l)"
-printf '  ratio (GNU / ours) %8.2f\n' "$(echo "$t_gnu / $t_ours" | bc -l)"
+printf '  ratio (GNU / ours) %8s\n' "$(ratio "$t_gnu" "$t_ours")"
