@@ -1,9 +1,11 @@
 //! What every binary of the workspace does at its edge: parse the command
 //! line with the project's exit codes (64 for bad usage, 0 after `--help`
-//! or `--version`) and send `tracing` logs to stderr, filtered by
-//! `RUST_LOG`.
+//! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
+//! and turn SIGTERM or SIGINT into a shutdown token.
 
 use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
 
 /// Exit status for bad usage or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
@@ -35,4 +37,45 @@ pub fn init_tracing(default: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
+}
+
+/// A token cancelled by the first SIGTERM or SIGINT (logged as "shutting
+/// down"). Call it inside a Tokio runtime: a task waits for the signals.
+/// If they cannot be watched, a warning says so and only SIGKILL stops
+/// the process.
+pub fn cancel_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let shutdown = CancellationToken::new();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot watch SIGTERM/SIGINT; stop with SIGKILL");
+        return shutdown;
+    };
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+        trigger.cancel();
+    });
+    shutdown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sigterm_cancels_the_token() {
+        let shutdown = cancel_on_signals();
+        assert!(!shutdown.is_cancelled());
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), shutdown.cancelled())
+            .await
+            .expect("cancelled after SIGTERM");
+    }
 }

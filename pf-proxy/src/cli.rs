@@ -299,11 +299,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        main(shutdown).await
-    });
+    let result = runtime.block_on(async { main(cli_support::cancel_on_signals()).await });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -338,23 +334,6 @@ where
         Err(err) => return usage_error(err.as_ref()),
     };
     run(limits.threads, |shutdown| main(config, shutdown))
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot watch SIGTERM/SIGINT; stop with SIGKILL");
-        return;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutting down");
-    shutdown.cancel();
 }
 
 #[cfg(test)]

@@ -393,15 +393,8 @@ async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
             status: 1,
             error: err.into(),
         })?;
-    let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = sigterm.recv() => {}
-            _ = sigint.recv() => {}
-        }
-    };
-    server::run(listener, config, shutdown)
+    let shutdown = cli_support::cancel_on_signals();
+    server::run(listener, config, shutdown.cancelled_owned())
         .await
         .map_err(anyhow::Error::from)?;
     Ok(0)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use clap::Parser;
 use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use fs_monitor::{Config, MonitorError, Stats};
-use tokio_util::sync::CancellationToken;
 
 /// Watches directories with inotify and keeps the NATS KV bucket
 /// `fs_hashes` equal to `absolute path -> SHA3-512` of every file in them.
@@ -66,19 +65,7 @@ fn main() -> ExitCode {
 
 /// Runs until SIGINT or SIGTERM.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let shutdown = CancellationToken::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("shutting down");
-        trigger.cancel();
-    });
+    let shutdown = cli_support::cancel_on_signals();
     fs_monitor::run(config, Arc::new(Stats::default()), shutdown)
         .await
         .map_err(|error: MonitorError| anyhow::Error::new(error))

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cli_support::{EXIT_USAGE, init_tracing, parse_args};
-use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     init_tracing("info");
@@ -31,32 +30,7 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn serve(config: ra_web_srv::Config) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    let signals = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        signals.cancel();
-    });
-    ra_web_srv::run(config, shutdown)
+    ra_web_srv::run(config, cli_support::cancel_on_signals())
         .await
         .context("starting the server")
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
