@@ -413,7 +413,7 @@ guest_clock_hints() {
     [ "$(qemu_accel)" = tcg ] || return 0
     flags=$(grep -m1 '^flags' /proc/cpuinfo)
     case "$flags" in *constant_tsc*tsc_known_freq* | *tsc_known_freq*constant_tsc*) ;; *) return 0 ;; esac
-    mhz=$(sed -n 's/^cpu MHz[[:space:]]*: \([0-9.]*\)$/\1/p' /proc/cpuinfo | head -n 1)
+    mhz=$(sed -n 's/^cpu MHz[[:space:]]*: \([0-9.]*\)$/\1/p; T; q' /proc/cpuinfo)
     [ -n "$mhz" ] || return 0
     hz=$(sed -n 's/^CONFIG_HZ=\([0-9]*\)$/\1/p' "$BUILD_DIR/kernel/current/bzImage.config" 2>/dev/null)
     awk -v mhz="$mhz" -v hz="${hz:-0}" 'BEGIN {

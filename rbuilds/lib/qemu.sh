@@ -33,7 +33,7 @@ make_qemu() {
     ensure_apt -t bookworm-backports "$QEMU_PACKAGE"
     ensure_apt libcbor-dev libgnutls28-dev ninja-build libfdt-dev libglib2.0-dev \
         libpixman-1-dev python3-venv pkg-config build-essential xz-utils
-    local key dir version src tarball want got
+    local key dir version src tarball want got machines
     key=$(qemu_key) || die "cannot read the version of $QEMU_PACKAGE"
     dir=$BUILD_DIR/qemu/$key
     if [ -x "$dir/qemu-system-x86_64" ]; then
@@ -57,13 +57,17 @@ make_qemu() {
     tarball=$(find "$src" -maxdepth 1 -name 'qemu_*.orig.tar.xz' -print -quit)
     [ -n "$tarball" ] || die "cannot download the source of qemu $version: $(tail -n 3 "$src/apt-source.log")"
     # apt-cache showsrc lists every version it knows: take the stanza of
-    # $version.
-    want=$(apt-cache showsrc qemu | awk -v ver="$version" -v f="$(basename "$tarball")" '
+    # $version. The index goes to a file first: a reader that stops early
+    # in a pipeline kills apt-cache with SIGPIPE, and under pipefail that
+    # failed this step at random, without a message.
+    apt-cache showsrc qemu >"$src/showsrc" 2>"$src/showsrc.err" ||
+        die "apt-cache showsrc qemu failed: $(tail -n 3 "$src/showsrc.err")"
+    want=$(awk -v ver="$version" -v f="$(basename "$tarball")" '
         /^Package:/ { v = "" }
         /^Version:/ { v = $2 }
         /^Checksums-Sha256:/ { on = 1; next }
         /^[^ ]/ { on = 0 }
-        on && v == ver && $3 == f { print $1; exit }')
+        on && v == ver && $3 == f && !found { print $1; found = 1 }' "$src/showsrc")
     got=$(sha256sum <"$tarball" | cut -c1-64)
     [ -n "$want" ] && [ "$want" = "$got" ] || die "$(basename "$tarball"): sha256 $got, the source index says ${want:-nothing}"
     log "unpacking $(basename "$tarball") (sha256 checked)"
@@ -82,8 +86,8 @@ make_qemu() {
         ninja -j"$JOBS" qemu-system-x86_64 >"$src/build.log" 2>&1 ||
             die "QEMU build failed: $(tail -n 5 "$src/build.log")"
     ) || exit 1
-    "$src/build/qemu-system-x86_64" -machine help | grep -q '^nitro-enclave ' ||
-        die "the built QEMU has no nitro-enclave machine"
+    machines=$("$src/build/qemu-system-x86_64" -machine help) || die "the built QEMU does not start"
+    grep -q '^nitro-enclave ' <<<"$machines" || die "the built QEMU has no nitro-enclave machine"
     cp "$src/build/qemu-system-x86_64" "$dir.tmp/"
     rm -rf "$dir"
     mv "$dir.tmp" "$dir"
