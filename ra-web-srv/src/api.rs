@@ -276,7 +276,12 @@ fn overall(app: &App) -> (bool, Value) {
     let ready = summary.pending == 0 && bus_ready;
     (
         ready,
-        json!({"ready": ready, "summary": summary, "bus": bus}),
+        json!({
+            "ready": ready,
+            "summary": summary,
+            "bus": bus,
+            "unwritten": app.store.unwritten_count(),
+        }),
     )
 }
 

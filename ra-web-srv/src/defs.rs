@@ -43,8 +43,9 @@ pub const SYNC_LANE_QUEUE: usize = 256;
 pub const SYNC_RETRY_MIN: Duration = Duration::from_millis(200);
 /// Longest pause between NATS watcher restarts.
 pub const SYNC_RETRY_MAX: Duration = Duration::from_secs(5);
-/// Attempts at storing one record in `fs_att_docs` before giving up on it.
-pub const KV_PUT_ATTEMPTS: u32 = 20;
+/// Attempts at storing one change in `fs_att_docs` before the NATS session
+/// starts over (the change is kept and written later).
+pub const KV_PUT_ATTEMPTS: u32 = 5;
 
 /// The TLS private key made at first start (PEM, mode 0600).
 pub const TLS_KEY_FILE: &str = "tls-key.pem";

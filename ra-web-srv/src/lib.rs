@@ -26,6 +26,7 @@ pub mod attest;
 pub mod config;
 pub mod defs;
 pub mod dev_pki;
+pub mod dirty;
 pub mod files;
 pub mod nsm;
 pub mod paths;

@@ -154,7 +154,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let attester = Attester::new(nsm, vrf, config.hash_concurrency);
     let app = App::new(Inner {
         attester,
-        store: Arc::new(Store::new()),
+        store: Arc::new(if config.nats_url.is_some() {
+            Store::mirrored()
+        } else {
+            Store::new()
+        }),
         roots,
         tls_spki_sha3_512: tls.spki_sha3_512,
         tls_cert_pem: crate::views::pem(&tls.cert_der),

@@ -2,13 +2,18 @@
 //!
 //! With NATS configured, [`crate::sync`] fills it from KV `fs_att_docs` at
 //! start and mirrors every change back there, so this map is the fast path
-//! and the bucket the durable copy.
+//! and the bucket the durable copy. A mirrored store remembers which paths
+//! the bucket does not have yet (a [`DirtySet`]): an outage of any length
+//! costs at most one entry per path, and a record made during it is never
+//! replaced by the older one the bucket still holds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
+use tokio::sync::Notify;
 
+use crate::dirty::{DirtyPath, DirtySet};
 use crate::record::Record;
 
 /// The state of one path.
@@ -61,17 +66,32 @@ pub enum Change {
     Delete(String),
 }
 
+/// What the durable store lacks, and a wake-up for its writer.
+#[derive(Debug, Default)]
+struct Mirror {
+    unwritten: Mutex<DirtySet>,
+    added: Notify,
+}
+
 /// Records and job states by path.
 #[derive(Debug, Default)]
 pub struct Store {
     entries: RwLock<HashMap<String, Entry>>,
-    changes: RwLock<Option<tokio::sync::mpsc::UnboundedSender<Change>>>,
+    mirror: Option<Mirror>,
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store that is not mirrored anywhere.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store whose changes are mirrored (see [`Store::next_change`]).
+    pub fn mirrored() -> Self {
+        Self {
+            entries: RwLock::default(),
+            mirror: Some(Mirror::default()),
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Entry>> {
@@ -84,15 +104,50 @@ impl Store {
         self.entries.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends every later change to `sender` (the durable store's writer).
-    pub fn mirror_to(&self, sender: tokio::sync::mpsc::UnboundedSender<Change>) {
-        *self.changes.write().unwrap_or_else(|e| e.into_inner()) = Some(sender);
+    /// Lock order: `entries` before `unwritten`, never the other way.
+    fn unwritten(mirror: &Mirror) -> MutexGuard<'_, DirtySet> {
+        mirror.unwritten.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, change: Change) {
-        if let Some(sender) = &*self.changes.read().unwrap_or_else(|e| e.into_inner()) {
-            let _ = sender.send(change);
+    /// Notes that the durable store lacks the current state of `path`
+    /// (nothing happens on a store that is not mirrored).
+    pub fn mark_unwritten(&self, path: &str) {
+        if let Some(mirror) = &self.mirror {
+            Self::unwritten(mirror).mark(path);
+            mirror.added.notify_one();
         }
+    }
+
+    /// The oldest change the durable store lacks: the path's record as it
+    /// is now, or its deletion. Waits for one; `None` only on a store that
+    /// is not mirrored. The path stays unwritten until [`Store::written`].
+    pub async fn next_change(&self) -> Option<(DirtyPath, Change)> {
+        let mirror = self.mirror.as_ref()?;
+        loop {
+            let oldest = Self::unwritten(mirror).oldest();
+            if let Some(taken) = oldest {
+                let change = match self.record(&taken.path) {
+                    Some(record) => Change::Put(record),
+                    None => Change::Delete(taken.path.clone()),
+                };
+                return Some((taken, change));
+            }
+            mirror.added.notified().await;
+        }
+    }
+
+    /// The change taken by [`Store::next_change`] is in the durable store.
+    pub fn written(&self, taken: &DirtyPath) {
+        if let Some(mirror) = &self.mirror {
+            Self::unwritten(mirror).clear(taken);
+        }
+    }
+
+    /// How many paths the durable store lacks.
+    pub fn unwritten_count(&self) -> usize {
+        self.mirror
+            .as_ref()
+            .map_or(0, |mirror| Self::unwritten(mirror).len())
     }
 
     /// The record of `path`.
@@ -134,44 +189,41 @@ impl Store {
         entry.pending = false;
         match outcome {
             Ok(record) => {
-                let record = Arc::new(record);
-                entry.record = Some(Arc::clone(&record));
+                entry.record = Some(Arc::new(record));
                 entry.error = None;
-                drop(entries);
-                self.publish(Change::Put(record));
+                self.mark_unwritten(path);
             }
             Err(error) => entry.error = Some(error),
         }
     }
 
-    /// Stores `record` (from the bus or the durable store); `mirror` says
-    /// whether it must be written back to the durable store.
-    pub fn put(&self, record: Record, mirror: bool) -> Arc<Record> {
-        let record = Arc::new(record);
+    /// Takes `record` from the durable store, unless this store has a
+    /// change of that path the durable store lacks (then it is newer and
+    /// kept). Says whether it was taken.
+    pub fn load(&self, record: Record) -> bool {
         let mut entries = self.write();
-        let entry = entries.entry(record.path.clone()).or_default();
-        entry.record = Some(Arc::clone(&record));
-        entry.error = None;
-        drop(entries);
-        if mirror {
-            self.publish(Change::Put(Arc::clone(&record)));
+        if let Some(mirror) = &self.mirror
+            && Self::unwritten(mirror).contains(&record.path)
+        {
+            return false;
         }
-        record
+        let entry = entries.entry(record.path.clone()).or_default();
+        entry.record = Some(Arc::new(record));
+        entry.error = None;
+        true
     }
 
     /// Forgets `path` (a running job's result is still stored when it ends).
     pub fn remove(&self, path: &str) -> Option<Arc<Record>> {
-        let removed = {
-            let mut entries = self.write();
-            match entries.get(path) {
-                Some(entry) if entry.pending => {
-                    entries.get_mut(path).and_then(|entry| entry.record.take())
-                }
-                Some(_) => entries.remove(path).and_then(|entry| entry.record),
-                None => None,
+        let mut entries = self.write();
+        let removed = match entries.get(path) {
+            Some(entry) if entry.pending => {
+                entries.get_mut(path).and_then(|entry| entry.record.take())
             }
+            Some(_) => entries.remove(path).and_then(|entry| entry.record),
+            None => None,
         };
-        self.publish(Change::Delete(path.to_string()));
+        self.mark_unwritten(path);
         removed
     }
 
@@ -233,29 +285,39 @@ mod tests {
         }
     }
 
+    fn next_now(store: &Store) -> Option<(DirtyPath, Change)> {
+        use std::future::Future;
+        let mut next = std::pin::pin!(store.next_change());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match next.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(change) => change,
+            std::task::Poll::Pending => None,
+        }
+    }
+
     #[test]
     fn jobs_move_from_pending_to_ready_or_failed_and_changes_are_mirrored() {
-        let store = Store::new();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        store.mirror_to(tx);
+        let store = Store::mirrored();
         assert!(store.state("/a").is_none());
         assert!(store.begin("/a"));
         assert!(!store.begin("/a"), "one job per path at a time");
         assert_eq!(store.state("/a").unwrap().status, Status::Pending);
         store.finish("/a", Ok(record("/a")));
         assert_eq!(store.state("/a").unwrap().status, Status::Ready);
-        assert!(matches!(rx.try_recv(), Ok(Change::Put(r)) if r.path == "/a"));
+        let (taken, change) = next_now(&store).unwrap();
+        assert!(matches!(change, Change::Put(r) if r.path == "/a"));
+        store.written(&taken);
 
         assert!(store.begin("/b"));
         store.finish("/b", Err("boom".into()));
         let failed = store.state("/b").unwrap();
         assert_eq!(failed.status, Status::Failed);
         assert_eq!(failed.error.as_deref(), Some("boom"));
-        assert!(rx.try_recv().is_err(), "a failure stores nothing");
+        assert!(next_now(&store).is_none(), "a failure stores nothing");
 
-        store.put(record("/c"), false);
+        assert!(store.load(record("/c")));
         assert!(
-            rx.try_recv().is_err(),
+            next_now(&store).is_none(),
             "a loaded record is not written back"
         );
         assert_eq!(
@@ -268,8 +330,48 @@ mod tests {
         );
         assert_eq!(store.records().len(), 2);
         assert!(store.remove("/a").is_some());
-        assert!(matches!(rx.try_recv(), Ok(Change::Delete(p)) if p == "/a"));
+        let (taken, change) = next_now(&store).unwrap();
+        assert!(matches!(change, Change::Delete(p) if p == "/a"));
+        store.written(&taken);
         assert!(store.state("/a").is_none());
         assert_eq!(store.states().len(), 2);
+        assert_eq!(store.unwritten_count(), 0);
+    }
+
+    #[test]
+    fn an_unwritten_record_wins_over_the_durable_copy_and_waits_once() {
+        let store = Store::mirrored();
+        let mut newer = record("/a");
+        newer.created_at = "newer".into();
+        for _ in 0..100 {
+            assert!(store.begin("/a"));
+            store.finish("/a", Ok(newer.clone()));
+        }
+        assert_eq!(
+            store.unwritten_count(),
+            1,
+            "changes of one path wait as one"
+        );
+        assert!(
+            !store.load(record("/a")),
+            "the older durable copy is refused"
+        );
+        assert_eq!(store.record("/a").unwrap().created_at, "newer");
+        let (taken, change) = next_now(&store).unwrap();
+        assert!(matches!(change, Change::Put(r) if r.created_at == "newer"));
+        store.written(&taken);
+        assert!(
+            store.load(record("/a")),
+            "once written, the durable copy is taken"
+        );
+    }
+
+    #[test]
+    fn a_store_that_is_not_mirrored_keeps_no_backlog() {
+        let store = Store::new();
+        store.finish("/a", Ok(record("/a")));
+        store.remove("/a");
+        assert_eq!(store.unwritten_count(), 0);
+        assert!(next_now(&store).is_none());
     }
 }

@@ -5,8 +5,10 @@
 //!
 //! 1. connect, open (or create) both buckets;
 //! 2. load every record of `fs_att_docs` into the store (a restart loses
-//!    nothing), write the store's records the bucket lacks (made while NATS
-//!    was away), and mirror every later store change back to the bucket;
+//!    nothing) except where the store has a newer change the bucket lacks
+//!    (made while NATS was away), and write the store's unwritten changes
+//!    to the bucket, oldest first, for as long as the session lasts; a
+//!    change that cannot be written ends the session and stays unwritten;
 //! 3. watch `fs_hashes` with its history (the latest entry of each key,
 //!    then every change). A put (128 lowercase hex digits) gets a VRF proof
 //!    and a document, unless the stored record already has that hash with
@@ -21,7 +23,6 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bus::async_nats::jetstream::kv;
 use bus::value::{HashChange, read_entry};
@@ -53,6 +54,14 @@ pub enum SyncError {
     /// The watch of `fs_hashes` ended.
     #[error("the watch of {FS_HASHES} ended")]
     WatchEnded,
+    /// A change could not be stored in `fs_att_docs`.
+    #[error("storing {path} in {FS_ATT_DOCS}: {error}")]
+    Store {
+        /// The path whose change is kept for the next session.
+        path: String,
+        /// The client's message.
+        error: String,
+    },
 }
 
 fn nats(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> SyncError {
@@ -102,18 +111,21 @@ async fn session(app: &App, url: &str) -> Result<(), SyncError> {
     let docs = bus::open_bucket(&js, FS_ATT_DOCS).await?;
 
     let loaded = load_records(app, &docs).await?;
-    let (changes, pending) = mpsc::unbounded_channel();
-    // Records made while the bus was away (or whose write was given up
-    // on) go to the bucket now.
+    // Records the bucket lost (purged, or made again) go back to it.
     for record in app.store.records() {
         if !loaded.contains(&record.path) {
-            let _ = changes.send(Change::Put(record));
+            app.store.mark_unwritten(&record.path);
         }
     }
-    app.store.mirror_to(changes);
-    tokio::spawn(write_changes(docs, pending));
-    let loaded = loaded.len();
+    tracing::info!(%url, loaded = loaded.len(), unwritten = app.store.unwritten_count(), "loaded {FS_ATT_DOCS}");
+    tokio::select! {
+        outcome = follow_hashes(app, &hashes) => outcome,
+        outcome = write_changes(app, &docs) => outcome,
+    }
+}
 
+/// Turns `fs_hashes` updates into records until the watch fails.
+async fn follow_hashes(app: &App, hashes: &kv::Store) -> Result<(), SyncError> {
     let info = hashes
         .stream
         .get_info()
@@ -136,7 +148,7 @@ async fn session(app: &App, url: &str) -> Result<(), SyncError> {
     if caught_up {
         finish_catch_up(app, &lanes, &seen).await;
     }
-    tracing::info!(%url, loaded, "watching {FS_HASHES}");
+    tracing::info!("watching {FS_HASHES}");
     while let Some(entry) = watch.next().await {
         let entry = entry.map_err(|e| nats("watching fs_hashes")(&e))?;
         let revision = entry.revision;
@@ -247,7 +259,9 @@ async fn load_records(app: &App, docs: &kv::Store) -> Result<HashSet<String>, Sy
         match serde_json::from_slice::<Record>(&value) {
             Ok(record) => {
                 loaded.insert(record.path.clone());
-                app.store.put(record, false);
+                if !app.store.load(record) {
+                    tracing::debug!(%key, "kept the newer record the bucket lacks");
+                }
             }
             Err(error) => {
                 tracing::warn!(%key, %error, "ignoring an unreadable {FS_ATT_DOCS} record")
@@ -257,31 +271,45 @@ async fn load_records(app: &App, docs: &kv::Store) -> Result<HashSet<String>, Sy
     Ok(loaded)
 }
 
-/// Writes store changes to `fs_att_docs`, in order, retrying each a while.
-async fn write_changes(docs: kv::Store, mut changes: mpsc::UnboundedReceiver<Change>) {
-    while let Some(change) = changes.recv().await {
+/// Writes the store's unwritten changes to `fs_att_docs`, oldest first,
+/// each retried a while; returns when one cannot be written.
+async fn write_changes(app: &App, docs: &kv::Store) -> Result<(), SyncError> {
+    while let Some((taken, change)) = app.store.next_change().await {
         let mut pause = SYNC_RETRY_MIN;
-        for attempt in 1..=KV_PUT_ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let result = match &change {
-                Change::Put(record) => put_record(&docs, record).await,
+                Change::Put(record) => put_record(docs, record).await,
                 Change::Delete(path) => docs
                     .delete(bus::key::encode(std::path::Path::new(path)))
                     .await
                     .map_err(|e| e.to_string()),
             };
             match result {
-                Ok(()) => break,
+                Ok(()) => {
+                    app.store.written(&taken);
+                    break;
+                }
                 Err(error) if attempt == KV_PUT_ATTEMPTS => {
-                    tracing::error!(?change, %error, "giving up on storing a change in {FS_ATT_DOCS}");
+                    // To the back: one change that cannot be stored does
+                    // not hold up the others in the next session.
+                    app.store.mark_unwritten(&taken.path);
+                    return Err(SyncError::Store {
+                        path: taken.path,
+                        error,
+                    });
                 }
                 Err(error) => {
                     tracing::debug!(%error, "storing in {FS_ATT_DOCS} failed; retrying");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    pause = (pause * 2).min(SYNC_RETRY_MAX);
+                    attempt += 1;
                 }
             }
         }
     }
+    // Only a store that is not mirrored has no changes to wait for.
+    std::future::pending().await
 }
 
 async fn put_record(docs: &kv::Store, record: &Arc<Record>) -> Result<(), String> {

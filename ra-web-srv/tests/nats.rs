@@ -215,16 +215,51 @@ async fn a_nats_restart_is_survived() {
     std::fs::write(&first, b"1").unwrap();
     put_hash(&hashes, &first).await;
     wait_record(&docs, &first, |_| true).await;
+    let changed = data_dir.join("changed");
+    std::fs::write(&changed, b"before the outage").unwrap();
+    server.generate(&changed).await;
+    wait_record(&docs, &changed, |_| true).await;
 
-    // While NATS is away, /generate still works; its record reaches the
-    // bucket once NATS is back.
+    // While NATS is away, /generate still works; its records reach the
+    // bucket once NATS is back, and a newer record is not replaced by the
+    // older one the bucket still holds.
     nats.kill();
     let offline = data_dir.join("offline");
     std::fs::write(&offline, b"made while NATS was down").unwrap();
     server.generate(&offline).await;
+    std::fs::write(&changed, b"changed during the outage").unwrap();
+    let new_hash = ra_verify::hash_path(&changed).unwrap();
+    for _ in 0..3 {
+        server.generate(&changed).await;
+    }
+    let (_, ready) = server.get("/ready/").await;
+    assert_eq!(
+        ready["unwritten"], 2,
+        "three records of one path wait as one: {ready}"
+    );
+    // Longer than a write's ack timeout (5 s): a write fails and is
+    // retried, the changes stay.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     nats.restart().unwrap();
     let (hashes, docs) = buckets(&nats.url()).await;
     wait_record(&docs, &offline, |r| r.source == Source::Generate).await;
+    wait_record(&docs, &changed, |r| r.sha3_512 == new_hash).await;
+    wait_ready(&server).await;
+    let (status, body) = server
+        .get(&format!("/hash/?path={}", q(changed.to_str().unwrap())))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sha3_512"], new_hash.to_hex(), "{body}");
+    // The writer clears a change just after the bucket took it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, ready) = server.get("/ready/").await;
+        if ready["unwritten"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let second = data_dir.join("second");
     std::fs::write(&second, b"2").unwrap();
     put_hash(&hashes, &second).await;
