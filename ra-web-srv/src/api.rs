@@ -54,47 +54,84 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
+/// `?path=&prefix=&limit=&after=` of `/readiness/`.
+#[derive(Debug, Deserialize)]
+pub struct ReadinessQuery {
+    /// One path instead of a page of them.
+    pub path: Option<String>,
+    /// Only paths starting with this.
+    pub prefix: Option<String>,
+    /// Paths in this page, as for [`ListQuery`].
+    pub limit: Option<usize>,
+    /// Only paths sorted after this one: the `next` of the previous page.
+    pub after: Option<String>,
+}
+
 /// One page of a list, in path order.
-struct Page {
-    records: Vec<Arc<Record>>,
+struct Page<T> {
+    items: Vec<T>,
     /// The `after=` of the next page; `None` on the last one.
     next: Option<String>,
 }
 
-impl Page {
-    /// `items` under `name`, with `count` and `next`.
+impl<T> Page<T> {
+    /// `items` under `name`, with `count` and `next`, added to `into`.
+    fn listing(&self, name: &str, items: Vec<Value>, into: &mut Value) {
+        into["count"] = json!(items.len());
+        into[name] = Value::Array(items);
+        into["next"] = json!(self.next);
+    }
+
+    /// The reply: `items` under `name`, with `count` and `next`.
     fn reply(&self, app: &App, name: &str, items: Vec<Value>) -> Reply {
-        ok(
-            app,
-            json!({"count": items.len(), name: items, "next": self.next}),
-        )
+        let mut value = json!({});
+        self.listing(name, items, &mut value);
+        ok(app, value)
     }
 }
 
-/// The page of records `q` asks for, or a 400 for a bad `limit`.
-fn page(app: &App, q: &ListQuery) -> Result<Page, Failure> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+/// The page of `items` (sorted by path) that `prefix`, `limit` and `after`
+/// ask for, or a 400 for a bad `limit`.
+fn page<T>(
+    app: &App,
+    items: Vec<T>,
+    path_of: impl Fn(&T) -> &str,
+    prefix: Option<&str>,
+    limit: Option<usize>,
+    after: Option<&str>,
+) -> Result<Page<T>, Failure> {
+    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(app.fail(
             StatusCode::BAD_REQUEST,
             format!("limit: 1 to {MAX_LIST_LIMIT}, not {limit}"),
         ));
     }
-    let mut records: Vec<Arc<Record>> = app
-        .store
-        .records()
+    let mut items: Vec<T> = items
         .into_iter()
-        .filter(|r| q.prefix.as_deref().is_none_or(|p| r.path.starts_with(p)))
-        .filter(|r| q.after.as_deref().is_none_or(|a| r.path.as_str() > a))
+        .filter(|item| prefix.is_none_or(|p| path_of(item).starts_with(p)))
+        .filter(|item| after.is_none_or(|a| path_of(item) > a))
         .take(limit + 1)
         .collect();
-    let next = if records.len() > limit {
-        records.truncate(limit);
-        records.last().map(|r| r.path.clone())
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|item| path_of(item).to_string())
     } else {
         None
     };
-    Ok(Page { records, next })
+    Ok(Page { items, next })
+}
+
+/// The page of records `q` asks for.
+fn record_page(app: &App, q: &ListQuery) -> Result<Page<Arc<Record>>, Failure> {
+    page(
+        app,
+        app.store.records(),
+        |r| r.path.as_str(),
+        q.prefix.as_deref(),
+        q.limit,
+        q.after.as_deref(),
+    )
 }
 
 /// `?nonce=`
@@ -328,23 +365,30 @@ pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
     Ok(json(app.nsm_kind(), status, object(value)))
 }
 
-/// `GET /readiness/`: every path's state (or one), always 200.
+/// `GET /readiness/`: a page of every path's state (or one path's), always 200.
 pub async fn readiness(
     State(app): State<App>,
-    q: Result<Query<PathQuery>, QueryRejection>,
+    q: Result<Query<ReadinessQuery>, QueryRejection>,
 ) -> Reply {
     let q = query(&app, q)?;
     if let Some(path) = &q.path {
         return ok(&app, path_status(&app, path)?.1);
     }
-    let (_, mut value) = overall(&app);
-    let paths: Vec<Value> = app
-        .store
-        .states()
-        .into_iter()
+    let page = page(
+        &app,
+        app.store.states(),
+        |(path, _)| path.as_str(),
+        q.prefix.as_deref(),
+        q.limit,
+        q.after.as_deref(),
+    )?;
+    let paths: Vec<Value> = page
+        .items
+        .iter()
         .map(|(path, state)| json!({"path": path, "status": state.status, "error": state.error}))
         .collect();
-    value["paths"] = Value::Array(paths);
+    let (_, mut value) = overall(&app);
+    page.listing("paths", paths, &mut value);
     ok(&app, value)
 }
 
@@ -360,9 +404,9 @@ pub async fn hash(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejec
 
 /// `GET /hashes/?prefix=&limit=&after=`
 pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
-    let page = page(&app, &query(&app, q)?)?;
+    let page = record_page(&app, &query(&app, q)?)?;
     let list: Vec<Value> = page
-        .records
+        .items
         .iter()
         .map(|r| json!({"path": r.path, "sha3_512": r.sha3_512}))
         .collect();
@@ -378,8 +422,8 @@ pub async fn proof(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
 
 /// `GET /proofs/?prefix=&limit=&after=`
 pub async fn proofs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
-    let page = page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page.records.iter().map(|r| proof_json(r)).collect();
+    let page = record_page(&app, &query(&app, q)?)?;
+    let list: Vec<Value> = page.items.iter().map(|r| proof_json(r)).collect();
     page.reply(&app, "proofs", list)
 }
 
@@ -421,9 +465,9 @@ pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejec
             "view=att_doc shows one document: use /doc/?path=",
         ));
     }
-    let page = page(&app, &q)?;
+    let page = record_page(&app, &q)?;
     let mut list = Vec::new();
-    for record in &page.records {
+    for record in &page.items {
         let bytes = document_bytes(&app, record)?;
         let mut fields = views::fields(&bytes, view).map_err(|e| internal(&app, e))?;
         fields.insert("path".into(), Value::String(record.path.clone()));

@@ -147,8 +147,8 @@ pub fn api_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
             RouteDoc {
                 method: "get",
                 path: "/readiness/",
-                summary: "the state of every path (or one) and a summary",
-                params: &[PATH_OPT],
+                summary: "a page of every path's state (or one path's) and a summary",
+                params: &[PATH_OPT, PREFIX, LIMIT, AFTER],
                 body: &[],
                 responses: &[(200, "states"), (404, "unknown path")],
             },

@@ -286,13 +286,18 @@ async fn lists_come_in_pages_in_path_order() {
     paths.sort();
 
     // Following `next` visits every path once, in order, for each list.
-    for (list, extra) in [("hashes", ""), ("proofs", ""), ("docs", "&view=json_hex")] {
+    for (list, key, extra) in [
+        ("hashes", "hashes", ""),
+        ("proofs", "proofs", ""),
+        ("docs", "docs", "&view=json_hex"),
+        ("readiness", "paths", ""),
+    ] {
         let mut seen = Vec::new();
         let mut after = String::new();
         loop {
             let (status, page) = server.get(&format!("/{list}/?limit=3{extra}{after}")).await;
             assert_eq!(status, StatusCode::OK, "{page}");
-            let items = page[list].as_array().unwrap();
+            let items = page[key].as_array().unwrap();
             assert_eq!(page["count"], items.len());
             assert!(items.len() <= 3, "{page}");
             seen.extend(items.iter().map(|i| i["path"].as_str().unwrap().to_owned()));
@@ -324,10 +329,23 @@ async fn lists_come_in_pages_in_path_order() {
     assert_eq!(all["count"], names.len());
     assert_eq!(all["next"], Value::Null);
 
-    for bad in ["limit=0", "limit=10001", "limit=-1", "limit=x"] {
-        let (status, body) = server.get(&format!("/hashes/?{bad}")).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
-        assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+    let (_, page) = server
+        .get(&format!("/readiness/?prefix={prefix}&limit=1"))
+        .await;
+    assert_eq!(page["paths"][0]["path"], paths[5].as_str());
+    assert_eq!(page["paths"][0]["status"], "ready");
+    assert_eq!(
+        page["summary"]["ready"],
+        names.len(),
+        "the summary counts every path"
+    );
+
+    for list in ["hashes", "readiness"] {
+        for bad in ["limit=0", "limit=10001", "limit=-1", "limit=x"] {
+            let (status, body) = server.get(&format!("/{list}/?{bad}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{list} {bad}: {body}");
+            assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+        }
     }
 }
 
