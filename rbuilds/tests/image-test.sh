@@ -40,8 +40,9 @@ fail() {
     exit 1
 }
 cleanup() {
-    "${RB[@]}" --cmd list_enclaves 2>/dev/null | grep -q "^$NAME " &&
-        "${RB[@]}" --cmd drop_enclave >/dev/null 2>&1
+    local enclaves
+    enclaves=$("${RB[@]}" --cmd list_enclaves 2>/dev/null) || true
+    grep -q "^$NAME " <<<"$enclaves" && "${RB[@]}" --cmd drop_enclave >/dev/null 2>&1
     [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
     ip netns del "$NETNS" 2>/dev/null
     rm -rf "$WORK"
