@@ -62,6 +62,9 @@ die() {
 }
 # step NAME: announces a build step.
 step() { log "== $* =="; }
+# shellcheck source=rbuilds/lib/errtrap.sh
+source "$RBUILDS_DIR/lib/errtrap.sh"
+report_errors rbuilds
 
 # ---------------------------------------------------------------- helpers
 
@@ -171,8 +174,10 @@ make_kernel() {
     tar -xJf "$KERNEL_TARBALL" -C "$src" --strip-components=1 || die "cannot unpack $KERNEL_TARBALL"
     # shellcheck source=rbuilds/kernel.recipe
     source "$RBUILDS_DIR/kernel.recipe"
+    # Every command is checked: errexit does not apply inside a subshell
+    # whose status is tested.
     (
-        cd "$src"
+        cd "$src" || die "cannot enter $src"
         local patch
         for patch in "$KERNEL_PATCHES"/*.patch; do
             log "applying $(basename "$patch")"
@@ -184,13 +189,14 @@ make_kernel() {
         # reuses the cached kernel and still gets the same bytes.
         KBUILD_BUILD_TIMESTAMP="@$(stat -c %Y "$KERNEL_TARBALL")"
         export KBUILD_BUILD_TIMESTAMP KBUILD_BUILD_USER KBUILD_BUILD_HOST KBUILD_BUILD_VERSION
-        make -s tinyconfig >&2
-        scripts/kconfig/merge_config.sh -m .config "$KERNEL_FRAGMENT" >/dev/null
-        make -s olddefconfig >&2
+        make -s tinyconfig >&2 || die "make tinyconfig failed"
+        scripts/kconfig/merge_config.sh -m .config "$KERNEL_FRAGMENT" >/dev/null ||
+            die "cannot merge $KERNEL_FRAGMENT into the configuration"
+        make -s olddefconfig >&2 || die "make olddefconfig failed"
         check_kernel_config .config "$KERNEL_FRAGMENT"
         log "building bzImage with $JOBS jobs (about 3 minutes on 2 cores)"
         local start=$SECONDS
-        make -s -j"$JOBS" bzImage >&2
+        make -s -j"$JOBS" bzImage >&2 || die "make bzImage failed"
         log "kernel built in $((SECONDS - start)) s"
     ) || die "kernel build failed (sources in $src)"
     cp "$src/arch/x86/boot/bzImage" "$dir.tmp/bzImage"
@@ -670,7 +676,9 @@ run_command() {
 }
 
 # Prompt and stdin modes: one command per line; `lsh` runs the next line in
-# the host shell. A failed command ends the session with its status.
+# the host shell. A failed command ends the session with its status (it runs
+# in this shell: in a subshell whose status is tested, errexit would not
+# stop it at the first failure).
 command_loop() {
     local line prompt=""
     [ -t 0 ] && prompt="rbuilds> "
@@ -688,7 +696,7 @@ command_loop() {
                     bash -c "$line" || log "lsh: exit status $?"
                 fi
                 ;;
-            *) (run_command "$line") || die "$line failed" ;;
+            *) run_command "$line" ;;
         esac
     done
 }

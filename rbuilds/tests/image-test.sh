@@ -31,6 +31,9 @@ OUTSIDE_IP=192.0.2.10
 OUTSIDE_PORT=8080
 
 say() { printf '[image-test] %s\n' "$*" >&2; }
+# shellcheck source=rbuilds/lib/errtrap.sh
+source "$RBUILDS_DIR/lib/errtrap.sh"
+report_errors image-test
 fail() {
     printf '[image-test] FAIL: %s\n' "$*" >&2
     if [ -f "$BUILD_DIR/run/$NAME/console.log" ]; then
@@ -42,9 +45,11 @@ fail() {
 cleanup() {
     local enclaves
     enclaves=$("${RB[@]}" --cmd list_enclaves 2>/dev/null) || true
-    grep -q "^$NAME " <<<"$enclaves" && "${RB[@]}" --cmd drop_enclave >/dev/null 2>&1
-    [ -n "${WEB_PID:-}" ] && kill "$WEB_PID" 2>/dev/null
-    ip netns del "$NETNS" 2>/dev/null
+    if grep -q "^$NAME " <<<"$enclaves"; then
+        "${RB[@]}" --cmd drop_enclave >/dev/null 2>&1 || say "drop_enclave failed"
+    fi
+    if [ -n "${WEB_PID:-}" ]; then kill "$WEB_PID" 2>/dev/null || true; fi
+    ip netns del "$NETNS" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -14,6 +14,9 @@
 set -euo pipefail
 
 say() { printf '[repro] %s\n' "$*" >&2; }
+# shellcheck source=rbuilds/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/errtrap.sh"
+report_errors repro
 die() {
     printf '[repro] ERROR: %s\n' "$*" >&2
     exit 1

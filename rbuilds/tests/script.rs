@@ -123,3 +123,19 @@ fn stdin_mode_runs_commands_and_lsh_lines_in_order() {
     assert!(text(&out.stderr).contains("unknown command: no_such_command"));
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "first\nsecond\n");
 }
+
+#[test]
+fn a_failure_nobody_checked_is_reported_with_command_line_and_status() {
+    // A build directory that is a file: the unchecked `mkdir -p` fails.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"").unwrap();
+    let out = script(&["--cmd", "list_enclaves"], "", &file);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("[rbuilds] ERROR: rbuilds.sh:")
+            && stderr.contains("`mkdir -p \"$BUILD_DIR\"` failed (exit status 1)"),
+        "{stderr}"
+    );
+}
