@@ -7,7 +7,7 @@
 //! | `cose_signature` | ES384 signature valid with the key of the document's certificate |
 //! | `certificate_chain` | that certificate chains, through the document's `cabundle`, to the policy's **pinned** root (never to a root the document carries); CRLs are not checked, as AWS requires |
 //! | `pcrs` | every PCR of the expected file equals the document's |
-//! | `user_data` | `user_data` parses as the expected binding ([`UserData`] or [`TlsBinding`]), for the expected path |
+//! | `user_data` | `user_data` parses as the expected binding ([`UserData`] or [`TlsBinding`]), for the expected path; skipped with [`Binding::Any`] |
 //! | `file_hash` | the binding's SHA3-512 equals the local file's |
 //! | `vrf_proof` | the binding's VRF proof verifies against the document's `public_key` |
 //! | `nonce` | the document's nonce equals the one asked for |
@@ -66,6 +66,10 @@ pub enum Binding {
     File,
     /// The TLS key's [`TlsBinding`] (what `/tls_doc/` returns).
     Tls,
+    /// Not checked: a document made by other software, whose `user_data`
+    /// (if any) is its own business. Signature, chain, PCRs and nonce are
+    /// checked all the same.
+    Any,
 }
 
 /// The SHA3-512 of a local file or directory, to compare with the binding.
@@ -447,6 +451,16 @@ fn check_pcrs(document: &Document, policy: &Policy) -> Check {
 }
 
 fn check_binding(document: &Document, policy: &Policy) -> Vec<Check> {
+    if policy.binding == Binding::Any {
+        let carried = document.user_data().map_or_else(
+            || "none".to_string(),
+            |data| format!("{} bytes", data.len()),
+        );
+        return vec![Check::skip(
+            "user_data",
+            format!("not checked: any user_data accepted (carried: {carried})"),
+        )];
+    }
     let Some(user_data) = document.user_data() else {
         let mut checks = vec![Check::fail(
             "user_data",

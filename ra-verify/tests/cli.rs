@@ -319,3 +319,54 @@ async fn online_against_a_real_https_server() {
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("404") && run.stderr.contains("no document for /data/unknown"));
 }
+
+/// The real AWS Nitro document of `tests/data` (base64), saved raw.
+fn saved_real_nitro_document(setup: &Setup) -> String {
+    let text = include_str!("data/nitro-2024-09-17.b64");
+    let bytes = openssl::base64::decode_block(text.trim()).unwrap();
+    setup.save("nitro.cose", &bytes)
+}
+
+#[test]
+fn a_document_of_other_software_verifies_with_any_user_data() {
+    let setup = Setup::new();
+    let document = saved_real_nitro_document(&setup);
+    let run = ra_verify(&["doc", "--document", &document]);
+    assert_eq!(run.status, 1, "its user_data is not our binding");
+    assert_eq!(lines_starting(&run, "FAIL").len(), 1);
+    assert!(run.stdout.contains("FAIL user_data"));
+
+    let run = ra_verify(&["doc", "--document", &document, "--any-user-data"]);
+    assert_eq!(run.status, 0);
+    assert!(run.stdout.contains("PASS certificate_chain"));
+    assert!(run.stdout.contains("SKIP user_data: not checked"));
+    assert!(run.stdout.contains("VERDICT PASS"));
+    // The signature still counts.
+    let mut tampered = std::fs::read(&document).unwrap();
+    let at = tampered
+        .windows(10)
+        .position(|w| w == b"i-0bbf1bfe")
+        .unwrap();
+    tampered[at + 2] = b'1';
+    let tampered = setup.save("tampered.cose", &tampered);
+    let run = ra_verify(&["doc", "--document", &tampered, "--any-user-data"]);
+    assert_eq!(run.status, 1);
+    assert!(run.stdout.contains("FAIL cose_signature"));
+
+    // Nothing to bind, so nothing to compare a path or a file with.
+    let local = setup.path("local.txt");
+    for extra in [["--path", "/x"], ["--file", local.as_str()]] {
+        let mut args = vec!["doc", "--document", &document, "--any-user-data"];
+        args.extend(extra);
+        assert_eq!(ra_verify(&args).status, 64, "{args:?}");
+    }
+    let run = ra_verify(&[
+        "doc",
+        "--url",
+        "https://127.0.0.1:1",
+        "--path",
+        "/x",
+        "--any-user-data",
+    ]);
+    assert_eq!(run.status, 64);
+}

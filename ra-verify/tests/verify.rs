@@ -436,8 +436,23 @@ fn a_real_aws_nitro_document_verifies_against_the_bundled_root() {
     assert_eq!(outcome(&report, "certificate_chain"), Outcome::Pass);
     assert_eq!(report.signer, Signer::Nitro);
     assert!(report.verdict().contains("AWS Nitro"));
-    // Its user_data is someone else's format, not our binding.
+    // Its user_data is someone else's format, not our binding; a policy
+    // that accepts any user_data passes it, checking all the rest.
     assert_fails_only(&report, &["user_data"]);
+    let any = Policy {
+        binding: Binding::Any,
+        ..Policy::default()
+    };
+    let report = verify(&document, &any);
+    assert!(report.passed(), "{}", report.verdict());
+    assert_eq!(outcome(&report, "user_data"), Outcome::Skip);
+    assert_eq!(outcome(&report, "certificate_chain"), Outcome::Pass);
+    assert!(
+        report
+            .checks
+            .iter()
+            .all(|c| c.name != "file_hash" && c.name != "vrf_proof")
+    );
     let parsed = Document::parse(&document).unwrap();
     assert_eq!(parsed.cabundle().len(), 4);
     assert!(Root::aws_nitro().der() == parsed.cabundle()[0]);

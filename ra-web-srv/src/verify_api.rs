@@ -40,7 +40,7 @@ pub struct DocBody {
     pub path: Option<String>,
     /// The SHA3-512 the binding must carry.
     pub sha3_512: Option<Sha3Digest>,
-    /// `file` (default) or `tls`.
+    /// `file` (default), `tls`, or `any` (user_data not checked).
     pub binding: Option<String>,
     /// Accept unsigned documents (QEMU's NSM), skipping signature and chain.
     #[serde(default)]
@@ -139,10 +139,17 @@ pub async fn verify_doc(
     let binding = match input.binding.as_deref() {
         None | Some("file") => Binding::File,
         Some("tls") => Binding::Tls,
+        Some("any") if input.path.is_some() || input.sha3_512.is_some() => {
+            return Err(app.fail(
+                StatusCode::BAD_REQUEST,
+                "binding any checks no path or sha3_512",
+            ));
+        }
+        Some("any") => Binding::Any,
         Some(other) => {
             return Err(app.fail(
                 StatusCode::BAD_REQUEST,
-                format!("binding: file or tls, not {other:?}"),
+                format!("binding: file, tls or any, not {other:?}"),
             ));
         }
     };
@@ -436,7 +443,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                     Param {
                         name: "binding",
                         required: false,
-                        description: "file (default) or tls",
+                        description: "file (default), tls, or any (user_data not checked: a document of other software)",
                     },
                     Param {
                         name: "allow_unsigned",

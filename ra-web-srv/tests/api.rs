@@ -196,6 +196,31 @@ async fn generate_then_every_lookup_and_view_and_the_proof_verifies() {
         )
         .await;
     assert_eq!(verdict["passed"], false, "wrong PCRs: {verdict}");
+    // Any user_data: the binding is not checked (nor can a path or hash be
+    // asked for then).
+    let (_, verdict) = server
+        .post(
+            "/verify_doc/",
+            &json!({"document": doc["document"], "binding": "any"}),
+        )
+        .await;
+    assert_eq!(verdict["passed"], true, "any user_data: {verdict}");
+    assert!(
+        verdict["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "user_data" && c["outcome"] == "skip"),
+        "{verdict}"
+    );
+    for bad in [
+        json!({"document": doc["document"], "binding": "none"}),
+        json!({"document": doc["document"], "binding": "any", "path": path}),
+        json!({"document": doc["document"], "binding": "any", "sha3_512": other}),
+    ] {
+        let (status, body) = server.post("/verify_doc/", &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
     let (status, _) = server
         .post("/verify_doc/", &json!({"document": "not a document"}))
         .await;

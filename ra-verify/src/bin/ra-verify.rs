@@ -15,7 +15,7 @@ use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use ra_verify::client::{self, Request};
 use ra_verify::defs::{CLIENT_TIMEOUT, MAX_SAVED_DOCUMENT};
 use ra_verify::files::read_limited;
-use ra_verify::verify::LocalHash;
+use ra_verify::verify::{Binding, LocalHash};
 use ra_verify::{ExpectedPcrs, Policy, Report, Root, verify_saved};
 
 /// Exit status when a check failed.
@@ -74,6 +74,10 @@ struct DocArgs {
     /// about where they were made.
     #[arg(long)]
     allow_unsigned: bool,
+    /// With --document: a document made by other software; its user_data
+    /// is not checked (signature, chain, PCRs and nonce still are).
+    #[arg(long, requires = "document", conflicts_with_all = ["path", "file"])]
+    any_user_data: bool,
     /// Seconds each HTTP exchange may take.
     #[arg(long, value_name = "SECS", default_value_t = CLIENT_TIMEOUT.as_secs())]
     timeout: u64,
@@ -180,6 +184,11 @@ fn configure(args: DocArgs) -> anyhow::Result<(Source, Policy)> {
         path: args.path.clone(),
         file_hash,
         nonce,
+        binding: if args.any_user_data {
+            Binding::Any
+        } else {
+            Binding::File
+        },
         ..Policy::default()
     };
     let source = match (args.url, args.document) {
