@@ -40,28 +40,18 @@ pub struct DocQuery {
     pub nonce: Option<String>,
 }
 
-/// `?prefix=&view=&limit=&after=` of the list endpoints.
+/// `?prefix=&limit=&after=` of the list endpoints, with `view=` for
+/// `/docs/` and `path=` for `/readiness/`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     /// Only paths starting with this.
     pub prefix: Option<String>,
     /// How to show documents (`/docs/`).
     pub view: Option<View>,
+    /// One path's state instead of a page (`/readiness/`).
+    pub path: Option<String>,
     /// Items in this page (default [`DEFAULT_LIST_LIMIT`], at most
     /// [`MAX_LIST_LIMIT`]).
-    pub limit: Option<usize>,
-    /// Only paths sorted after this one: the `next` of the previous page.
-    pub after: Option<String>,
-}
-
-/// `?path=&prefix=&limit=&after=` of `/readiness/`.
-#[derive(Debug, Deserialize)]
-pub struct ReadinessQuery {
-    /// One path instead of a page of them.
-    pub path: Option<String>,
-    /// Only paths starting with this.
-    pub prefix: Option<String>,
-    /// Paths in this page, as for [`ListQuery`].
     pub limit: Option<usize>,
     /// Only paths sorted after this one: the `next` of the previous page.
     pub after: Option<String>,
@@ -90,17 +80,16 @@ impl<T> Page<T> {
     }
 }
 
-/// The page of `items` (sorted by path) that `prefix`, `limit` and `after`
-/// ask for, or a 400 for a bad `limit`.
+/// The page of `items` (sorted by path) that `q`'s `prefix`, `limit` and
+/// `after` ask for, or a 400 for a bad `limit`.
 fn page<T>(
     app: &App,
     items: Vec<T>,
     path_of: impl Fn(&T) -> &str,
-    prefix: Option<&str>,
-    limit: Option<usize>,
-    after: Option<&str>,
+    q: &ListQuery,
 ) -> Result<Page<T>, Failure> {
-    let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    let (prefix, after) = (q.prefix.as_deref(), q.after.as_deref());
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(app.fail(
             StatusCode::BAD_REQUEST,
@@ -124,14 +113,7 @@ fn page<T>(
 
 /// The page of records `q` asks for.
 fn record_page(app: &App, q: &ListQuery) -> Result<Page<Arc<Record>>, Failure> {
-    page(
-        app,
-        app.store.records(),
-        |r| r.path.as_str(),
-        q.prefix.as_deref(),
-        q.limit,
-        q.after.as_deref(),
-    )
+    page(app, app.store.records(), |r| r.path.as_str(), q)
 }
 
 /// `?nonce=`
@@ -368,20 +350,13 @@ pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
 /// `GET /readiness/`: a page of every path's state (or one path's), always 200.
 pub async fn readiness(
     State(app): State<App>,
-    q: Result<Query<ReadinessQuery>, QueryRejection>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Reply {
     let q = query(&app, q)?;
     if let Some(path) = &q.path {
         return ok(&app, path_status(&app, path)?.1);
     }
-    let page = page(
-        &app,
-        app.store.states(),
-        |(path, _)| path.as_str(),
-        q.prefix.as_deref(),
-        q.limit,
-        q.after.as_deref(),
-    )?;
+    let page = page(&app, app.store.states(), |(path, _)| path.as_str(), &q)?;
     let paths: Vec<Value> = page
         .items
         .iter()
