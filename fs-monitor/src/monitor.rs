@@ -148,9 +148,7 @@ impl Monitor {
     ) where
         S: futures::Stream<Item = std::io::Result<EventOwned>> + Unpin,
     {
-        for root in self.config.roots.clone() {
-            self.refresh_tree(&root).await;
-        }
+        self.refresh_all_trees().await;
         self.stats.scanned.store(true, Ordering::Release);
         tracing::info!(
             files = self.files.len() + self.wanted.len(),
@@ -179,6 +177,13 @@ impl Monitor {
         }
     }
 
+    /// Walks every root again ([`Monitor::refresh_tree`]).
+    async fn refresh_all_trees(&mut self) {
+        for root in self.config.roots.clone() {
+            self.refresh_tree(&root).await;
+        }
+    }
+
     /// Applies the ignore file's new rules: every tree is walked again, so
     /// newly ignored paths lose their keys and watches and newly included
     /// ones are hashed (unchanged files are not rehashed). A file that cannot
@@ -193,9 +198,7 @@ impl Monitor {
                 self.filter = Arc::new(filter);
                 self.stats.ignore_reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(file = %file.display(), "ignore file changed; rescanning with its rules");
-                for root in self.config.roots.clone() {
-                    self.refresh_tree(&root).await;
-                }
+                self.refresh_all_trees().await;
             }
             Err(error) => {
                 tracing::warn!(%error, "the changed ignore file cannot be used; the previous rules stay");
@@ -210,9 +213,7 @@ impl Monitor {
             self.flush_move().await;
             self.stats.overflows.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("inotify queue overflowed; rescanning every tree");
-            for root in self.config.roots.clone() {
-                self.refresh_tree(&root).await;
-            }
+            self.refresh_all_trees().await;
             return;
         }
         let Some(dir) = self
