@@ -29,8 +29,10 @@ KERNEL_PACKAGE=linux-source-6.12
 KERNEL_TARBALL=/usr/src/$KERNEL_PACKAGE.tar.xz
 # Nitro's kernel command line (nitro-cli's bootstrap images), without
 # `nomodules`: this kernel has no module support, so the word would reach
-# init as an unknown argument.
-KERNEL_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
+# init as an unknown argument. `console_msg_format=syslog` puts each kernel
+# message's level in front of it on the console (`<3>` an error, `<6>`
+# information), so a console is judged by level (rbuilds-tool console-check).
+KERNEL_CMDLINE="reboot=k panic=30 pci=off console=ttyS0 console_msg_format=syslog i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd random.trust_cpu=on"
 RUST_TARGET=x86_64-unknown-linux-gnu
 STATIC_TARGET_DIR=$BUILD_DIR/target
 TOOL_TARGET_DIR=$BUILD_DIR/tool-target

@@ -7,11 +7,13 @@
 //! - [`eif`]: the EIF header and sections; extraction of kernel, command
 //!   line and ramdisks for a VMM that cannot boot an EIF.
 //! - [`pcrs`]: the PCRs printed by eif_build, as the `.eif.pcrs` file.
+//! - [`console`]: an enclave console judged by log level (the image test).
 //! - [`heartbeat`]: the host's answer to the enclave's boot heartbeat.
 //! - [`app_service`]: the init service of a Docker image's application
 //!   (`--dockerfile`).
 
 pub mod app_service;
+pub mod console;
 pub mod cpio;
 pub mod defs;
 pub mod eif;

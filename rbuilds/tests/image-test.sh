@@ -12,7 +12,8 @@
 # it), a file copied into /data gets a hash, a VRF proof and an attestation
 # document without anyone asking (fs-monitor -> NATS -> ra-web-srv) which
 # ra-verify checks from the host through the published HTTPS port, the
-# console shows no errors, and drop_enclave powers it off.
+# console shows no kernel or init message at warning level or worse (judged
+# by level: rbuilds-tool console-check), and drop_enclave powers it off.
 #
 # Usage: rbuilds/tests/image-test.sh   (run by `tools/devtool image-test`)
 set -euo pipefail
@@ -199,10 +200,10 @@ boot_and_check() {
     fi
     say "attestation: a different file, and the pinned AWS root, are refused"
 
-    console=$BUILD_DIR/run/$NAME/console.log
-    if grep -Ein 'error|kernel panic|call trace|warning:|failed| WARN ' "$console" >&2; then
-        fail "the console shows errors (above)"
-    fi
+    # By level, not by words: kernel messages at warning or worse, init's
+    # WARN and ERROR lines, and lines with no level (rbuilds/src/console.rs).
+    "$TOOL" console-check "$BUILD_DIR/run/$NAME/console.log" >&2 ||
+        fail "the console shows problems (above)"
 
     "${RB[@]}" --cmd drop_enclave 2>&1 | tee "$WORK/drop.log" >&2 || fail "drop_enclave"
     grep -q 'did not power off by itself' "$WORK/drop.log" && fail "the enclave did not end by itself"

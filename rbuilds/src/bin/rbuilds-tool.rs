@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cli_support::{init_tracing, parse_args};
-use rbuilds::{app_service, cpio, eif, heartbeat, pcrs};
+use rbuilds::{app_service, console, cpio, eif, heartbeat, pcrs};
 
 /// Reproducible enclave image helpers.
 #[derive(Debug, Parser)]
@@ -72,6 +72,13 @@ enum Command {
         /// The service file to write.
         #[arg(long)]
         output: PathBuf,
+    },
+    /// Print the problem lines of an enclave's console (kernel messages at
+    /// warning or worse, init's WARN and ERROR lines, lines without a
+    /// level); fails when there is one.
+    ConsoleCheck {
+        /// The console log.
+        console: PathBuf,
     },
     /// Wait for the enclave's boot heartbeat on ADDRESS and answer it;
     /// prints the seconds it took.
@@ -156,6 +163,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             let service = app_service::render(&app_service::ImageConfig::from_json(&text)?)?;
             std::fs::write(&output, service)
                 .with_context(|| format!("writing {}", output.display()))?;
+        }
+        Command::ConsoleCheck { console: path } => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let found = console::problems(&String::from_utf8_lossy(&bytes));
+            for problem in &found {
+                writeln!(stdout, "{problem}")?;
+            }
+            if !found.is_empty() {
+                anyhow::bail!("{}: {} problem line(s)", path.display(), found.len());
+            }
         }
         Command::Heartbeat { listen, timeout } => {
             let runtime = tokio::runtime::Builder::new_current_thread()

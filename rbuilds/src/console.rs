@@ -1,0 +1,251 @@
+//! Judging an enclave's console by log level, not by words.
+//!
+//! The console of an image holds two kinds of lines, and each carries its
+//! level:
+//! - kernel messages, printed with their syslog priority in front because
+//!   the image's command line has `console_msg_format=syslog`:
+//!   `<6>[    0.000000] tsc: Fast TSC calibration failed` is information
+//!   (level 6), `<3>[...] ...` an error;
+//! - init's own log lines (`tracing`'s format: an optional time stamp, then
+//!   `TRACE`/`DEBUG`/`INFO`/`WARN`/`ERROR`). Service output never reaches
+//!   the console (it goes to `/log`).
+//!
+//! A kernel line at `warning` or worse, an init line at `WARN` or `ERROR`,
+//! and any line that fits neither shape (a panic message, a shell's
+//! complaint) is a problem, unless [`KNOWN_HARMLESS`] names it. So a word
+//! such as "failed" in a line at level info is not a problem, and an error
+//! is one whatever words it uses.
+
+use std::fmt;
+
+/// Kernel messages at this syslog level or more severe are problems:
+/// emerg (0), alert, crit, err, warning (4).
+pub const WORST_ACCEPTED_KERNEL_LEVEL: u8 = 5;
+
+/// Lines at a problem level that are known to mean nothing wrong, each with
+/// why. A line matches when it contains the text (after its prefix).
+pub const KNOWN_HARMLESS: &[(&str, &str)] = &[
+    // (text, why it is harmless): add one only with the reason, when a
+    // harmless line at a problem level appears on some machine.
+];
+
+/// Where a console line comes from, with its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A kernel message with its syslog level (0 emerg .. 7 debug).
+    Kernel(u8),
+    /// A line of init's log at this level.
+    Init(InitLevel),
+    /// A line that has no level: nothing on a healthy console prints one.
+    Unknown,
+}
+
+/// `tracing`'s levels as init prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InitLevel {
+    /// `TRACE`.
+    Trace,
+    /// `DEBUG`.
+    Debug,
+    /// `INFO`.
+    Info,
+    /// `WARN`.
+    Warn,
+    /// `ERROR`.
+    Error,
+}
+
+impl InitLevel {
+    fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "TRACE" => Self::Trace,
+            "DEBUG" => Self::Debug,
+            "INFO" => Self::Info,
+            "WARN" => Self::Warn,
+            "ERROR" => Self::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// A console line judged a problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line number in the console.
+    pub line_number: usize,
+    /// Where it came from and at which level.
+    pub source: Source,
+    /// The line as printed.
+    pub text: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = match self.source {
+            Source::Kernel(level) => format!("kernel, {}", kernel_level_name(level)),
+            Source::Init(level) => format!("init, {level:?}").to_lowercase(),
+            Source::Unknown => "no log level".to_string(),
+        };
+        write!(f, "{}: [{origin}] {}", self.line_number, self.text)
+    }
+}
+
+/// Syslog's name of a kernel level.
+pub fn kernel_level_name(level: u8) -> &'static str {
+    match level {
+        0 => "emerg",
+        1 => "alert",
+        2 => "crit",
+        3 => "err",
+        4 => "warning",
+        5 => "notice",
+        6 => "info",
+        _ => "debug",
+    }
+}
+
+/// Where `line` comes from, and the rest of the line after its prefix.
+pub fn classify(line: &str) -> (Source, &str) {
+    if let Some((level, rest)) = kernel_prefix(line) {
+        return (Source::Kernel(level), rest);
+    }
+    if let Some((level, rest)) = init_prefix(line) {
+        return (Source::Init(level), rest);
+    }
+    (Source::Unknown, line)
+}
+
+/// `<N>` at the start of a kernel line; N holds facility * 8 + level.
+fn kernel_prefix(line: &str) -> Option<(u8, &str)> {
+    let rest = line.strip_prefix('<')?;
+    let end = rest.find('>')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let priority: u16 = digits.parse().ok()?;
+    Some(((priority & 7) as u8, &rest[end + 1..]))
+}
+
+/// `[TIME] LEVEL target: message`, as `tracing_subscriber::fmt` prints it.
+fn init_prefix(line: &str) -> Option<(InitLevel, &str)> {
+    let mut words = line.split_whitespace();
+    let first = words.next()?;
+    let (level_word, after) = match InitLevel::parse(first) {
+        Some(_) => (first, line),
+        None => {
+            // A time stamp first: it starts with a digit (RFC 3339 or uptime).
+            if !first.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            (words.next()?, line)
+        }
+    };
+    let level = InitLevel::parse(level_word)?;
+    let at = after.find(level_word)? + level_word.len();
+    Some((level, after[at..].trim_start()))
+}
+
+/// Whether a line of this source and level is a problem by level alone.
+pub fn is_problem_level(source: Source) -> bool {
+    match source {
+        Source::Kernel(level) => level < WORST_ACCEPTED_KERNEL_LEVEL,
+        Source::Init(level) => level >= InitLevel::Warn,
+        Source::Unknown => true,
+    }
+}
+
+/// Every problem in a console, in order. Empty lines and lines that
+/// [`KNOWN_HARMLESS`] names are not problems.
+pub fn problems(console: &str) -> Vec<Problem> {
+    console
+        .lines()
+        .enumerate()
+        .filter_map(|(index, raw)| {
+            let line = raw.trim_end_matches('\r');
+            if line.trim().is_empty() {
+                return None;
+            }
+            let (source, rest) = classify(line);
+            if !is_problem_level(source) {
+                return None;
+            }
+            if KNOWN_HARMLESS.iter().any(|(text, _)| rest.contains(text)) {
+                return None;
+            }
+            Some(Problem {
+                line_number: index + 1,
+                source,
+                text: line.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_lines_are_judged_by_their_level_not_their_words() {
+        let console = "<6>[    0.000000] tsc: Fast TSC calibration failed\n\
+                       <6>[    0.100000] tsc: Detected 2596.120 MHz processor\n\
+                       <5>[    0.200000] random: crng init done (error free)\n";
+        assert!(problems(console).is_empty());
+    }
+
+    #[test]
+    fn a_kernel_error_or_warning_is_a_problem_whatever_its_words() {
+        let console = "<6>[    0.1] all good\n<3>[    0.2] virtio_mmio: probe of x returned -22\n\
+                       <4>[    0.3] something odd\n<12>[    0.4] user space warning via kmsg\n";
+        let found = problems(console);
+        let lines: Vec<usize> = found.iter().map(|p| p.line_number).collect();
+        assert_eq!(lines, [2, 3, 4]);
+        assert_eq!(found[0].source, Source::Kernel(3));
+        assert_eq!(
+            found[2].source,
+            Source::Kernel(4),
+            "facility bits are ignored"
+        );
+        assert!(found[0].to_string().contains("kernel, err"));
+    }
+
+    #[test]
+    fn init_lines_are_judged_by_tracing_level() {
+        let console = "2026-12-04T11:00:00.000001Z  INFO init::supervisor: service 'net' failed over to its fallback\n\
+                       2026-12-04T11:00:00.000002Z  WARN init::supervisor: service 'x' exited with status 1\n\
+                       2026-12-04T11:00:00.000003Z ERROR init: cannot mount /proc\n\
+                       DEBUG init: no time stamp\n";
+        let found = problems(console);
+        assert_eq!(
+            found.iter().map(|p| p.source).collect::<Vec<_>>(),
+            [
+                Source::Init(InitLevel::Warn),
+                Source::Init(InitLevel::Error)
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_without_a_level_are_problems() {
+        let console = "<6>[ 0.1] fine\nthread 'main' panicked at src/main.rs:1:1\n\n";
+        let found = problems(console);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].source, Source::Unknown);
+        assert_eq!(found[0].line_number, 2);
+    }
+
+    #[test]
+    fn malformed_prefixes_are_not_taken_for_levels() {
+        for line in [
+            "<>[ 0.1] x",
+            "<abc> x",
+            "<1234> x",
+            "2026 NOTICE x",
+            "INFOx y",
+        ] {
+            assert_eq!(classify(line).0, Source::Unknown, "{line}");
+        }
+        assert_eq!(classify("<0>x").0, Source::Kernel(0));
+    }
+}
