@@ -9,8 +9,10 @@
 //! - what `nitro-cli build-enclave` (and `eif_build`) print:
 //!   `{"Measurements":{"HashAlgorithm":"Sha384 { ... }","PCR0":...}}`.
 //!
-//! Members other than `PCRn` and `HashAlgorithm` are ignored; a
-//! `HashAlgorithm` that is not SHA-384 is refused. Only the PCRs the file
+//! `rbuilds.sh` also records the image's profile (`"Profile":"production"`
+//! or `"debug"`): the profile is in the measured customer ramdisk, so when
+//! the PCRs match, the image is of that profile. Other members are ignored;
+//! a `HashAlgorithm` that is not SHA-384 is refused. Only the PCRs the file
 //! names are compared: an image build knows PCR0, 1 and 2, not PCR3 (the
 //! instance role) or PCR4 (the instance).
 
@@ -19,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::defs::{MAX_PCR_INDEX, MAX_PCRS_FILE};
 use crate::files::{ReadError, read_limited};
+use crate::verify::{Check, Outcome};
 
 /// Bytes of a SHA-384 PCR.
 pub const PCR_LEN: usize = 48;
@@ -39,10 +42,49 @@ pub enum PcrsError {
     Format(String),
 }
 
-/// Expected PCR values, by index.
+/// Expected PCR values, by index, and the profile of the image they
+/// measure when the file records it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExpectedPcrs {
     values: BTreeMap<usize, [u8; PCR_LEN]>,
+    profile: Option<Profile>,
+}
+
+/// An image profile, as `rbuilds.sh --profile` builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// No remote exec, copies confined to the inbox and outbox roots, an
+    /// attested and encrypted pipeline, read-only init control from the host.
+    Production,
+    /// The host runs commands as root in the enclave and reads every file:
+    /// its attestations prove nothing against the host.
+    Debug,
+}
+
+impl Profile {
+    /// `"production"` or `"debug"`, as the PCR file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Production => "production",
+            Profile::Debug => "debug",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "production" => Some(Profile::Production),
+            "debug" => Some(Profile::Debug),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text).ok_or_else(|| format!("{text:?} is neither production nor debug"))
+    }
 }
 
 /// One PCR that differs.
@@ -74,7 +116,19 @@ impl ExpectedPcrs {
     pub fn new(values: impl IntoIterator<Item = (usize, [u8; PCR_LEN])>) -> Self {
         Self {
             values: values.into_iter().collect(),
+            profile: None,
         }
+    }
+
+    /// The same values, recorded as those of an image of `profile`.
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// The profile the file records, if any.
+    pub fn profile(&self) -> Option<Profile> {
+        self.profile
     }
 
     /// Parses either file format (see the module documentation).
@@ -88,7 +142,17 @@ impl ExpectedPcrs {
             .as_object()
             .ok_or_else(|| format("not a JSON object".into()))?;
         let mut values = BTreeMap::new();
+        let mut profile = None;
         for (name, value) in object {
+            if name == "Profile" {
+                let text = value.as_str().unwrap_or_default();
+                profile = Some(Profile::parse(text).ok_or_else(|| {
+                    format(format!(
+                        "Profile {value} is neither \"production\" nor \"debug\""
+                    ))
+                })?);
+                continue;
+            }
             if name == "HashAlgorithm" {
                 let algorithm = value.as_str().unwrap_or_default().to_ascii_uppercase();
                 if !algorithm.replace('-', "").starts_with("SHA384") {
@@ -121,7 +185,7 @@ impl ExpectedPcrs {
         if values.is_empty() {
             return Err(format("no PCRn member".into()));
         }
-        Ok(Self { values })
+        Ok(Self { values, profile })
     }
 
     /// Reads a PCR file.
@@ -165,6 +229,49 @@ impl ExpectedPcrs {
             .map(|index| format!("PCR{index}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The `profile` check: which profile the image has, given the `pcrs`
+/// check's result, and whether it is the `required` one. `None` when there
+/// is nothing to say (no profile recorded, none required).
+pub fn profile_check(
+    expected: &ExpectedPcrs,
+    pcrs: Option<&Check>,
+    required: Option<Profile>,
+) -> Option<Check> {
+    const NAME: &str = "profile";
+    let matched = pcrs.is_some_and(|check| check.outcome == Outcome::Pass);
+    let describe = |profile: Profile| match profile {
+        Profile::Production => {
+            "production image (no remote exec; attested, encrypted pipeline)".to_string()
+        }
+        Profile::Debug => "DEBUG image: the host can run commands as root in it and read its \
+                           keys, so its attestations prove nothing against the host"
+            .to_string(),
+    };
+    match (expected.profile, required) {
+        (None, None) => None,
+        (None, Some(required)) => Some(Check::fail(
+            NAME,
+            format!(
+                "the PCR file records no profile; {} required",
+                required.name()
+            ),
+        )),
+        (Some(_), Some(required)) if !matched => Some(Check::fail(
+            NAME,
+            format!(
+                "the PCRs were not matched, so the image's profile is unknown; {} required",
+                required.name()
+            ),
+        )),
+        (Some(_), None) if !matched => None,
+        (Some(profile), Some(required)) if profile != required => Some(Check::fail(
+            NAME,
+            format!("{}; {} required", describe(profile), required.name()),
+        )),
+        (Some(profile), _) => Some(Check::pass(NAME, describe(profile))),
     }
 }
 
@@ -237,5 +344,50 @@ mod tests {
             ExpectedPcrs::load(&dir.path().join("missing.pcrs")),
             Err(PcrsError::Io { .. })
         ));
+    }
+
+    fn rbuilds_file(profile: &str) -> String {
+        format!(
+            r#"{{"HashAlgorithm":"SHA384","Profile":"{profile}","PCR0":"{}"}}"#,
+            hex48(0)
+        )
+    }
+
+    #[test]
+    fn the_profile_is_read_and_a_bad_one_refused() {
+        let production = ExpectedPcrs::from_json(rbuilds_file("production").as_bytes()).unwrap();
+        assert_eq!(production.profile(), Some(Profile::Production));
+        let debug = ExpectedPcrs::from_json(rbuilds_file("debug").as_bytes()).unwrap();
+        assert_eq!(debug.profile(), Some(Profile::Debug));
+        let error = ExpectedPcrs::from_json(rbuilds_file("prod").as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("neither"), "{error}");
+        assert_eq!("debug".parse::<Profile>(), Ok(Profile::Debug));
+        assert!("root".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn the_profile_check_needs_matched_pcrs_and_the_required_profile() {
+        let pass = Check::pass("pcrs", "");
+        let fail = Check::fail("pcrs", "");
+        let production = ExpectedPcrs::new([(0, [0; PCR_LEN])]).with_profile(Profile::Production);
+        let debug = ExpectedPcrs::new([(0, [0; PCR_LEN])]).with_profile(Profile::Debug);
+        let unknown = ExpectedPcrs::new([(0, [0; PCR_LEN])]);
+        let outcome = |expected: &ExpectedPcrs, pcrs: &Check, required| {
+            profile_check(expected, Some(pcrs), required).map(|check| check.outcome)
+        };
+        let required = Some(Profile::Production);
+        assert_eq!(outcome(&production, &pass, required), Some(Outcome::Pass));
+        assert_eq!(outcome(&production, &fail, required), Some(Outcome::Fail));
+        assert_eq!(outcome(&debug, &pass, required), Some(Outcome::Fail));
+        assert_eq!(outcome(&unknown, &pass, required), Some(Outcome::Fail));
+        assert_eq!(outcome(&debug, &pass, None), Some(Outcome::Pass));
+        assert_eq!(outcome(&debug, &fail, None), None);
+        assert_eq!(outcome(&unknown, &pass, None), None);
+        let loud = profile_check(&debug, Some(&pass), None).unwrap();
+        assert!(loud.detail.starts_with("DEBUG image"), "{}", loud.detail);
+        assert_eq!(
+            profile_check(&production, None, required).unwrap().outcome,
+            Outcome::Fail
+        );
     }
 }

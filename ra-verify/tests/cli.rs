@@ -370,3 +370,90 @@ fn a_document_of_other_software_verifies_with_any_user_data() {
     ]);
     assert_eq!(run.status, 64);
 }
+
+/// The PCR file of `pcrs_file`, as rbuilds.sh writes it for a profile.
+fn pcrs_file_of_profile(pcr0: u8, profile: &str) -> String {
+    pcrs_file(pcr0).replacen('{', &format!(r#"{{"Profile":"{profile}","#), 1)
+}
+
+#[test]
+fn require_profile_passes_only_for_an_image_of_that_profile_whose_pcrs_matched() {
+    let setup = Setup::new();
+    let document = setup.saved_hex_document(None);
+    let production = setup.save(
+        "prod.eif.pcrs",
+        pcrs_file_of_profile(PCR0_BYTE, "production").as_bytes(),
+    );
+    let debug = setup.save(
+        "debug.eif.pcrs",
+        pcrs_file_of_profile(PCR0_BYTE, "debug").as_bytes(),
+    );
+    let other = setup.save(
+        "other-prod.eif.pcrs",
+        pcrs_file_of_profile(PCR0_BYTE + 1, "production").as_bytes(),
+    );
+    let root = setup.path("dev-root.pem");
+    let run_with = |pcrs: &str, require: &[&str]| {
+        let mut args = vec![
+            "doc",
+            "--document",
+            &document,
+            "--path",
+            PATH,
+            "--root",
+            &root,
+        ];
+        args.extend(["--pcrs", pcrs]);
+        args.extend(require);
+        ra_verify(&args)
+    };
+
+    let run = run_with(&production, &["--require-profile", "production"]);
+    assert_eq!(run.status, 0);
+    assert_eq!(
+        lines_starting(&run, "PASS profile"),
+        ["PASS profile: production image (no remote exec; attested, encrypted pipeline)"]
+    );
+
+    // A debug image is verifiable, loudly, and fails when production is required.
+    let run = run_with(&debug, &[]);
+    assert_eq!(run.status, 0);
+    assert!(
+        run.stdout.contains("PASS profile: DEBUG image"),
+        "{}",
+        run.stdout
+    );
+    let run = run_with(&debug, &["--require-profile", "production"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout.contains("FAIL profile: DEBUG image"),
+        "{}",
+        run.stdout
+    );
+
+    // Profile recorded, PCRs not matched: the profile is unknown.
+    let run = run_with(&other, &["--require-profile", "production"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout
+            .contains("FAIL profile: the PCRs were not matched"),
+        "{}",
+        run.stdout
+    );
+
+    // No profile in the file (nitro-cli's), or no --pcrs at all.
+    let run = run_with(&setup.path("app.eif.pcrs"), &["--require-profile", "debug"]);
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stdout
+            .contains("FAIL profile: the PCR file records no profile")
+    );
+    let run = ra_verify(&[
+        "doc",
+        "--document",
+        &document,
+        "--require-profile",
+        "production",
+    ]);
+    assert_eq!(run.status, 64, "--require-profile needs --pcrs");
+}

@@ -15,6 +15,7 @@ use cli_support::{EXIT_USAGE, init_tracing, parse_args};
 use ra_verify::client::{self, Request};
 use ra_verify::defs::{CLIENT_TIMEOUT, MAX_SAVED_DOCUMENT};
 use ra_verify::files::read_limited;
+use ra_verify::pcrs::{Profile, profile_check};
 use ra_verify::verify::{Binding, LocalHash};
 use ra_verify::{ExpectedPcrs, Policy, Report, Root, verify_saved};
 
@@ -56,6 +57,10 @@ struct DocArgs {
     /// nitro-cli's JSON.
     #[arg(long, value_name = "FILE.pcrs")]
     pcrs: Option<PathBuf>,
+    /// The image must be of this profile (production or debug), as the
+    /// --pcrs file records it; needs --pcrs.
+    #[arg(long, value_name = "PROFILE", requires = "pcrs")]
+    require_profile: Option<Profile>,
     /// Pin this root certificate (PEM or DER) instead of the bundled AWS
     /// Nitro Enclaves root; a development server's is <state>/dev-root.pem.
     #[arg(long, value_name = "CERT")]
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let Command::Doc(args) = cli.command;
+    let required_profile = args.require_profile;
     let (source, policy) = match configure(args) {
         Ok(config) => config,
         Err(error) => {
@@ -103,7 +109,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let report = match source {
+    let mut report = match source {
         Source::Saved(path) => match read_limited(&path, MAX_SAVED_DOCUMENT) {
             Ok(bytes) => verify_saved(&bytes, &policy),
             Err(error) => {
@@ -123,6 +129,11 @@ fn main() -> ExitCode {
             }
         },
     };
+    if let Some(expected) = &policy.pcrs
+        && let Some(check) = profile_check(expected, report.check("pcrs"), required_profile)
+    {
+        report.push(check);
+    }
     print(&report)
 }
 
