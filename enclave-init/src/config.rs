@@ -12,7 +12,10 @@ use serde::Deserialize;
 use transport::Address;
 use transport::defs::VSOCK_CID_ANY;
 
+use crate::accounts::{AccountFiles, IdSpec};
+use crate::control::access::Access;
 use crate::defs::*;
+use crate::privileges::{DeviceRule, RawMode};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,10 @@ struct RawConfig {
     pivot_root_dir: PathBuf,
     hostname: Option<String>,
     stop_timeout_sec: f64,
+    devices: Vec<RawDevice>,
+    passwd_file: PathBuf,
+    group_file: PathBuf,
+    state_directory_root: PathBuf,
 }
 
 impl Default for RawConfig {
@@ -109,8 +116,63 @@ impl Default for RawConfig {
             pivot_root_dir: DEFAULT_PIVOT_ROOT_DIR.into(),
             hostname: None,
             stop_timeout_sec: DEFAULT_STOP_TIMEOUT.as_secs_f64(),
+            devices: Vec::new(),
+            passwd_file: DEFAULT_PASSWD_FILE.into(),
+            group_file: DEFAULT_GROUP_FILE.into(),
+            state_directory_root: DEFAULT_STATE_DIRECTORY_ROOT.into(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    path: PathBuf,
+    #[serde(default)]
+    owner: Option<RawId>,
+    #[serde(default)]
+    group: Option<RawId>,
+    #[serde(default)]
+    mode: Option<RawMode>,
+}
+
+/// A user or group as YAML or TOML gives it: a name or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawId {
+    /// `65534`.
+    Number(i64),
+    /// `"nobody"` or `"65534"`.
+    Text(String),
+}
+
+impl RawId {
+    /// The validated name or id.
+    pub fn parse(&self) -> Result<IdSpec, String> {
+        match self {
+            RawId::Number(n) => u32::try_from(*n)
+                .map_err(|_| format!("{n} is not a valid id"))
+                .and_then(IdSpec::from_number),
+            RawId::Text(text) => IdSpec::parse(text),
+        }
+    }
+}
+
+/// One `control.listen` entry: an address (with the default access of its
+/// kind), or an address with its access.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawListen {
+    Address(String),
+    WithAccess(RawListenWithAccess),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListenWithAccess {
+    address: String,
+    #[serde(default)]
+    access: Option<Access>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,7 +183,9 @@ struct RawControl {
     vsock_enabled: bool,
     vsock_cid: u32,
     vsock_port: u32,
-    listen: Vec<String>,
+    unix_socket_access: Access,
+    vsock_access: Access,
+    listen: Vec<RawListen>,
 }
 
 impl Default for RawControl {
@@ -132,6 +196,8 @@ impl Default for RawControl {
             vsock_enabled: false,
             vsock_cid: VSOCK_CID_ANY,
             vsock_port: DEFAULT_CONTROL_VSOCK_PORT,
+            unix_socket_access: Access::Full,
+            vsock_access: Access::ReadOnly,
             listen: Vec::new(),
         }
     }
@@ -195,6 +261,28 @@ pub struct LogLimits {
     pub max_files: u32,
 }
 
+/// One control listener and what its connections may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlListener {
+    /// Where it listens.
+    pub address: Address,
+    /// The access level each of its connections starts with.
+    pub access: Access,
+}
+
+impl ControlListener {
+    /// A listener with the default access of its kind: full for a Unix
+    /// socket (0600, root only), read-only for every other address, which
+    /// the host or any service may reach.
+    pub fn with_default_access(address: Address) -> Self {
+        let access = match address {
+            Address::Unix(_) => Access::Full,
+            _ => Access::ReadOnly,
+        };
+        Self { address, access }
+    }
+}
+
 /// The validated init configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,8 +292,8 @@ pub struct Config {
     pub service_dir: PathBuf,
     /// Directory of log files.
     pub log_dir: PathBuf,
-    /// Control listeners (Unix socket, vsock, extra addresses).
-    pub control: Vec<Address>,
+    /// Control listeners (Unix socket, vsock, extra addresses) with their access.
+    pub control: Vec<ControlListener>,
     /// Log rotation.
     pub logs: LogLimits,
     /// Environment given to every service.
@@ -220,6 +308,12 @@ pub struct Config {
     pub hostname: String,
     /// Grace period between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
+    /// Owner, group and mode of device nodes, applied before services start.
+    pub devices: Vec<DeviceRule>,
+    /// Where users and groups are looked up.
+    pub accounts: AccountFiles,
+    /// Directory a relative `StateDirectory` is created in (`/var/lib`).
+    pub state_directory_root: PathBuf,
 }
 
 impl Default for Config {
@@ -286,7 +380,7 @@ impl Config {
 
     /// The Unix control socket, if one is configured.
     pub fn unix_socket(&self) -> Option<&Path> {
-        self.control.iter().find_map(|a| match a {
+        self.control.iter().find_map(|l| match &l.address {
             Address::Unix(p) => Some(p.as_path()),
             _ => None,
         })
@@ -322,25 +416,82 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
             "must be a number of seconds from 0 to 3600".into(),
         ));
     }
-    let mut control = Vec::new();
+    let mut control: Vec<ControlListener> = Vec::new();
     if raw.control.unix_socket_enabled {
         if raw.control.unix_socket_path.as_os_str().is_empty() {
             return Err(invalid("control.unix_socket_path", "is empty".into()));
         }
-        control.push(Address::Unix(raw.control.unix_socket_path));
+        control.push(ControlListener {
+            address: Address::Unix(raw.control.unix_socket_path),
+            access: raw.control.unix_socket_access,
+        });
     }
     if raw.control.vsock_enabled {
-        control.push(Address::vsock(
-            raw.control.vsock_cid,
-            raw.control.vsock_port,
-        ));
+        control.push(ControlListener {
+            address: Address::vsock(raw.control.vsock_cid, raw.control.vsock_port),
+            access: raw.control.vsock_access,
+        });
     }
-    for text in &raw.control.listen {
-        let addr = text
+    for entry in &raw.control.listen {
+        let (text, access) = match entry {
+            RawListen::Address(text) => (text, None),
+            RawListen::WithAccess(a) => (&a.address, a.access),
+        };
+        let address = text
             .parse::<Address>()
             .map_err(|err| invalid("control.listen", err.to_string()))?;
-        if !control.contains(&addr) {
-            control.push(addr);
+        // Port 0 binds a new ephemeral port each time: not a duplicate.
+        let ephemeral = matches!(address, Address::Tcp { port: 0, .. });
+        if !ephemeral && control.iter().any(|l| l.address == address) {
+            return Err(invalid(
+                "control.listen",
+                format!("{address} is configured twice"),
+            ));
+        }
+        let mut listener = ControlListener::with_default_access(address);
+        if let Some(access) = access {
+            listener.access = access;
+        }
+        control.push(listener);
+    }
+    let mut devices = Vec::new();
+    for raw_device in raw.devices {
+        let path = raw_device.path;
+        if !path.is_absolute() {
+            return Err(invalid(
+                "devices",
+                format!("path {} is not absolute", path.display()),
+            ));
+        }
+        let id = |raw: Option<RawId>| raw.map(|r| r.parse()).transpose();
+        let bad = |reason: String| invalid("devices", format!("{}: {reason}", path.display()));
+        let owner = id(raw_device.owner).map_err(|r| bad(format!("owner {r}")))?;
+        let group = id(raw_device.group).map_err(|r| bad(format!("group {r}")))?;
+        let mode = raw_device
+            .mode
+            .map(|m| m.parse())
+            .transpose()
+            .map_err(|r| bad(format!("mode {r}")))?;
+        if owner.is_none() && group.is_none() && mode.is_none() {
+            return Err(bad("give owner, group or mode".into()));
+        }
+        devices.push(DeviceRule {
+            path,
+            owner,
+            group,
+            mode,
+        });
+    }
+    for (key, path) in [
+        ("passwd_file", &raw.passwd_file),
+        ("group_file", &raw.group_file),
+        ("state_directory_root", &raw.state_directory_root),
+    ] {
+        if !path.is_absolute() {
+            return Err(invalid(
+                key,
+                format!("{} is not an absolute path", path.display()),
+            ));
         }
     }
     let cid = match raw.vsock.cid {
@@ -392,6 +543,12 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
         pivot_root_dir: raw.pivot_root.then_some(raw.pivot_root_dir),
         hostname,
         stop_timeout: Duration::from_secs_f64(raw.stop_timeout_sec),
+        devices,
+        accounts: AccountFiles {
+            passwd: raw.passwd_file,
+            group: raw.group_file,
+        },
+        state_directory_root: raw.state_directory_root,
     })
 }
 
@@ -441,7 +598,17 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.service_dir, PathBuf::from("/service"));
         assert_eq!(c.log_dir, PathBuf::from("/log"));
-        assert_eq!(c.control, vec![Address::Unix("/run/init.sock".into())]);
+        assert_eq!(
+            c.control,
+            vec![ControlListener {
+                address: Address::Unix("/run/init.sock".into()),
+                access: Access::Full
+            }]
+        );
+        assert!(c.devices.is_empty());
+        assert_eq!(c.accounts.passwd, PathBuf::from("/etc/passwd"));
+        assert_eq!(c.accounts.group, PathBuf::from("/etc/group"));
+        assert_eq!(c.state_directory_root, PathBuf::from("/var/lib"));
         assert_eq!(c.logs.max_size, 10 * 1024 * 1024);
         assert_eq!(c.logs.max_files, 5);
         assert!(c.heartbeat.enabled);
@@ -479,8 +646,14 @@ pivot_root_dir: /rootfs
         assert_eq!(
             c.control,
             vec![
-                Address::Unix("/run/init.sock".into()),
-                Address::vsock(VSOCK_CID_ANY, 9001)
+                ControlListener {
+                    address: Address::Unix("/run/init.sock".into()),
+                    access: Access::Full
+                },
+                ControlListener {
+                    address: Address::vsock(VSOCK_CID_ANY, 9001),
+                    access: Access::ReadOnly
+                }
             ]
         );
         assert_eq!(c.heartbeat.cid, ParentCid::Fixed(3));
@@ -502,7 +675,71 @@ pivot_root_dir: /rootfs
             ConfigSource::BuiltIn,
         )
         .unwrap();
-        assert_eq!(c.control, vec!["tcp:127.0.0.1:0".parse().unwrap()]);
+        assert_eq!(
+            c.control,
+            vec![ControlListener {
+                address: "tcp:127.0.0.1:0".parse().unwrap(),
+                access: Access::ReadOnly
+            }]
+        );
+    }
+
+    #[test]
+    fn control_access_per_listener() {
+        let c = Config::parse(
+            r#"
+control:
+  unix_socket_path: /run/init.sock
+  vsock_enabled: true
+  listen:
+    - "tcp:127.0.0.1:9002"
+    - "unix:/run/other.sock"
+    - { address: "tcp:127.0.0.1:9003", access: full }
+    - address: "hvsock:/tmp/vm.vsock:9001"
+"#,
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        let access: Vec<Access> = c.control.iter().map(|l| l.access).collect();
+        assert_eq!(
+            access,
+            [
+                Access::Full,
+                Access::ReadOnly,
+                Access::ReadOnly,
+                Access::Full,
+                Access::Full,
+                Access::ReadOnly
+            ]
+        );
+        let c = Config::parse(
+            "control:\n  unix_socket_access: read-only\n  vsock_enabled: true\n  vsock_access: full\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        let access: Vec<Access> = c.control.iter().map(|l| l.access).collect();
+        assert_eq!(access, [Access::ReadOnly, Access::Full]);
+    }
+
+    #[test]
+    fn device_rules() {
+        let c = Config::parse(
+            "devices:\n  - {path: /dev/nsm, group: nsm, mode: \"0660\"}\n  - {path: /dev/x, owner: 0, group: \"12\"}\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(c.devices.len(), 2);
+        assert_eq!(c.devices[0].group, Some(IdSpec::Name("nsm".into())));
+        assert_eq!(c.devices[0].mode, Some(crate::privileges::Mode(0o660)));
+        assert_eq!(c.devices[1].owner, Some(IdSpec::Id(0)));
+        assert_eq!(c.devices[1].group, Some(IdSpec::Id(12)));
+        // YAML hands an unquoted 0660 over as the text it is: read as octal.
+        let c = Config::parse(
+            "devices:\n  - {path: /dev/nsm, mode: 0660}\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(c.devices[0].mode, Some(crate::privileges::Mode(0o660)));
     }
 
     #[test]
@@ -516,6 +753,24 @@ pivot_root_dir: /rootfs
             ("hostname: \"a b\"", "hostname"),
             ("stop_timeout_sec: -1", "stop_timeout_sec"),
             ("max_log_size: [1]", "max_log_size"),
+            ("control:\n  vsock_access: none", "vsock_access"),
+            (
+                "control:\n  listen: [{address: \"tcp:127.0.0.1:1\", access: root}]",
+                "control.listen",
+            ),
+            (
+                "control:\n  listen: [\"unix:/run/init.sock\"]",
+                "configured twice",
+            ),
+            (
+                "devices:\n  - {path: dev/nsm, mode: \"0660\"}",
+                "not absolute",
+            ),
+            ("devices:\n  - {path: /dev/nsm, mode: \"4777\"}", "mode"),
+            ("devices:\n  - {path: /dev/nsm, group: \"a b\"}", "group"),
+            ("devices:\n  - {path: /dev/nsm}", "owner, group or mode"),
+            ("devices:\n  - {path: /dev/nsm, grup: nsm}", "unknown field"),
+            ("passwd_file: etc/passwd", "passwd_file"),
         ] {
             let err = Config::parse(text, ConfigSource::BuiltIn).unwrap_err();
             assert!(err.to_string().contains(needle), "{text}: {err}");

@@ -37,6 +37,22 @@ pub const NSM_DEVICE: &str = "/dev/nsm";
 pub const ACPI_SYSFS: &str = "/sys/firmware/acpi";
 /// How long to wait for `/dev/nsm` after the module loaded.
 pub const NSM_DEVICE_WAIT: Duration = Duration::from_secs(2);
+/// The account databases users and groups are resolved from (after the pivot).
+pub const DEFAULT_PASSWD_FILE: &str = "/etc/passwd";
+/// See [`DEFAULT_PASSWD_FILE`].
+pub const DEFAULT_GROUP_FILE: &str = "/etc/group";
+/// Largest `/etc/passwd` or `/etc/group` read.
+pub const MAX_ACCOUNTS_FILE_SIZE: u64 = 4 * 1024 * 1024;
+/// Longest user or group name accepted (that of useradd).
+pub const MAX_ACCOUNT_NAME_LEN: usize = 32;
+/// Most `SupplementaryGroups` of one service.
+pub const MAX_SUPPLEMENTARY_GROUPS: usize = 64;
+/// Where a relative `StateDirectory` lives, as in systemd.
+pub const DEFAULT_STATE_DIRECTORY_ROOT: &str = "/var/lib";
+/// Permission bits of a state directory unless `StateDirectoryMode` says otherwise.
+pub const DEFAULT_STATE_DIRECTORY_MODE: u32 = 0o700;
+/// Environment variable naming a service's state directories (`:`-separated), as in systemd.
+pub const STATE_DIRECTORY_ENV: &str = "STATE_DIRECTORY";
 /// Directory switched into when `pivot_root` is on.
 pub const DEFAULT_PIVOT_ROOT_DIR: &str = "/rootfs";
 

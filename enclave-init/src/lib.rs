@@ -14,6 +14,8 @@
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
 //! - [`service`]: service files, names, command lines, enable/disable on disk.
+//! - [`accounts`]: users and groups, by name (`/etc/passwd`, `/etc/group`) or number.
+//! - [`privileges`]: dropping a service to its user, state directories, device nodes.
 //! - [`deps`]: start order and cycle detection.
 //! - [`logs`]: log capture, rotation and tail.
 //! - [`reaper`]: subreaper, `waitpid` loop, exit statuses, OOM-kill counter.
@@ -24,6 +26,7 @@
 //! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
 //! - [`run`]: the wiring of all of the above.
 
+pub mod accounts;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -33,6 +36,7 @@ pub mod defs;
 pub mod deps;
 pub mod logs;
 pub mod pid1;
+pub mod privileges;
 pub mod reaper;
 pub mod render;
 pub mod run;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::accounts::NamedId;
 use crate::control::cmd::{ServiceInfo, ServiceSummary, SystemInfo};
 use crate::reaper::signal_name;
 
@@ -72,6 +73,10 @@ pub fn service_status(s: &ServiceInfo) -> String {
     if let Some(dir) = &s.working_directory {
         let _ = writeln!(out, "  Working Directory: {dir}");
     }
+    out.push_str(&run_as(s));
+    for dir in &s.state_directories {
+        let _ = writeln!(out, "  State Directory: {dir}");
+    }
     let _ = writeln!(out, "  Restart Policy: {}", s.restart_policy.as_str());
     let _ = writeln!(out, "  Restart Delay: {}", seconds(s.restart_sec));
     let _ = writeln!(out, "  Restart Count: {}", s.restart_count);
@@ -109,6 +114,51 @@ pub fn service_status(s: &ServiceInfo) -> String {
             "  Log Lines Lost: {} (the log could not be written)",
             s.log_lines_lost
         );
+    }
+    out
+}
+
+/// `  User: ...` and, when set, `  Group: ...` and `  Supplementary Groups: ...`.
+fn run_as(s: &ServiceInfo) -> String {
+    let mut out = String::new();
+    match &s.run_as {
+        Some(c) => {
+            let named = |id: &NamedId, label: &str| match &id.name {
+                Some(name) => format!("{name} ({label} {})", id.id),
+                None => format!("{label} {}", id.id),
+            };
+            let _ = writeln!(out, "  User: {}", named(&c.user, "uid"));
+            let _ = writeln!(out, "  Group: {}", named(&c.group, "gid"));
+            let groups: Vec<String> = c.supplementary.iter().map(|g| named(g, "gid")).collect();
+            let _ = writeln!(
+                out,
+                "  Supplementary Groups: {}",
+                if groups.is_empty() {
+                    "none".to_owned()
+                } else {
+                    groups.join(", ")
+                }
+            );
+        }
+        None => {
+            let pending = " (resolved when it starts)";
+            match &s.user {
+                Some(user) => {
+                    let _ = writeln!(out, "  User: {user}{pending}");
+                }
+                None => out.push_str("  User: not set (runs as init's own user)\n"),
+            }
+            if let Some(group) = &s.group {
+                let _ = writeln!(out, "  Group: {group}{pending}");
+            }
+            if !s.supplementary_groups.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "  Supplementary Groups: {}{pending}",
+                    s.supplementary_groups.join(", ")
+                );
+            }
+        }
     }
     out
 }

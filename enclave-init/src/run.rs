@@ -8,10 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::{Address, BindOptions, Listener};
 
-use crate::config::{Config, ParentCid};
+use crate::config::{Config, ControlListener, ParentCid};
 use crate::control::server;
 use crate::defs::CONTROL_SOCKET_MODE;
 use crate::pid1;
+use crate::privileges;
 use crate::reaper;
 use crate::supervisor::{Context, Outcome, Supervisor};
 
@@ -52,6 +53,14 @@ pub async fn run(
             compat_cmd: None,
         }
     };
+    // Device owners and modes (e.g. /dev/nsm for the nsm group only) are
+    // set before any service starts; names come from the (new) root.
+    if !config.devices.is_empty() {
+        pid1::report(
+            "devices",
+            privileges::apply_device_rules(&config.devices, &config.accounts),
+        );
+    }
     if let Err(err) = std::fs::create_dir_all(&config.log_dir) {
         tracing::error!(
             "cannot create log directory {}: {err}",
@@ -61,9 +70,9 @@ pub async fn run(
     // As PID 1 nothing may stop supervision; elsewhere a bad address is an error.
     let lenient = options.pid1_duties || std::process::id() == 1;
     let mut listeners = Vec::new();
-    for addr in &config.control {
-        match bind(addr).await {
-            Ok(listener) => listeners.push(listener),
+    for control in &config.control {
+        match bind(control).await {
+            Ok(listener) => listeners.push((listener, control.access)),
             Err(err) if lenient => tracing::error!("control socket disabled: {err}"),
             Err(err) => return Err(err.into()),
         }
@@ -72,9 +81,10 @@ pub async fn run(
     let (supervisor, handle) = Supervisor::new(config, ctx);
     let servers = CancellationToken::new();
     let tracker = TaskTracker::new();
-    for listener in listeners {
+    for (listener, access) in listeners {
         tracker.spawn(server::serve(
             listener,
+            access,
             handle.clone(),
             servers.clone(),
             tracker.clone(),
@@ -92,7 +102,8 @@ pub async fn run(
     Ok(outcome)
 }
 
-async fn bind(addr: &Address) -> Result<Listener, transport::Error> {
+async fn bind(control: &ControlListener) -> Result<Listener, transport::Error> {
+    let addr = &control.address;
     if let Address::Unix(path) = addr
         && let Some(parent) = path.parent()
     {

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LimitedReadError, check_env_pair, read_limited};
+use crate::accounts::IdSpec;
+use crate::config::{LimitedReadError, RawId, check_env_pair, read_limited};
 use crate::defs::*;
+use crate::privileges::{Mode, RawMode};
 
 /// Why a service file was not loaded, or a file operation on it failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +151,47 @@ struct RawService {
     required_by: Vec<String>,
     #[serde(default)]
     wants: Vec<String>,
+    user: Option<RawId>,
+    group: Option<RawId>,
+    #[serde(default)]
+    supplementary_groups: Vec<RawId>,
+    state_directory: Option<OneOrMany>,
+    state_directory_mode: Option<RawMode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+/// Whom a service runs as, and the directories it owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privileges {
+    /// `User`: a name from `/etc/passwd` or a number; `None` runs as init's user.
+    pub user: Option<IdSpec>,
+    /// `Group`: a name from `/etc/group` or a number; `None` is the user's primary group.
+    pub group: Option<IdSpec>,
+    /// `SupplementaryGroups`; without it the service has none.
+    pub supplementary_groups: Vec<IdSpec>,
+    /// `StateDirectory`: paths relative to the state directory root (`/var/lib`).
+    pub state_directories: Vec<PathBuf>,
+    /// `StateDirectoryMode` (default 0700).
+    pub state_directory_mode: Mode,
+}
+
+impl Default for Privileges {
+    /// Init's own user and groups, no state directory.
+    fn default() -> Self {
+        Self {
+            user: None,
+            group: None,
+            supplementary_groups: Vec::new(),
+            state_directories: Vec::new(),
+            state_directory_mode: Mode(DEFAULT_STATE_DIRECTORY_MODE),
+        }
+    }
 }
 
 /// A parsed, validated service definition.
@@ -178,6 +221,25 @@ pub struct ServiceDef {
     pub enabled: bool,
     /// Dependencies.
     pub deps: Dependencies,
+    /// `User`, `Group`, `SupplementaryGroups`, `StateDirectory`, `StateDirectoryMode`.
+    pub privileges: Privileges,
+}
+
+/// Checks a `StateDirectory` entry: a relative path of plain components
+/// (no `.`, `..` or leading `/`), as in systemd.
+fn check_state_directory(path: &Path) -> Result<(), String> {
+    use std::path::Component;
+    let plain = path.components().all(|c| matches!(c, Component::Normal(_)));
+    if path.as_os_str().is_empty() || !plain {
+        return Err(format!(
+            "{} must be a relative path without '.' or '..' (it is created under the state directory root, /var/lib)",
+            path.display()
+        ));
+    }
+    if path.to_str().is_none_or(|p| p.contains(':')) {
+        return Err(format!("{} must be UTF-8 without ':'", path.display()));
+    }
+    Ok(())
 }
 
 /// Checks a service name: it becomes a file name, so it must be a plain one.
@@ -361,6 +423,32 @@ impl ServiceDef {
                 }
             }
         }
+        let id = |key, raw: &RawId| raw.parse().map_err(|r| invalid(key, r));
+        let user = raw.user.as_ref().map(|r| id("User", r)).transpose()?;
+        let group = raw.group.as_ref().map(|r| id("Group", r)).transpose()?;
+        if raw.supplementary_groups.len() > MAX_SUPPLEMENTARY_GROUPS {
+            return Err(invalid(
+                "SupplementaryGroups",
+                format!("at most {MAX_SUPPLEMENTARY_GROUPS} groups"),
+            ));
+        }
+        let supplementary_groups = raw
+            .supplementary_groups
+            .iter()
+            .map(|r| id("SupplementaryGroups", r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let state_directories = match raw.state_directory {
+            None => Vec::new(),
+            Some(OneOrMany::One(p)) => vec![p],
+            Some(OneOrMany::Many(list)) => list,
+        };
+        for dir in &state_directories {
+            check_state_directory(dir).map_err(|r| invalid("StateDirectory", r))?;
+        }
+        let state_directory_mode = match &raw.state_directory_mode {
+            Some(mode) => mode.parse().map_err(|r| invalid("StateDirectoryMode", r))?,
+            None => Mode(DEFAULT_STATE_DIRECTORY_MODE),
+        };
         Ok(ServiceDef {
             name: name.to_owned(),
             path: Some(path.to_owned()),
@@ -379,6 +467,13 @@ impl ServiceDef {
                 requires: raw.requires,
                 required_by: raw.required_by,
                 wants: raw.wants,
+            },
+            privileges: Privileges {
+                user,
+                group,
+                supplementary_groups,
+                state_directories,
+                state_directory_mode,
             },
         })
     }
@@ -600,6 +695,37 @@ RequiredBy = ["monitor"]
     }
 
     #[test]
+    fn users_groups_and_state_directories() {
+        let def = parse(
+            r#"
+ExecStart = "/usr/bin/ra-web-srv"
+User = "ra-web-srv"
+Group = 990
+SupplementaryGroups = ["nsm", "12"]
+StateDirectory = "ra-web-srv"
+StateDirectoryMode = "0750"
+"#,
+        )
+        .unwrap();
+        let p = &def.privileges;
+        assert_eq!(p.user, Some(IdSpec::Name("ra-web-srv".into())));
+        assert_eq!(p.group, Some(IdSpec::Id(990)));
+        assert_eq!(
+            p.supplementary_groups,
+            [IdSpec::Name("nsm".into()), IdSpec::Id(12)]
+        );
+        assert_eq!(p.state_directories, [PathBuf::from("ra-web-srv")]);
+        assert_eq!(p.state_directory_mode, Mode(0o750));
+        let many = parse("ExecStart = \"/x\"\nStateDirectory = [\"a\", \"b/c\"]\nUser = \"65534\"")
+            .unwrap();
+        assert_eq!(many.privileges.state_directories.len(), 2);
+        assert_eq!(many.privileges.user, Some(IdSpec::Id(65534)));
+        assert_eq!(many.privileges.state_directory_mode, Mode(0o700));
+        let plain = parse("ExecStart = \"/x\"").unwrap();
+        assert_eq!(plain.privileges, Privileges::default());
+    }
+
+    #[test]
     fn malformed_files_say_what_and_where() {
         for (text, needle) in [
             ("", "ExecStart"),
@@ -617,6 +743,26 @@ RequiredBy = ["monitor"]
             ("ExecStart = \"/x\"\nRequires = [\"web\"]", "itself"),
             ("ExecStart = \"/x\"\nWorkingDirectory = \"rel\"", "absolute"),
             ("ExecStart = \"/x\"\n[broken", "line 2"),
+            ("ExecStart = \"/x\"\nUser = \"a b\"", "User"),
+            ("ExecStart = \"/x\"\nUser = -1", "User"),
+            ("ExecStart = \"/x\"\nGroup = 4294967295", "Group"),
+            (
+                "ExecStart = \"/x\"\nSupplementaryGroups = [\"\"]",
+                "SupplementaryGroups",
+            ),
+            (
+                "ExecStart = \"/x\"\nStateDirectory = \"/var/lib/x\"",
+                "StateDirectory",
+            ),
+            (
+                "ExecStart = \"/x\"\nStateDirectory = \"../etc\"",
+                "StateDirectory",
+            ),
+            ("ExecStart = \"/x\"\nStateDirectoryMode = 700", "quotes"),
+            (
+                "ExecStart = \"/x\"\nStateDirectoryMode = \"4700\"",
+                "StateDirectoryMode",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("web.service"), "{text:?}: {err}");

@@ -19,6 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::{Accounts, Credentials};
 use crate::config::Config;
 use crate::control::cmd::{
     BrokenFile, ExitInfo, MemoryInfo, Parsed, Request, Response, ServiceInfo, ServiceSummary,
@@ -27,6 +28,7 @@ use crate::control::cmd::{
 use crate::defs::*;
 use crate::deps::{StartPlan, format_cycle, plan};
 use crate::logs::{self, ServiceLog, SharedLog};
+use crate::privileges;
 use crate::reaper::{self, ExitStatus, OomTracker};
 use crate::service::{self, ServiceDef, validate_name};
 
@@ -142,6 +144,7 @@ struct Service {
     remove_on_exit: bool,
     exit_note: Option<oneshot::Sender<String>>,
     started_at: Option<Instant>,
+    run_as: Option<Credentials>,
 }
 
 impl Service {
@@ -160,6 +163,7 @@ impl Service {
             remove_on_exit: false,
             exit_note: None,
             started_at: None,
+            run_as: None,
         }
     }
 
@@ -185,7 +189,9 @@ impl Service {
         }
     }
 
-    fn info(&self, log_dir: &std::path::Path) -> ServiceInfo {
+    fn info(&self, config: &Config) -> ServiceInfo {
+        let log_dir = &config.log_dir;
+        let p = &self.def.privileges;
         ServiceInfo {
             name: self.def.name.clone(),
             enabled: self.def.enabled,
@@ -219,6 +225,19 @@ impl Service {
                 .to_string(),
             rss_bytes: self.run.pid().and_then(reaper::process_rss),
             log_lines_lost: self.log.lock().map_or(0, |l| l.write_errors()),
+            user: p.user.as_ref().map(ToString::to_string),
+            group: p.group.as_ref().map(ToString::to_string),
+            supplementary_groups: p
+                .supplementary_groups
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            run_as: self.run_as.clone(),
+            state_directories: p
+                .state_directories
+                .iter()
+                .map(|d| config.state_directory_root.join(d).display().to_string())
+                .collect(),
         }
     }
 }
@@ -350,7 +369,7 @@ impl Supervisor {
             },
             Request::ServiceStatus { name } => match self.services.get(&name) {
                 Some(svc) => Response::ServiceStatus {
-                    status: svc.info(&self.config.log_dir),
+                    status: svc.info(&self.config),
                 },
                 None => Response::error(self.not_found(&name)),
             },
@@ -618,7 +637,15 @@ impl Supervisor {
         Err(why)
     }
 
-    fn environment(&self, def: &ServiceDef) -> Vec<(String, String)> {
+    /// The environment of a service: init's (unless cleared), `PATH`, the
+    /// configuration's, the parent CID, the user's `USER`/`LOGNAME`/`HOME`
+    /// and `STATE_DIRECTORY` (as systemd sets them), then its own.
+    fn environment(
+        &self,
+        def: &ServiceDef,
+        creds: Option<&Credentials>,
+        state_dirs: &[std::path::PathBuf],
+    ) -> Vec<(String, String)> {
         let mut env: BTreeMap<String, String> = if def.clear_environment {
             BTreeMap::new()
         } else {
@@ -635,8 +662,60 @@ impl Supervisor {
         if let Some(cid) = self.ctx.parent_cid {
             env.insert(PARENT_CID_ENV.into(), cid.to_string());
         }
+        if let Some(name) = creds.and_then(|c| c.user.name.as_ref()) {
+            env.insert("USER".into(), name.clone());
+            env.insert("LOGNAME".into(), name.clone());
+        }
+        if let Some(home) = creds.and_then(|c| c.home.as_ref()) {
+            env.insert("HOME".into(), home.display().to_string());
+        }
+        if !state_dirs.is_empty() {
+            let joined: Vec<String> = state_dirs.iter().map(|d| d.display().to_string()).collect();
+            env.insert(STATE_DIRECTORY_ENV.into(), joined.join(":"));
+        }
         env.extend(def.environment.iter().cloned());
         env.into_iter().collect()
+    }
+
+    /// Resolves whom a service runs as and prepares its state directories.
+    /// An account that cannot be resolved is a mistake in the image that a
+    /// restart will not fix (`retry: false`); a directory that cannot be
+    /// made may be (`retry: true`).
+    fn prepare(&self, def: &ServiceDef) -> Result<Prepared, StartFailure> {
+        let name = &def.name;
+        let p = &def.privileges;
+        let (euid, egid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let creds = Accounts::new(&self.config.accounts)
+            .resolve(
+                p.user.as_ref(),
+                p.group.as_ref(),
+                &p.supplementary_groups,
+                euid,
+            )
+            .map_err(|err| StartFailure {
+                message: format!("cannot start service '{name}': {err}"),
+                retry: false,
+            })?;
+        let (uid, gid) = creds
+            .as_ref()
+            .map_or((euid, egid), |c| (c.user.id, c.group.id));
+        let state_dirs: Vec<std::path::PathBuf> = p
+            .state_directories
+            .iter()
+            .map(|d| self.config.state_directory_root.join(d))
+            .collect();
+        for dir in &state_dirs {
+            privileges::prepare_state_directory(dir, uid, gid, p.state_directory_mode).map_err(
+                |err| StartFailure {
+                    message: format!("cannot start service '{name}': {err}"),
+                    retry: true,
+                },
+            )?;
+        }
+        Ok(Prepared { creds, state_dirs })
     }
 
     fn spawn(&mut self, name: &str) -> Result<(), String> {
@@ -644,16 +723,43 @@ impl Supervisor {
             return Err(self.not_found(name));
         };
         let def = svc.def.clone();
-        let env = self.environment(&def);
-        let result = spawn_process(&def, &env);
+        let result = self.prepare(&def).and_then(|prepared| {
+            let env = self.environment(&def, prepared.creds.as_ref(), &prepared.state_dirs);
+            match spawn_process(&def, &env, prepared.creds.as_ref()) {
+                Ok(spawned) => Ok((spawned, prepared.creds)),
+                Err(err) => {
+                    let who = prepared
+                        .creds
+                        .as_ref()
+                        .map(|c| format!(" as user {} group {}", c.user, c.group))
+                        .unwrap_or_default();
+                    Err(StartFailure {
+                        message: format!(
+                            "cannot start service '{name}': {:?} in {}{who}: {err}",
+                            def.argv[0],
+                            def.working_directory.display()
+                        ),
+                        retry: true,
+                    })
+                }
+            }
+        });
         let Some(svc) = self.services.get_mut(name) else {
             return Err(format!("service '{name}' vanished"));
         };
         match result {
-            Ok((pid, pipe)) => {
-                tracing::info!("starting service '{name}' (pid {pid}): {}", def.exec_start);
-                svc.log_event(&format!("started pid {pid}: {}", def.exec_start));
+            Ok(((pid, pipe), creds)) => {
+                let who = creds
+                    .as_ref()
+                    .map(|c| format!(" as user {} group {}", c.user, c.group))
+                    .unwrap_or_default();
+                tracing::info!(
+                    "starting service '{name}' (pid {pid}){who}: {}",
+                    def.exec_start
+                );
+                svc.log_event(&format!("started pid {pid}{who}: {}", def.exec_start));
                 svc.run = RunState::Running { pid };
+                svc.run_as = creds;
                 svc.started_at = Some(Instant::now());
                 if !matches!(&svc.note, Some(n) if n.starts_with(CYCLE_NOTE)) {
                     svc.note = None;
@@ -663,17 +769,12 @@ impl Supervisor {
                 tokio::spawn(logs::capture(pipe, svc.log.clone(), note_rx));
                 Ok(())
             }
-            Err(err) => {
-                let message = format!(
-                    "cannot start service '{name}': {:?} in {}: {err}",
-                    def.argv[0],
-                    def.working_directory.display()
-                );
+            Err(StartFailure { message, retry }) => {
                 tracing::error!("{message}");
                 svc.log_event(&message);
                 svc.note = Some(message.clone());
                 svc.run = RunState::Failed;
-                if def.restart.restarts(false) {
+                if retry && def.restart.restarts(false) {
                     self.schedule_restart(name);
                 }
                 Err(message)
@@ -1040,11 +1141,25 @@ impl Supervisor {
     }
 }
 
+/// What a start needs once the service's privileges are settled.
+struct Prepared {
+    creds: Option<Credentials>,
+    state_dirs: Vec<std::path::PathBuf>,
+}
+
+/// Why a service could not be started, and whether its restart policy applies.
+struct StartFailure {
+    message: String,
+    retry: bool,
+}
+
 /// Starts a service's process: its own process group, stdin from
-/// `/dev/null`, stdout and stderr into one pipe whose read end is returned.
+/// `/dev/null`, stdout and stderr into one pipe whose read end is returned,
+/// and, with `creds`, its user and groups set before exec.
 fn spawn_process(
     def: &ServiceDef,
     env: &[(String, String)],
+    creds: Option<&Credentials>,
 ) -> std::io::Result<(i32, tokio::net::unix::pipe::Receiver)> {
     let (read_end, write_end) = std::io::pipe()?;
     let mut cmd = ProcessCommand::new(&def.argv[0]);
@@ -1056,6 +1171,9 @@ fn spawn_process(
         .stdout(Stdio::from(write_end.try_clone()?))
         .stderr(Stdio::from(write_end))
         .process_group(0);
+    if let Some(creds) = creds {
+        privileges::drop_to(&mut cmd, creds);
+    }
     let child = cmd.spawn()?;
     // The Command holds the pipe's write end: drop it so the capture sees
     // end-of-file once the service (and whatever inherited it) is gone.

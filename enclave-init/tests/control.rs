@@ -115,7 +115,9 @@ fn control_over_tcp() {
                 .filter(|a| a.starts_with("tcp:"))
         })
         .unwrap()
-        .trim()
+        .split(' ')
+        .next()
+        .unwrap()
         .to_owned();
     let out = Command::new(INITCTL)
         .args(["--address", &addr, "list"])
@@ -348,7 +350,7 @@ fn initctl_output_and_exit_codes() {
         .collect();
     let pid = init.status("web").pid.unwrap();
     assert!(status.starts_with(&format!(
-        "Service: web\n  Enabled: yes\n  Status: active (running)\n  PID: {pid}\n  Command: sleep 1000\n  Working Directory: /tmp\n  Restart Policy: always\n  Restart Delay: 5s\n  Restart Count: 0\n"
+        "Service: web\n  Enabled: yes\n  Status: active (running)\n  PID: {pid}\n  Command: sleep 1000\n  Working Directory: /tmp\n  User: not set (runs as init's own user)\n  Restart Policy: always\n  Restart Delay: 5s\n  Restart Count: 0\n"
     )), "{status}");
     let system = init.ctl_ok(&["system-status"]);
     assert!(system.starts_with("System Status\n  Uptime: "), "{system}");

@@ -17,10 +17,11 @@
 //! empty file or an empty list denies everything.
 //!
 //! Loopback, unspecified, link-local (among them the cloud metadata service
-//! 169.254.169.254), multicast and broadcast destinations are never allowed
-//! by `allow: all` nor by a `host` rule (a name cannot make the proxy reach
-//! the host's own services); only a `cidr` rule that contains the address
-//! allows them.
+//! 169.254.169.254), IPv6 unique local `fc00::/7` (among them the IPv6
+//! metadata service `fd00:ec2::254`), multicast and broadcast destinations
+//! are never allowed by `allow: all` nor by a `host` rule (a name cannot make
+//! the proxy reach the host's own services or its private network); only a
+//! `cidr` rule that contains the address allows them.
 //!
 //! A host rule's addresses are looked up at the first connection, kept for
 //! the answer's TTL (clamped to `min_ttl` and one hour), and looked up again
@@ -434,7 +435,9 @@ fn parse_resolver(text: &str) -> Result<SocketAddr, PolicyError> {
         .map_err(|_| PolicyError::Invalid(format!("resolver {text:?} is not IP or IP:PORT")))
 }
 
-/// Addresses only an explicit `cidr` rule can allow.
+/// Addresses only an explicit `cidr` rule can allow: the host's own
+/// services, link-local metadata endpoints (169.254.169.254 and, in
+/// `fc00::/7`, `fd00:ec2::254`) and addresses that are not one destination.
 fn is_special(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -449,6 +452,7 @@ fn is_special(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || v6.is_unicast_link_local()
+                || v6.is_unique_local()
         }
     }
 }
@@ -489,6 +493,9 @@ mod tests {
             "[::ffff:127.0.0.1]:22",
             "[fe80::1]:80",
             "224.0.0.1:80",
+            "[fd00:ec2::254]:80",
+            "[fc00::1]:443",
+            "[fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:443",
         ] {
             assert_eq!(
                 policy.check(dst(special)).await,
@@ -496,6 +503,37 @@ mod tests {
                 "{special}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn unique_local_ipv6_needs_an_explicit_cidr() {
+        // Just outside fc00::/7 on either side: ordinary addresses.
+        let all = Policy::from_yaml("allow: all").unwrap();
+        for ordinary in ["[fbff:ffff::1]:443", "[fe00::1]:443"] {
+            assert_eq!(
+                all.check(dst(ordinary)).await,
+                Decision::Allow,
+                "{ordinary}"
+            );
+        }
+        // A cidr rule that contains the address allows it, on its ports only.
+        let metadata =
+            Policy::from_yaml("allow:\n  - cidr: fd00:ec2::254\n    ports: [80]\n").unwrap();
+        assert_eq!(
+            metadata.check(dst("[fd00:ec2::254]:80")).await,
+            Decision::Allow
+        );
+        assert_eq!(
+            metadata.check(dst("[fd00:ec2::254]:443")).await,
+            Decision::Deny
+        );
+        assert_eq!(
+            metadata.check(dst("[fd00:ec2::253]:80")).await,
+            Decision::Deny
+        );
+        let ula = Policy::from_yaml("allow:\n  - cidr: fc00::/7\n").unwrap();
+        assert_eq!(ula.check(dst("[fd12:3456::1]:22")).await, Decision::Allow);
+        assert_eq!(ula.check(dst("[2001:db8::1]:22")).await, Decision::Deny);
     }
 
     #[tokio::test]

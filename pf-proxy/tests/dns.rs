@@ -307,3 +307,28 @@ async fn policy_host_names_follow_their_ttl() {
     // A name that does not resolve allows nothing.
     assert_eq!(policy.check(dst("198.51.100.1:443")).await, Decision::Deny);
 }
+
+#[tokio::test]
+async fn a_name_cannot_reach_unique_local_ipv6() {
+    // The IPv6 metadata service (fd00:ec2::254) behind a name, next to an
+    // ordinary address: the name allows the ordinary one only.
+    let up = upstream().await;
+    up.table.lock().unwrap().insert(
+        "metadata.test".into(),
+        vec![
+            ("fd00:ec2::254".parse().unwrap(), 60),
+            ("2001:db8::7".parse().unwrap(), 60),
+        ],
+    );
+    let policy = Policy::from_yaml(&format!(
+        "allow:\n  - host: metadata.test\nresolver: {}\n",
+        up.addr
+    ))
+    .unwrap();
+    let dst = |text: &str| text.parse::<SocketAddr>().unwrap();
+    assert_eq!(policy.check(dst("[2001:db8::7]:80")).await, Decision::Allow);
+    assert_eq!(
+        policy.check(dst("[fd00:ec2::254]:80")).await,
+        Decision::Deny
+    );
+}

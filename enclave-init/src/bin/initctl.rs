@@ -138,6 +138,8 @@ impl Cmd {
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Init refused the request on this connection (sysexits' EX_NOPERM).
+const EXIT_REFUSED: u8 = 77;
 
 fn main() -> ExitCode {
     let cli = match parse_args::<Cli>() {
@@ -235,7 +237,11 @@ fn ping_many(addr: &Address, count: u32) -> anyhow::Result<String> {
 
 fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let failed = matches!(response, Response::Error { .. });
+    let code = match response {
+        Response::Error { .. } => ExitCode::from(EXIT_FAILED),
+        Response::Refused { .. } => ExitCode::from(EXIT_REFUSED),
+        _ => ExitCode::SUCCESS,
+    };
     if json {
         let text = serde_json::to_string_pretty(response).map_err(std::io::Error::other)?;
         writeln!(out, "{text}")?;
@@ -243,6 +249,7 @@ fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {
         match response {
             Response::Success { message } => writeln!(out, "✓ {message}")?,
             Response::Error { message } => eprintln!("✗ {message}"),
+            Response::Refused { message } => eprintln!("✗ refused: {message}"),
             Response::Pong => writeln!(out, "✓ Pong: init is alive")?,
             Response::ServiceList { services } => {
                 write!(out, "{}", render::service_list(services))?
@@ -268,11 +275,7 @@ fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if failed {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@
 //! - [`frame`]: bytes to frames, no I/O.
 //! - [`connection`]: a stream with its read buffer, reading and writing frames.
 //! - [`cmd`]: the messages.
+//! - [`access`]: what a connection may ask (read-only or full).
 //! - [`server`]: listeners and per-connection handling inside init.
 //! - [`client`]: one request/response exchange, for initctl.
 
+pub mod access;
 pub mod client;
 pub mod cmd;
 pub mod connection;

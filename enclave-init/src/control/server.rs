@@ -3,6 +3,10 @@
 //! framed requests through the supervisor. A connection that sends an
 //! oversized frame, garbage, or nothing for [`CONTROL_IDLE_TIMEOUT`] loses
 //! the connection; init and the other clients carry on.
+//!
+//! Each connection carries an [`Access`] level, that of its listener to
+//! begin with; a request the level does not permit is answered with a
+//! refusal and never reaches the supervisor (see [`crate::control::access`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,22 +17,25 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::Listener;
 
-use crate::control::cmd::{Request, Response};
+use crate::control::access::Access;
+use crate::control::cmd::{Parsed, Request, Response};
 use crate::control::connection::{Connection, ConnectionError};
 use crate::defs::*;
 use crate::supervisor::SupervisorHandle;
 
-/// Accepts and serves connections on `listener` until `cancel` fires.
-/// Connection tasks are spawned on `tracker` so shutdown can wait for them.
+/// Accepts and serves connections on `listener`, each with `access`, until
+/// `cancel` fires. Connection tasks are spawned on `tracker` so shutdown can
+/// wait for them.
 pub async fn serve(
     listener: Listener,
+    access: Access,
     handle: SupervisorHandle,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONTROL_CONNECTIONS));
     let local = listener.local_addr().clone();
-    tracing::info!("control socket listening on {local}");
+    tracing::info!("control socket listening on {local} ({access} access)");
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => match permit {
@@ -46,7 +53,7 @@ pub async fn serve(
                 tracing::debug!(%peer, listener = %local, "control connection");
                 let (handle, cancel) = (handle.clone(), cancel.clone());
                 tracker.spawn(async move {
-                    serve_connection(stream, &handle, &cancel).await;
+                    serve_connection(stream, access, &handle, &cancel).await;
                     drop(permit);
                 });
             }
@@ -58,10 +65,15 @@ pub async fn serve(
     }
 }
 
-/// Serves one connection: read a request, answer it, until the peer closes,
-/// misbehaves, stays idle too long, or `cancel` fires.
-pub async fn serve_connection<S>(stream: S, handle: &SupervisorHandle, cancel: &CancellationToken)
-where
+/// Serves one connection with `access`: read a request, answer it (or refuse
+/// it), until the peer closes, misbehaves, stays idle too long, or `cancel`
+/// fires.
+pub async fn serve_connection<S>(
+    stream: S,
+    access: Access,
+    handle: &SupervisorHandle,
+    cancel: &CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = Connection::new(stream);
@@ -77,6 +89,13 @@ where
             }
             Ok(Ok(None)) => return,
             Ok(Ok(Some(payload))) => match Request::parse(&payload) {
+                Ok(Parsed::Known(request)) if !access.permits(&request) => {
+                    tracing::warn!(
+                        "control request {} refused: the connection is {access}",
+                        request.tag()
+                    );
+                    (access.refusal(&request), false)
+                }
                 Ok(parsed) => (handle.answer(parsed).await, false),
                 Err(err) => (Response::error(err.to_string()), false),
             },

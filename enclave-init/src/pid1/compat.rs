@@ -68,6 +68,7 @@ pub fn read_from(root: &Path) -> Result<Option<ServiceDef>, String> {
         working_directory: working_directory.unwrap_or_else(|| "/".into()),
         enabled: true,
         deps: Dependencies::default(),
+        privileges: crate::service::Privileges::default(),
     }))
 }
 

@@ -14,6 +14,10 @@
 //!    then the mounts again inside it.
 //! 6. hostname, then [`netlink`]: loopback up with 127.0.0.1/8.
 //!
+//! After these, in PID 1 and as an ordinary process alike, the `devices`
+//! rules of `init.yaml` set owner, group and mode of device nodes (see
+//! [`crate::privileges`]), before any service starts.
+//!
 //! No step failure stops the boot: PID 1 must come up and supervise.
 
 pub mod compat;
@@ -85,6 +89,8 @@ pub enum Step {
     Hostname,
     /// Bring loopback up with 127.0.0.1/8.
     Loopback,
+    /// Set owner, group and mode of the configured device nodes.
+    Devices,
 }
 
 /// Runs one step alone and returns its outcome.
@@ -101,6 +107,7 @@ pub async fn run_step(step: Step, config: &Config) -> StepOutcome {
         Step::Pivot => pivot(config.pivot_root_dir.as_deref()),
         Step::Hostname => hostname(&config.hostname),
         Step::Loopback => netlink::loopback_up(),
+        Step::Devices => crate::privileges::apply_device_rules(&config.devices, &config.accounts),
     }
 }
 

@@ -115,6 +115,40 @@ impl Request {
             .map_err(|e| InvalidRequest(format!("{tag}: {e}")))
     }
 
+    /// Whether the request changes anything (a service's state, a file, the
+    /// machine); only `Ping`, `ListServices`, `ServiceStatus`, `ServiceLogs`
+    /// and `SystemStatus` do not.
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Request::Ping
+                | Request::ListServices
+                | Request::ServiceStatus { .. }
+                | Request::ServiceLogs { .. }
+                | Request::SystemStatus
+        )
+    }
+
+    /// The request's tag on the wire (`ServiceStop`).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Request::ListServices => "ListServices",
+            Request::ServiceStatus { .. } => "ServiceStatus",
+            Request::ServiceStart { .. } => "ServiceStart",
+            Request::ServiceStop { .. } => "ServiceStop",
+            Request::ServiceRestart { .. } => "ServiceRestart",
+            Request::ServiceEnable { .. } => "ServiceEnable",
+            Request::ServiceDisable { .. } => "ServiceDisable",
+            Request::ServiceLogs { .. } => "ServiceLogs",
+            Request::ServiceLogsClear { .. } => "ServiceLogsClear",
+            Request::SystemStatus => "SystemStatus",
+            Request::SystemReload => "SystemReload",
+            Request::SystemReboot => "SystemReboot",
+            Request::SystemShutdown => "SystemShutdown",
+            Request::Ping => "Ping",
+        }
+    }
+
     /// The service a request is about, if any.
     pub fn service_name(&self) -> Option<&str> {
         match self {
@@ -132,6 +166,9 @@ impl Request {
 }
 
 /// A control response.
+// One is built per request and sent at once: the size of the status
+// variants costs nothing worth a Box in every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     /// The action was done.
@@ -142,6 +179,12 @@ pub enum Response {
     /// The request failed.
     Error {
         /// Why.
+        message: String,
+    },
+    /// The request is not allowed on this connection (a state-changing
+    /// request on a read-only listener); nothing was done.
+    Refused {
+        /// Why, naming the request and the connection's access level.
         message: String,
     },
     /// Answer to [`Request::Ping`].
@@ -234,6 +277,21 @@ mod tests {
             Request::parse(br#""ListServices""#).unwrap(),
             Parsed::Known(Request::ListServices)
         );
+    }
+
+    #[test]
+    fn tags_match_the_wire() {
+        for request in [
+            Request::SystemShutdown,
+            Request::ServiceDisable {
+                name: "w".into(),
+                now: true,
+            },
+        ] {
+            let text = serde_json::to_string(&request).unwrap();
+            assert!(text.contains(request.tag()), "{text}");
+            assert!(unknown::KNOWN_REQUESTS.contains(&request.tag()), "{text}");
+        }
     }
 
     #[test]

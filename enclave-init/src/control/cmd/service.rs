@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::Credentials;
 use crate::service::{Dependencies, RestartPolicy};
 
 /// How the last run of a service ended.
@@ -77,4 +78,20 @@ pub struct ServiceInfo {
     pub rss_bytes: Option<u64>,
     /// Output lines lost because its log could not be written (disk full).
     pub log_lines_lost: u64,
+    /// `User` as written (a name or a number); `None`: init's own user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `Group` as written; `None`: the user's primary group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// `SupplementaryGroups` as written.
+    #[serde(default)]
+    pub supplementary_groups: Vec<String>,
+    /// Whom the running (or last) process ran as, resolved when it started;
+    /// `None` when it runs as init does, or has not started yet.
+    #[serde(default)]
+    pub run_as: Option<Credentials>,
+    /// Its state directories, as absolute paths.
+    #[serde(default)]
+    pub state_directories: Vec<String>,
 }
