@@ -94,6 +94,7 @@ struct RawConfig {
     pivot_root: bool,
     pivot_root_dir: PathBuf,
     hostname: Option<String>,
+    banner: Option<String>,
     stop_timeout_sec: f64,
     devices: Vec<RawDevice>,
     passwd_file: PathBuf,
@@ -115,6 +116,7 @@ impl Default for RawConfig {
             pivot_root: true,
             pivot_root_dir: DEFAULT_PIVOT_ROOT_DIR.into(),
             hostname: None,
+            banner: None,
             stop_timeout_sec: DEFAULT_STOP_TIMEOUT.as_secs_f64(),
             devices: Vec::new(),
             passwd_file: DEFAULT_PASSWD_FILE.into(),
@@ -306,6 +308,8 @@ pub struct Config {
     pub pivot_root_dir: Option<PathBuf>,
     /// Host name to set.
     pub hostname: String,
+    /// A line init writes on the console at start (an image's profile, say).
+    pub banner: Option<String>,
     /// Grace period between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Owner, group and mode of device nodes, applied before services start.
@@ -523,6 +527,14 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
             format!("{hostname:?} is not a host name (letters, digits, '-', '.', at most 64)"),
         ));
     }
+    if let Some(banner) = &raw.banner
+        && (banner.len() > MAX_BANNER_LEN || banner.chars().any(char::is_control))
+    {
+        return Err(invalid(
+            "banner",
+            format!("one line of printable text, at most {MAX_BANNER_LEN} bytes"),
+        ));
+    }
     Ok(Config {
         source,
         service_dir: raw.service_dir,
@@ -542,6 +554,7 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
         nsm_driver: raw.nsm_driver_path.filter(|p| !p.as_os_str().is_empty()),
         pivot_root_dir: raw.pivot_root.then_some(raw.pivot_root_dir),
         hostname,
+        banner: raw.banner,
         stop_timeout: Duration::from_secs_f64(raw.stop_timeout_sec),
         devices,
         accounts: AccountFiles {
@@ -743,6 +756,22 @@ control:
     }
 
     #[test]
+    fn a_banner_is_one_line_of_text() {
+        let c = Config::parse(
+            "banner: \"DEBUG PROFILE: root for the host\"",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(
+            c.banner.as_deref(),
+            Some("DEBUG PROFILE: root for the host")
+        );
+        assert_eq!(Config::default().banner, None);
+        let long = format!("banner: \"{}\"", "x".repeat(MAX_BANNER_LEN + 1));
+        assert!(Config::parse(&long, ConfigSource::BuiltIn).is_err());
+    }
+
+    #[test]
     fn rejects_bad_values_with_the_key() {
         for (text, needle) in [
             ("max_log_size: 0", "max_log_size"),
@@ -771,6 +800,7 @@ control:
             ("devices:\n  - {path: /dev/nsm}", "owner, group or mode"),
             ("devices:\n  - {path: /dev/nsm, grup: nsm}", "unknown field"),
             ("passwd_file: etc/passwd", "passwd_file"),
+            ("banner: \"two\\nlines\"", "banner"),
         ] {
             let err = Config::parse(text, ConfigSource::BuiltIn).unwrap_err();
             assert!(err.to_string().contains(needle), "{text}: {err}");

@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_LOG_SIZE: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_MAX_LOG_FILES: u32 = 5;
 /// Host name set when PID 1 and the configuration names none.
 pub const DEFAULT_HOSTNAME: &str = "enclave";
+/// Longest `banner` in init.yaml (one console line).
+pub const MAX_BANNER_LEN: usize = 200;
 /// NSM driver module loaded when present (relative to the initial root).
 pub const DEFAULT_NSM_DRIVER: &str = "nsm.ko";
 /// Device node of the Nitro Secure Module.

@@ -114,6 +114,9 @@ pub async fn run_step(step: Step, config: &Config) -> StepOutcome {
 /// Runs every PID-1 duty in order and returns what supervision needs.
 pub async fn prepare(config: &Config) -> Context {
     tracing::info!("pid1: configuration from {}", config.source);
+    if let Some(banner) = &config.banner {
+        tracing::info!("pid1: {banner}");
+    }
     let compat_cmd = match compat::read_from(Path::new("/")) {
         Ok(def) => {
             let outcome = match &def {
