@@ -41,6 +41,9 @@ pub enum Error {
         /// What was expected.
         expected: &'static str,
     },
+    /// The attested handshake failed (or the peer is not what it must be).
+    #[error(transparent)]
+    Channel(#[from] attested_channel::HandshakeError),
     /// The peer reported a failure.
     #[error("{}", .0.message)]
     Remote(ErrorFrame),
@@ -86,6 +89,7 @@ impl Error {
             Error::Remote(frame) => frame.code,
             Error::Idle(_) | Error::Stalled(_) => ErrorCode::Timeout,
             Error::Handshake(_) => ErrorCode::UnsupportedVersion,
+            Error::Channel(_) => ErrorCode::PermissionDenied,
             Error::Frame(_) | Error::Unexpected { .. } | Error::Truncated => ErrorCode::Protocol,
             Error::Transport(_) | Error::Closed | Error::Connection(_) => ErrorCode::Io,
         }
@@ -104,7 +108,7 @@ impl Error {
     pub fn connection_lost(&self) -> bool {
         matches!(
             self,
-            Error::Closed | Error::Truncated | Error::Connection(_)
+            Error::Closed | Error::Truncated | Error::Connection(_) | Error::Channel(_)
         )
     }
 }

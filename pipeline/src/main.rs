@@ -4,17 +4,23 @@
 //! logging and calls the library. Exit status: the remote command's own
 //! (128+N for signal N, 124 for a time-out) for `run`; 126/127 when the
 //! command could not be started or found; 64 for bad usage or config; 69
-//! when the server cannot be reached; 1 for any other failure.
+//! when the server cannot be reached; 76 when the server's attestation
+//! fails a check (wrong PCRs, signer, nonce or key binding: nothing but the
+//! handshake was sent); 77 when the server refuses the client's key; 1 for
+//! any other failure.
 
 use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use attested_channel::{AuthorizedKeys, StaticKey};
 use clap::{Args, Parser, Subcommand};
+use enclave_nsm::{DevPcrs, Nsm, NsmKind, NsmMode};
 use pipeline::client::exec::{RunOptions, RunOutcome};
 use pipeline::client::{Client, copy};
 use pipeline::config::{FileConfig, parse_mode};
@@ -31,6 +37,15 @@ use transport::{Address, BindOptions, ConnectOptions, Listener};
 use cli_support::EXIT_USAGE;
 /// Exit status when the server cannot be reached (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit status when the server's attestation fails a check.
+const EXIT_ATTESTATION: u8 = 76;
+/// Exit status when the server refuses the client's key (EX_NOPERM).
+const EXIT_REFUSED: u8 = 77;
+/// Where `--nsm development` keeps its PKI unless `--state-dir` says otherwise.
+const DEFAULT_STATE_DIR: &str = "/var/lib/pipeline";
+/// The development NSM's PCRs, written in the state directory for clients'
+/// `--expect-pcrs`.
+const DEV_PCRS_FILE: &str = "dev.eif.pcrs";
 /// Prefix that marks the enclave side of `pipeline cp`.
 const REMOTE_PREFIX: &str = "enclave:";
 
@@ -53,8 +68,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve clients (runs in the enclave).
+    /// Serve clients (runs in the enclave). With --authorized-keys: the
+    /// attested, encrypted channel; without: INSECURE plaintext (unix: and
+    /// loopback tcp: only, unless --insecure-plaintext).
     Listen(ListenArgs),
+    /// Make a client key pair: FILE (private, mode 0600) and FILE.pub.
+    Keygen(KeygenArgs),
     /// Run a command in the enclave.
     Run(RunArgs),
     /// Copy files or directories; `enclave:/path` marks the enclave side.
@@ -92,6 +111,33 @@ struct ListenArgs {
     /// File mode of a unix:/hvsock: listening socket (octal).
     #[arg(long, value_name = "MODE")]
     socket_mode: Option<String>,
+    /// Require the attested, encrypted channel; accept only the client keys
+    /// in FILE, each with its permissions (authorized_keys format).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_plaintext")]
+    authorized_keys: Option<PathBuf>,
+    /// Which NSM attests the server's key: /dev/nsm, or the development
+    /// signer (NOT an enclave: for tests and development only).
+    #[arg(long, value_enum, default_value = "auto", requires = "authorized_keys")]
+    nsm: NsmMode,
+    /// Where the development NSM keeps its PKI (writes DIR/dev-root.pem for
+    /// clients' --root, and DIR/dev.eif.pcrs for their --expect-pcrs).
+    #[arg(long, value_name = "DIR", requires = "authorized_keys")]
+    state_dir: Option<PathBuf>,
+    /// INSECURE: serve plaintext, unauthenticated clients on an address that
+    /// is not unix: or loopback tcp: (debug images only). Anyone who can
+    /// reach the address may do anything the policy allows.
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
+
+#[derive(Debug, Args)]
+struct KeygenArgs {
+    /// The private key file to write (FILE.pub gets the public key).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Comment at the end of the public key line.
+    #[arg(long, default_value = "")]
+    comment: String,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +154,25 @@ struct ConnArgs {
     /// Connection attempts before giving up.
     #[arg(long, value_name = "N")]
     connect_attempts: Option<u32>,
+    /// Use the attested, encrypted channel with this private key (made by
+    /// `pipeline keygen`). Without it the client speaks INSECURE plaintext.
+    #[arg(long, value_name = "FILE", requires = "expect_pcrs")]
+    key: Option<PathBuf>,
+    /// The PCRs the enclave must have (the image build's FILE.eif.pcrs).
+    #[arg(long, value_name = "FILE.eif.pcrs", requires = "key")]
+    expect_pcrs: Option<PathBuf>,
+    /// Pin this root certificate instead of AWS's (the development root).
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "key",
+        conflicts_with = "allow_unsigned"
+    )]
+    root: Option<PathBuf>,
+    /// Accept unsigned documents (QEMU's emulated NSM): signature and chain
+    /// are then skipped, PCRs, nonce and key binding still checked.
+    #[arg(long, requires = "key")]
+    allow_unsigned: bool,
 }
 
 #[derive(Debug, Args)]
@@ -228,7 +293,9 @@ struct Failure {
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         let status = match error.downcast_ref::<Error>() {
-            Some(Error::Transport(_) | Error::Handshake(_)) => EXIT_UNAVAILABLE,
+            Some(Error::Channel(e)) if e.is_attestation_failure() => EXIT_ATTESTATION,
+            Some(Error::Channel(e)) if e.is_refusal() => EXIT_REFUSED,
+            Some(Error::Transport(_) | Error::Handshake(_) | Error::Channel(_)) => EXIT_UNAVAILABLE,
             Some(Error::Remote(frame)) if frame.code == ErrorCode::Busy => EXIT_UNAVAILABLE,
             _ => 1,
         };
@@ -290,6 +357,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     };
     match cli.command {
         Command::Listen(args) => listen(args, &file).await,
+        Command::Keygen(args) => keygen(&args),
         Command::Run(args) => run(args, &file).await,
         Command::Cp(args) => cp(args, &file).await,
         Command::SendFile(args) => {
@@ -367,8 +435,22 @@ async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
         Some(text) => parse_mode(text).map_err(|err| usage(anyhow!(err)))?,
         None => 0o600,
     };
+    let channel = match &args.authorized_keys {
+        Some(path) => Some(Arc::new(
+            server_channel(path, args.nsm, args.state_dir.as_deref()).await?,
+        )),
+        None => {
+            if !plaintext_is_local(&addr) && !args.insecure_plaintext {
+                return Err(usage(anyhow!(
+                    "{addr} is not a unix: or loopback tcp: address: give --authorized-keys FILE for the attested channel, or --insecure-plaintext to serve plaintext anyway (debug images only)"
+                )));
+            }
+            None
+        }
+    };
     let defaults = ServerConfig::default();
     let config = ServerConfig {
+        channel,
         policy,
         max_clients: args
             .max_clients
@@ -400,6 +482,110 @@ async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// Whether plaintext may be served on `addr` without `--insecure-plaintext`.
+fn plaintext_is_local(addr: &Address) -> bool {
+    match addr {
+        Address::Unix(_) => true,
+        Address::Tcp { host, .. } => {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
+    }
+}
+
+/// The attested channel's server side: a fresh key (memory only), the NSM
+/// that attests it, and the authorised client keys.
+async fn server_channel(
+    authorized_keys: &Path,
+    mode: NsmMode,
+    state_dir: Option<&Path>,
+) -> Result<attested_channel::ServerConfig, Failure> {
+    let authorized = AuthorizedKeys::load(authorized_keys).map_err(|err| usage(err.into()))?;
+    if authorized.is_empty() {
+        tracing::warn!(file = %authorized_keys.display(), "no authorised keys: every client will be refused");
+    }
+    let state_dir = state_dir.unwrap_or(Path::new(DEFAULT_STATE_DIR));
+    let development = mode == NsmMode::Development
+        || (mode == NsmMode::Auto && !Path::new(enclave_nsm::defs::NSM_DEVICE).exists());
+    if development {
+        enclave_nsm::files::ensure_dir(state_dir).context("--state-dir")?;
+    }
+    let nsm = Nsm::open(mode, state_dir, &DevPcrs::Seeded).context("cannot open the NSM")?;
+    if nsm.kind() == NsmKind::Development {
+        let pcrs = nsm.pcrs().await.context("the development NSM's PCRs")?;
+        let mut text = String::from("{\n  \"HashAlgorithm\": \"Sha384 { ... }\"");
+        for (index, value) in &pcrs {
+            text.push_str(&format!(",\n  \"PCR{index}\": \"{}\"", hex_string(value)));
+        }
+        text.push_str("\n}\n");
+        let pcrs_path = state_dir.join(DEV_PCRS_FILE);
+        enclave_nsm::files::write_atomic(&pcrs_path, text.as_bytes(), 0o644)
+            .map_err(anyhow::Error::from)?;
+        tracing::warn!(
+            root = %nsm.dev_root_pem().map(|p| p.display().to_string()).unwrap_or_default(),
+            pcrs = %pcrs_path.display(),
+            "DEVELOPMENT NSM: this is NOT an enclave; the server's key is attested by a development signer that proves nothing (clients must pin its root with --root)"
+        );
+    }
+    let mut config = attested_channel::ServerConfig::new(Arc::new(nsm), authorized)
+        .map_err(anyhow::Error::from)?;
+    config.timeout = pipeline::defs::HANDSHAKE_TIMEOUT;
+    tracing::info!(server_key = %config.key.public().short(), "made the server's channel key (memory only)");
+    Ok(config)
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `pipeline keygen --out FILE`.
+fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
+    let key = StaticKey::generate_files(&args.out, &args.comment).map_err(anyhow::Error::from)?;
+    println!("{}", key.public().to_line(&args.comment));
+    eprintln!(
+        "wrote {} (private, mode 0600) and {}; add the .pub line, with its permissions, to the server's authorized keys",
+        args.out.display(),
+        attested_channel::keys::pub_path(&args.out).display()
+    );
+    Ok(0)
+}
+
+/// The attested channel's client side from `--key`, `--expect-pcrs`,
+/// `--root` and `--allow-unsigned`.
+fn client_channel(conn: &ConnArgs) -> Result<Option<attested_channel::ClientConfig>, Failure> {
+    let Some(key_path) = &conn.key else {
+        return Ok(None);
+    };
+    let key = StaticKey::load(key_path).map_err(|err| usage(err.into()))?;
+    let pcrs = match &conn.expect_pcrs {
+        Some(path) => ra_verify::ExpectedPcrs::load(path)
+            .with_context(|| format!("--expect-pcrs {}", path.display()))
+            .map_err(usage)?,
+        None => return Err(usage(anyhow!("--key needs --expect-pcrs FILE.eif.pcrs"))),
+    };
+    let root = match &conn.root {
+        Some(path) => Some(
+            ra_verify::Root::load(path)
+                .with_context(|| format!("--root {}", path.display()))
+                .map_err(usage)?,
+        ),
+        None => None,
+    };
+    Ok(Some(attested_channel::ClientConfig {
+        key,
+        policy: ra_verify::Policy {
+            root,
+            allow_unsigned: conn.allow_unsigned,
+            pcrs: Some(pcrs),
+            ..ra_verify::Policy::default()
+        },
+        timeout: pipeline::defs::HANDSHAKE_TIMEOUT,
+    }))
+}
+
 fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
     let addr = match (&conn.addr, conn.cid, conn.port) {
         (Some(addr), _, _) => addr.clone(),
@@ -421,7 +607,19 @@ fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
         }
         options.attempts = attempts;
     }
-    Ok(Client::new(addr).with_connect_options(options))
+    if conn.key.is_none() {
+        let why = "no --key: INSECURE plaintext (not authenticated, not encrypted, the server is not attested)";
+        if plaintext_is_local(&addr) {
+            tracing::info!(%addr, "{why}");
+        } else {
+            tracing::warn!(%addr, "{why}");
+        }
+    }
+    let client = Client::new(addr).with_connect_options(options);
+    Ok(match client_channel(conn)? {
+        Some(channel) => client.with_channel(channel),
+        None => client,
+    })
 }
 
 fn parse_env(item: &OsStr) -> Result<(OsString, OsString), Failure> {

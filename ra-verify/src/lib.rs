@@ -12,7 +12,8 @@
 //! - [`files`]: reading small input files with a size limit.
 //! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
 //! - [`pcrs`]: expected PCRs from the image build's `.eif.pcrs` file.
-//! - [`verify`](mod@verify): every check of a document against a policy, one report.
+//! - [`verify`](mod@verify): every check of a document against a policy, one report
+//!   (and [`verify_key_binding`] for a document that binds a channel's key).
 
 pub mod binding;
 pub mod client;
@@ -31,7 +32,7 @@ pub use hash::{Sha3Digest, hash_dir, hash_file, hash_path};
 pub use pcrs::ExpectedPcrs;
 pub use proof::{Suite, VrfKey};
 pub use roots::Root;
-pub use verify::{Check, Outcome, Policy, Report, verify, verify_saved};
+pub use verify::{Check, Outcome, Policy, Report, verify, verify_key_binding, verify_saved};
 
 /// The README's Rust examples, compiled as doctests.
 #[cfg(doctest)]

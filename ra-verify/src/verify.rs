@@ -11,6 +11,7 @@
 //! | `file_hash` | the binding's SHA3-512 equals the local file's |
 //! | `vrf_proof` | the binding's VRF proof verifies against the document's `public_key` |
 //! | `nonce` | the document's nonce equals the one asked for |
+//! | `public_key` | with [`verify_key_binding`]: the document's `public_key` is the key the peer proved it holds (an attested channel's static key) |
 //!
 //! A check that has nothing to compare with (no PCR file, no local file, no
 //! nonce) is skipped and says why; [`Report::passed`] is true when no check
@@ -289,6 +290,49 @@ pub fn verify_saved(bytes: &[u8], policy: &Policy) -> Report {
     match crate::document::decode_hex_or_raw(bytes) {
         Ok(raw) => verify(&raw, policy),
         Err(error) => unreadable(&error),
+    }
+}
+
+/// Verifies a document that binds a channel key: every check of
+/// [`verify`] under `policy` (with `user_data` not interpreted, as
+/// [`Binding::Any`]), plus `public_key`: the document's `public_key` must
+/// equal `public_key`, the static key the peer proved it holds in a key
+/// exchange. An attested channel's client calls this with the nonce it sent
+/// in `policy.nonce`, so a pass means: this enclave (PCRs), made this
+/// document now (nonce), for this key (binding).
+pub fn verify_key_binding(bytes: &[u8], policy: &Policy, public_key: &[u8]) -> Report {
+    let policy = Policy {
+        binding: Binding::Any,
+        path: None,
+        file_hash: None,
+        ..policy.clone()
+    };
+    let mut report = verify(bytes, &policy);
+    if let Some(document) = &report.document {
+        let check = check_public_key(document, public_key);
+        report.push(check);
+    }
+    report
+}
+
+fn check_public_key(document: &Document, expected: &[u8]) -> Check {
+    match document.public_key() {
+        None => Check::fail(
+            "public_key",
+            "the document carries no public_key: it binds no key",
+        ),
+        Some(key) if key == expected => Check::pass(
+            "public_key",
+            format!("binds the peer's key {}", short(&hex::encode(expected))),
+        ),
+        Some(key) => Check::fail(
+            "public_key",
+            format!(
+                "binds key {}, but the peer holds {}: the document was made for another key",
+                short(&hex::encode(key)),
+                short(&hex::encode(expected))
+            ),
+        ),
     }
 }
 

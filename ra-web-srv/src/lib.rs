@@ -15,7 +15,8 @@
 //! - [`app`]: the shared state and the `/generate` jobs.
 //! - [`attest`]: hashing, proving and attesting; [`record`]: what is kept per path;
 //!   [`store`]: the in-memory cache; [`sync`]: the NATS side.
-//! - [`nsm`]: the real or development NSM; [`dev_pki`]: the development PKI;
+//! - [`nsm`]: the real or development NSM; [`dev_pki`]: the development PKI
+//!   (both from the `enclave-nsm` crate);
 //!   [`tls`]: the TLS identity; [`vrf_key`]: the VRF key; [`paths`]: which paths
 //!   requests may name; [`files`]: state files.
 //! - [`defs`]: defaults and limits.
@@ -25,10 +26,7 @@ pub mod app;
 pub mod attest;
 pub mod config;
 pub mod defs;
-pub mod dev_pki;
 pub mod dirty;
-pub mod files;
-pub mod nsm;
 pub mod paths;
 pub mod record;
 pub mod reply;
@@ -40,6 +38,10 @@ pub mod tls;
 pub mod verify_api;
 pub mod views;
 pub mod vrf_key;
+
+// The NSM, its development PKI and state files: the `enclave-nsm` crate,
+// shared with the attested pipeline channel.
+pub use enclave_nsm::{dev_pki, files, nsm};
 
 pub use config::{Args, Config};
 pub use server::{Running, run, start};

@@ -83,12 +83,5 @@ pub fn fields(bytes: &[u8], view: View) -> Result<Map<String, Value>, String> {
 
 /// PEM text of a DER certificate.
 pub fn pem(der: &[u8]) -> String {
-    let body = openssl::base64::encode_block(der);
-    let mut text = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in body.as_bytes().chunks(64) {
-        text.push_str(&String::from_utf8_lossy(line));
-        text.push('\n');
-    }
-    text.push_str("-----END CERTIFICATE-----\n");
-    text
+    enclave_nsm::pem::certificate(der)
 }

@@ -13,7 +13,6 @@ use bytes::BytesMut;
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use transport::WriteHalf;
 
 use super::Session;
 use crate::connection::FrameWriter;
@@ -166,7 +165,7 @@ where
 
 /// Forwards standard input (then its end) and signals until both are done.
 async fn send_input<I>(
-    mut writer: FrameWriter<WriteHalf>,
+    mut writer: FrameWriter<super::SessionWriter>,
     stdin: Option<I>,
     mut signals: mpsc::Receiver<i32>,
 ) where

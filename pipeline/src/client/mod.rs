@@ -7,7 +7,10 @@
 pub mod copy;
 pub mod exec;
 
-use transport::{Address, ConnectOptions, ReadHalf, WriteHalf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use transport::{Address, ConnectOptions, Stream};
 
 use crate::connection::{FrameReader, FrameWriter};
 use crate::defs::{HANDSHAKE_TIMEOUT, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
@@ -17,11 +20,17 @@ use crate::protocol::{ErrorCode, Message};
 /// Client name sent in the handshake.
 pub const CLIENT_NAME: &str = concat!("pipeline/", env!("CARGO_PKG_VERSION"));
 
+/// The reading side of a session: a plain socket or the attested channel.
+pub type SessionReader = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing side of a session: a plain socket or the attested channel.
+pub type SessionWriter = Box<dyn AsyncWrite + Send + Unpin>;
+
 /// Where and how to reach a server.
 #[derive(Debug, Clone)]
 pub struct Client {
     addr: Address,
     connect: ConnectOptions,
+    channel: Option<Arc<attested_channel::ClientConfig>>,
 }
 
 /// A connection ready for one operation.
@@ -29,13 +38,14 @@ pub struct Client {
 /// The greeting is sent on connect but its answer is read only with the
 /// operation's request ([`Session::request`]): the request travels right
 /// behind the greeting instead of a round trip later.
-#[derive(Debug)]
 pub struct Session {
     /// Frames from the server.
-    pub reader: FrameReader<ReadHalf>,
+    pub reader: FrameReader<SessionReader>,
     /// Frames to the server.
-    pub writer: FrameWriter<WriteHalf>,
+    pub writer: FrameWriter<SessionWriter>,
     addr: Address,
+    /// What the attested handshake established (`None` for plaintext).
+    pub attested: Option<attested_channel::Attested>,
 }
 
 /// What the server said about itself in the handshake.
@@ -55,7 +65,16 @@ impl Client {
         Self {
             addr,
             connect: ConnectOptions::default(),
+            channel: None,
         }
+    }
+
+    /// Uses the attested channel: the server must prove, with an attestation
+    /// document that passes `config.policy`, that it is the expected
+    /// enclave before anything but the handshake is sent.
+    pub fn with_channel(mut self, config: attested_channel::ClientConfig) -> Self {
+        self.channel = Some(Arc::new(config));
+        self
     }
 
     /// Sets how connecting is retried.
@@ -72,7 +91,22 @@ impl Client {
     /// Connects and sends the greeting.
     pub async fn connect(&self) -> Result<Session, Error> {
         let stream = transport::connect_with(&self.addr, &self.connect).await?;
-        let (rd, wr) = stream.into_split();
+        let (rd, wr, attested): (SessionReader, SessionWriter, _) = match &self.channel {
+            None => {
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr), None)
+            }
+            Some(channel) => {
+                let (secure, attested) = attested_channel::connect(stream, channel).await?;
+                tracing::info!(
+                    server_key = %attested.server_key.short(),
+                    verdict = %attested.report.verdict(),
+                    "attested channel established"
+                );
+                let (rd, wr) = secure.split_with(Stream::into_split);
+                (Box::new(rd), Box::new(wr), Some(attested))
+            }
+        };
         // No idle limit on reads: a command may legitimately stay silent.
         let reader = FrameReader::new(rd, None);
         let mut writer = FrameWriter::new(wr, None);
@@ -93,7 +127,17 @@ impl Client {
             reader,
             writer,
             addr: self.addr.clone(),
+            attested,
         })
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("addr", &self.addr)
+            .field("attested", &self.attested.is_some())
+            .finish_non_exhaustive()
     }
 }
 

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Time open sessions get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The attested channel every client must use (`--authorized-keys`);
+    /// `None` serves plaintext (development, or `--insecure-plaintext`).
+    pub channel: Option<Arc<attested_channel::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             max_clients: DEFAULT_MAX_CLIENTS,
             idle_timeout: IDLE_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            channel: None,
         }
     }
 }
@@ -65,8 +69,17 @@ pub async fn run(
         exec = config.policy.exec_allowed(),
         roots = ?config.policy.roots(),
         max_clients = config.max_clients,
+        channel = match &config.channel {
+            Some(channel) => format!("attested ({} NSM, {} authorised keys)", channel.attester.kind(), channel.authorized.keys().len()),
+            None => "INSECURE PLAINTEXT (no authentication, no encryption)".into(),
+        },
         "pipeline listening"
     );
+    if config.channel.is_none() {
+        tracing::warn!(
+            "this pipeline server is INSECURE: plaintext, unauthenticated; anyone who can reach it may do anything the policy allows"
+        );
+    }
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -84,6 +97,9 @@ pub async fn run(
                     session::serve(stream, peer, &config, cancel).await;
                     drop(slot);
                 });
+            }
+            Err(_) if config.channel.is_some() => {
+                tracing::warn!(%peer, "client limit reached, dropping connection");
             }
             Err(_) => match refusals.clone().try_acquire_owned() {
                 Ok(permit) => {

@@ -74,6 +74,17 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The server process is still running (has not crashed).
+    pub fn assert_process_alive(&self) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        assert!(
+            status.contains("State:") && !status.contains("zombie"),
+            "the server died:\n{}",
+            self.log()
+        );
+    }
+
     /// The server is alive and answers a request.
     pub fn assert_serving(&self) {
         let out = self.client(["run", "--", "true"]);

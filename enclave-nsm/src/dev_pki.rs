@@ -88,7 +88,7 @@ impl DevPki {
         if !pki.root_pem_path.exists() {
             files::write_atomic(
                 &pki.root_pem_path,
-                crate::views::pem(&pki.root_der).as_bytes(),
+                crate::pem::certificate(&pki.root_der).as_bytes(),
                 0o644,
             )?;
         }
@@ -123,7 +123,7 @@ impl DevPki {
         )?;
         files::write_atomic(
             &state_dir.join(DEV_ROOT_PEM),
-            crate::views::pem(&root).as_bytes(),
+            crate::pem::certificate(&root).as_bytes(),
             0o644,
         )?;
         // The root DER last: its presence marks a complete PKI.
