@@ -38,16 +38,25 @@ STATIC_TARGET_DIR=$BUILD_DIR/target
 TOOL_TARGET_DIR=$BUILD_DIR/tool-target
 TOOL=$TOOL_TARGET_DIR/release/rbuilds-tool
 EIF=$BUILD_DIR/$IMAGE_NAME.eif
+# The image's own ramdisk (the bootstrap ramdisk, init alone, is shared).
+CUSTOMER_CPIO=$BUILD_DIR/$IMAGE_NAME.customer.cpio
 RUN_DIR=$BUILD_DIR/run
 # Ports inside the enclave.
 PIPELINE_PORT=53000
 INITCTL_PORT=9001
 HEARTBEAT_PORT=9000
+# initctl's exit status when init refuses a command (read-only control).
+INITCTL_REFUSED=77
 
 DEBUG=0
 NETWORK=${RBUILDS_NETWORK:-0}
 TTY=0
 DOCKERFILE=${RBUILDS_DOCKERFILE:-}
+# production: no remote exec, an attested and encrypted pipeline for the
+# keys of AUTHORIZED_KEYS only (none: no pipeline listener), init control
+# from the host read-only; debug: the host is root in the enclave.
+PROFILE=${RBUILDS_PROFILE:-production}
+AUTHORIZED_KEYS=${RBUILDS_AUTHORIZED_KEYS:-}
 
 # Messages go to stderr, or to file descriptor 3 when the caller opened it
 # (`3>&1`, as with --tty, keeps them apart from a command's own output).
@@ -78,6 +87,8 @@ source "$RBUILDS_DIR/lib/network.sh"
 source "$RBUILDS_DIR/lib/docker.sh"
 # shellcheck source=rbuilds/lib/qemu.sh
 source "$RBUILDS_DIR/lib/qemu.sh"
+# shellcheck source=rbuilds/lib/profile.sh
+source "$RBUILDS_DIR/lib/profile.sh"
 
 # The reproducibility inputs: everything time-dependent comes from the last
 # commit, so two builds of one commit agree to the byte.
@@ -299,7 +310,6 @@ make_ramdisks() {
     local root=$stage/customer/rootfs
     mkdir -p "$root"
     docker_app_layer "$root"
-    install_file "$RBUILDS_DIR/image/init.yaml" "$stage/customer/etc/init.yaml" 0644
     install_file "$bin/initctl" "$root/usr/bin/initctl" 0755
     install_file "$bin/pipeline" "$root/usr/bin/pipeline" 0755
     install_file "$bin/ra-web-srv" "$root/usr/bin/ra-web-srv" 0755
@@ -307,6 +317,9 @@ make_ramdisks() {
     install_file /bin/busybox "$root/bin/busybox" 0755
     install_dynamic /usr/sbin/nats-server "$root"
     install_file "$RBUILDS_DIR/image/nats-server.conf" "$root/etc/nats-server.conf" 0644
+    # The services' users and groups (init drops to them; see service/).
+    install_file "$RBUILDS_DIR/image/etc/passwd" "$root/etc/passwd" 0644
+    install_file "$RBUILDS_DIR/image/etc/group" "$root/etc/group" 0644
     for f in $(/bin/busybox --list); do
         [ "$f" = busybox ] || [ "$f" = init ] || ln -s busybox "$root/bin/$f"
     done
@@ -314,17 +327,17 @@ make_ramdisks() {
         install_file "$f" "$root/service/$(basename "$f")" 0644
     done
     mkdir -p "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/log" \
-        "$root/etc" "$root/root" "$root/var/lib/nats" "$root/var/lib/ra-web-srv" "$root/data" "$root/apps"
-    install_file "$RBUILDS_DIR/image/init.yaml" "$root/etc/init.yaml" 0644
+        "$root/etc" "$root/root" "$root/var/lib" "$root/data" "$root/apps"
+    profile_rootfs "$stage/customer"
     install_file "$RBUILDS_DIR/image/initctl.yaml" "$root/etc/initctl.yaml" 0644
     [ "$NETWORK" -eq 1 ] && network_rootfs "$root" "$bin"
 
     "$TOOL" cpio --root "$stage/bootstrap" --mtime "$SOURCE_DATE_EPOCH" \
         --output "$BUILD_DIR/bootstrap.cpio" || die "cannot write the bootstrap ramdisk"
     "$TOOL" cpio --root "$stage/customer" --mtime "$SOURCE_DATE_EPOCH" \
-        --output "$BUILD_DIR/customer.cpio" || die "cannot write the customer ramdisk"
+        --output "$CUSTOMER_CPIO" || die "cannot write the customer ramdisk"
     log "ramdisks: bootstrap.cpio $(stat -c %s "$BUILD_DIR/bootstrap.cpio") bytes," \
-        "customer.cpio $(stat -c %s "$BUILD_DIR/customer.cpio") bytes"
+        "$(basename "$CUSTOMER_CPIO") $(stat -c %s "$CUSTOMER_CPIO") bytes ($PROFILE profile)"
 }
 
 make_eif() {
@@ -339,11 +352,11 @@ make_eif() {
     rm -f "$EIF" "$EIF.pcrs"
     eif_build --kernel "$kernel/bzImage" --kernel_config "$kernel/bzImage.config" \
         --cmdline "$KERNEL_CMDLINE" \
-        --ramdisk "$BUILD_DIR/bootstrap.cpio" --ramdisk "$BUILD_DIR/customer.cpio" \
+        --ramdisk "$BUILD_DIR/bootstrap.cpio" --ramdisk "$CUSTOMER_CPIO" \
         --name "$IMAGE_NAME" --version "$(git -C "$ROOT_DIR" describe --always --dirty)" \
         --build-time "$build_time" --img-os enclaves-framework --img-kernel "$(basename "$(readlink "$kernel")")" \
         --output "$EIF" >"$BUILD_DIR/eif_build.out" || die "eif_build failed"
-    "$TOOL" pcrs --eif-build-output "$BUILD_DIR/eif_build.out" --output "$EIF.pcrs" ||
+    "$TOOL" pcrs --eif-build-output "$BUILD_DIR/eif_build.out" --output "$EIF.pcrs" --profile "$PROFILE" ||
         die "cannot read the PCRs eif_build printed"
     log "EIF: $EIF ($(stat -c %s "$EIF") bytes)"
     cat "$EIF.pcrs"
@@ -368,7 +381,7 @@ make_all() {
 
 make_clear() {
     step "make_clear"
-    rm -rf "$BUILD_DIR/stage" "$BUILD_DIR"/*.cpio "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out"
+    rm -rf "$BUILD_DIR/stage" "$BUILD_DIR/bootstrap.cpio" "$CUSTOMER_CPIO" "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out"
     log "removed the image and its ramdisks (the kernel cache and cargo targets stay; rm -rf $BUILD_DIR for all)"
 }
 
@@ -559,14 +572,30 @@ drop_enclave() {
     fi
     network_host_stop "$dir"
     if alive "$dir/qemu.pid"; then
-        if [ -x "$initctl" ] &&
-            timeout 10 "$initctl" -a "hvsock:$dir/vm.vsock:$INITCTL_PORT" shutdown >/dev/null 2>&1; then
+        local status=-1
+        if [ -x "$initctl" ]; then
+            if timeout 10 "$initctl" -a "hvsock:$dir/vm.vsock:$INITCTL_PORT" shutdown >/dev/null 2>&1; then
+                status=0
+            else
+                status=$?
+            fi
+        fi
+        if [ "$status" -eq 0 ]; then
             for i in $(seq 300); do
                 alive "$dir/qemu.pid" || break
                 sleep 0.1
             done
         fi
-        if alive "$dir/qemu.pid"; then
+        if [ "$status" -eq "$INITCTL_REFUSED" ]; then
+            # A production image takes no orders from the host; stopping the VM
+            # is what nitro-cli terminate-enclave does on Nitro.
+            log "the enclave refuses shutdown from the host (read-only init control): stopping QEMU"
+            kill "$(cat "$dir/qemu.pid")" 2>/dev/null || true
+            for i in $(seq 50); do
+                alive "$dir/qemu.pid" || break
+                sleep 0.1
+            done
+        elif alive "$dir/qemu.pid"; then
             log "the enclave did not power off by itself: stopping QEMU"
             kill "$(cat "$dir/qemu.pid")" 2>/dev/null || true
             for i in $(seq 50); do
@@ -611,6 +640,13 @@ Options:
                      proxies when it runs (egress policy: RBUILDS_EGRESS_POLICY, default deny)
   --dockerfile FILE  (hosts with a Docker engine) the image built from FILE is the bottom
                      layer of the root file system; its ENTRYPOINT/CMD runs as service `app`
+  --profile NAME     production (the default: no remote exec, an attested and encrypted
+                     pipeline for the --authorized-keys only, init control from the host
+                     read-only) or debug (the host is root in the enclave); measured in
+                     PCR2 and recorded in NAME.eif.pcrs
+  --authorized-keys FILE
+                     (production) the client keys the pipeline accepts, one per line with
+                     its permissions (see pipeline/README.md); none: no pipeline listener
   --tty              messages to file descriptor 3 when it is open (use 3>&1), a terminal
                      for `lsh` commands and docker build
   --debug            trace the script (set -x); on Nitro, run_eif_image in debug mode
@@ -621,8 +657,9 @@ Build commands:
   make_init       enclave-init (init, initctl), static, release
   make_apps       pipeline, pf-proxy, ra-web-srv, fs-monitor (and ra-verify for the
                   host), static, release
-  make_eif        ramdisks (bootstrap: /init; customer: /rootfs, /etc/init.yaml),
-                  then eif_build; writes NAME.eif and NAME.eif.pcrs
+  make_eif        ramdisks (bootstrap.cpio: /init; NAME.customer.cpio: /rootfs,
+                  /etc/init.yaml, the profile), then eif_build; writes NAME.eif and
+                  NAME.eif.pcrs
   make_all        all of the above (also: make_enclave)
   make_clear      remove the image and ramdisks
   make_qemu       QEMU with the nitro-enclave machine (EIF boot, emulated /dev/nsm) from
@@ -640,7 +677,7 @@ Other:
   help            this text
 
 Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_IMAGE_NAME
-(enclave), RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
+(enclave), RBUILDS_PROFILE (production), RBUILDS_AUTHORIZED_KEYS, RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
 RBUILDS_MEMORY_MIB (512), RBUILDS_CPUS (2), RBUILDS_GUEST_CID (16), RBUILDS_BOOT_TIMEOUT (120 s),
 RBUILDS_ACCEL (tcg; kvm where it works).
 MAN
@@ -658,6 +695,7 @@ SOURCE_DATE_EPOCH:  $SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%
 kernel source:      $KERNEL_PACKAGE $kernel_version
 kernel config:      $KERNEL_FRAGMENT
 kernel cmdline:     $KERNEL_CMDLINE
+profile:            $PROFILE${AUTHORIZED_KEYS:+ (authorized keys: $AUTHORIZED_KEYS)}
 eif_build:          $(command -v eif_build || echo "not installed")
 INFO
 }
@@ -704,7 +742,7 @@ command_loop() {
 }
 
 main() {
-    local cmd=""
+    local cmd="" info=0
     while [ $# -gt 0 ]; do
         case "$1" in
             --cmd)
@@ -716,12 +754,19 @@ main() {
                 man_page
                 return 0
                 ;;
-            --info)
-                info_page
-                return 0
-                ;;
+            --info) info=1 ;;
             --debug) DEBUG=1 ;;
             --network) NETWORK=1 ;;
+            --profile)
+                [ $# -ge 2 ] || die "--profile needs production or debug"
+                PROFILE=$2
+                shift
+                ;;
+            --authorized-keys)
+                [ $# -ge 2 ] || die "--authorized-keys needs a file"
+                AUTHORIZED_KEYS=$(realpath -m "$2")
+                shift
+                ;;
             --tty) TTY=1 ;;
             --dockerfile)
                 [ $# -ge 2 ] || die "--dockerfile needs a path"
@@ -733,6 +778,11 @@ main() {
         shift
     done
     [ "$DEBUG" -eq 1 ] && set -x
+    check_profile
+    if [ "$info" -eq 1 ]; then
+        info_page
+        return 0
+    fi
     mkdir -p "$BUILD_DIR"
     if [ -n "$cmd" ]; then
         run_command "$cmd"

@@ -52,7 +52,7 @@ nitro_drop() {
     id=$(nitro_info_value "$dir" id)
     if [ -x "$initctl" ]; then
         timeout 10 "$initctl" -a "vsock:$cid:$INITCTL_PORT" shutdown >/dev/null 2>&1 ||
-            log "initctl shutdown did not answer: terminating"
+            log "initctl shutdown did not answer or was refused (production): terminating"
         sleep 2
     fi
     nitro-cli terminate-enclave --enclave-id "$id" >/dev/null 2>&1 ||

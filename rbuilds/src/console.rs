@@ -27,6 +27,20 @@ pub const WORST_ACCEPTED_KERNEL_LEVEL: u8 = 5;
 pub const KNOWN_HARMLESS: &[(&str, &str)] = &[
     // (text, why it is harmless): add one only with the reason, when a
     // harmless line at a problem level appears on some machine.
+    (
+        "PCI: Fatal: No config space access function found",
+        "pci=off (Nitro's command line): an enclave has no PCI bus, and the \
+         kernel says so at err level (microvm)",
+    ),
+    (
+        "PCI: System does not support PCI",
+        "the same, at warning level",
+    ),
+    (
+        "amd_pstate: the _CPC object is not present in SBIOS or ACPI disabled",
+        "AMD hosts: the CPU frequency driver finds no ACPI CPC table in a \
+         micro-VM; a guest has no frequency to scale",
+    ),
 ];
 
 /// Where a console line comes from, with its level.
@@ -224,6 +238,17 @@ mod tests {
                 Source::Init(InitLevel::Error)
             ]
         );
+    }
+
+    #[test]
+    fn known_harmless_lines_are_not_problems_but_their_neighbours_are() {
+        let console = "<3>[    0.317898] PCI: Fatal: No config space access function found\n\
+                       <4>[    0.376858] PCI: System does not support PCI\n\
+                       <4>[    0.910904] amd_pstate: the _CPC object is not present in SBIOS or ACPI disabled\n\
+                       <3>[    0.910905] amd_pstate: something else\n";
+        let found = problems(console);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].line_number, 4);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The PCRs eif_build prints (PCR0: kernel, command line and every ramdisk;
 //! PCR1: kernel, command line and the bootstrap ramdisk; PCR2: the other
-//! ramdisks), turned into the `<name>.eif.pcrs` JSON file.
+//! ramdisks), turned into the `<name>.eif.pcrs` JSON file, with the image's
+//! profile (`production` or `debug`: `ra-verify --require-profile` reads it).
 
 use serde::Serialize;
 
@@ -16,6 +17,9 @@ pub enum PcrsError {
     /// The JSON could not be parsed.
     #[error("eif_build's JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// The profile is not one `ra-verify` knows.
+    #[error("profile {0:?} is neither production nor debug")]
+    BadProfile(String),
     /// A PCR is missing or not a SHA-384 digest in hexadecimal.
     #[error("{0} is missing or not {SHA384_HEX_LEN} hexadecimal digits")]
     BadPcr(&'static str),
@@ -27,6 +31,10 @@ pub struct Pcrs {
     /// Hash algorithm.
     #[serde(rename = "HashAlgorithm")]
     pub hash_algorithm: &'static str,
+    /// The image profile, `production` or `debug` (measured in PCR2, since
+    /// it is in the customer ramdisk).
+    #[serde(rename = "Profile")]
+    pub profile: String,
     /// Kernel, command line and every ramdisk.
     #[serde(rename = "PCR0")]
     pub pcr0: String,
@@ -38,9 +46,16 @@ pub struct Pcrs {
     pub pcr2: String,
 }
 
+/// The profiles an image can be built with.
+pub const PROFILES: [&str; 2] = ["production", "debug"];
+
 /// Reads PCR0/1/2 from eif_build's standard output (a JSON object with a
-/// `Measurements` member, possibly after other lines).
-pub fn from_eif_build_output(text: &str) -> Result<Pcrs, PcrsError> {
+/// `Measurements` member, possibly after other lines), for an image of
+/// `profile`.
+pub fn from_eif_build_output(text: &str, profile: &str) -> Result<Pcrs, PcrsError> {
+    if !PROFILES.contains(&profile) {
+        return Err(PcrsError::BadProfile(profile.to_string()));
+    }
     let start = text.find('{').ok_or(PcrsError::NoJson)?;
     let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter();
     let value: serde_json::Value = stream.next().ok_or(PcrsError::NoJson)??;
@@ -55,6 +70,7 @@ pub fn from_eif_build_output(text: &str) -> Result<Pcrs, PcrsError> {
     };
     Ok(Pcrs {
         hash_algorithm: "SHA384",
+        profile: profile.to_string(),
         pcr0: pcr("PCR0")?,
         pcr1: pcr("PCR1")?,
         pcr2: pcr("PCR2")?,
@@ -77,7 +93,8 @@ mod tests {
             digest('B'),
             digest('c')
         );
-        let pcrs = from_eif_build_output(&text).unwrap();
+        let pcrs = from_eif_build_output(&text, "production").unwrap();
+        assert_eq!(pcrs.profile, "production");
         assert_eq!(pcrs.pcr0, digest('a'));
         assert_eq!(pcrs.pcr1, digest('b'));
         assert_eq!(pcrs.pcr2, digest('c'));
@@ -86,7 +103,7 @@ mod tests {
     #[test]
     fn rejects_missing_or_short_pcrs() {
         assert!(matches!(
-            from_eif_build_output("no json here"),
+            from_eif_build_output("no json here", "debug"),
             Err(PcrsError::NoJson)
         ));
         let short = format!(
@@ -95,8 +112,12 @@ mod tests {
             digest('a')
         );
         assert!(matches!(
-            from_eif_build_output(&short),
+            from_eif_build_output(&short, "debug"),
             Err(PcrsError::BadPcr("PCR1"))
+        ));
+        assert!(matches!(
+            from_eif_build_output(&short, "root"),
+            Err(PcrsError::BadProfile(_))
         ));
     }
 }

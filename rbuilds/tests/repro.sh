@@ -38,7 +38,7 @@ COMMIT=$(git -C "$ROOT" rev-parse "${1:-HEAD}") || die "unknown commit ${1:-HEAD
 WORK=${RBUILDS_REPRO_DIR:-$(mktemp -d /tmp/rbuilds-repro.XXXXXX)}
 FIRST=$WORK/a/enclaves
 SECOND=$WORK/second-clone/nested/enclaves-framework
-ARTEFACTS=(kernel/current/bzImage bootstrap.cpio customer.cpio enclave.eif enclave.eif.pcrs)
+ARTEFACTS=(kernel/current/bzImage bootstrap.cpio enclave.customer.cpio enclave.eif enclave.eif.pcrs)
 
 clone() {
     local dir=$1 mask=$2

@@ -139,3 +139,32 @@ fn a_failure_nobody_checked_is_reported_with_command_line_and_status() {
         "{stderr}"
     );
 }
+
+#[test]
+fn profiles_are_checked_before_any_work() {
+    let build = tempfile::tempdir().unwrap();
+    let out = script(&["--profile", "root", "--info"], "", build.path());
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("unknown profile root (production or debug)"));
+    let keys = build.path().join("authorized_keys");
+    std::fs::write(&keys, "").unwrap();
+    let keys = keys.display().to_string();
+    let out = script(
+        &["--profile", "debug", "--authorized-keys", &keys, "--info"],
+        "",
+        build.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--authorized-keys is for the production profile"));
+    let out = script(
+        &["--authorized-keys", "/nonexistent/keys", "--info"],
+        "",
+        build.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("is not readable"));
+    let info = script(&["--info"], "", build.path());
+    assert!(text(&info.stdout).contains("profile:            production"));
+    let info = script(&["--authorized-keys", &keys, "--info"], "", build.path());
+    assert!(text(&info.stdout).contains(&format!("(authorized keys: {keys})")));
+}

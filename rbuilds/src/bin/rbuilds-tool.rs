@@ -62,6 +62,9 @@ enum Command {
         /// The `.eif.pcrs` file to write.
         #[arg(long)]
         output: PathBuf,
+        /// The image's profile, recorded in the file.
+        #[arg(long, value_parser = pcrs::PROFILES)]
+        profile: String,
     },
     /// Write the init service that runs a Docker image's application, from
     /// `docker image inspect --format '{{json .Config}}'`.
@@ -149,10 +152,11 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Pcrs {
             eif_build_output,
             output,
+            profile,
         } => {
             let text = std::fs::read_to_string(&eif_build_output)
                 .with_context(|| format!("reading {}", eif_build_output.display()))?;
-            let pcrs = pcrs::from_eif_build_output(&text)?;
+            let pcrs = pcrs::from_eif_build_output(&text, &profile)?;
             let json = serde_json::to_string_pretty(&pcrs)? + "\n";
             std::fs::write(&output, json)
                 .with_context(|| format!("writing {}", output.display()))?;
