@@ -288,36 +288,37 @@ refused() {
 
 # The production image, the test playing the hostile host.
 production_checks() {
-    local pcrs=$BUILD_DIR/$NAME.eif.pcrs
+    local pcrs=$BUILD_DIR/$NAME.eif.pcrs pipe=("$BIN/pipeline")
     # QEMU's emulated NSM: documents unsigned, with the image's real PCRs.
     local trust=(--expect-pcrs "$pcrs" --allow-unsigned)
-    local deploy=("$BIN/pipeline" --key "$WORK/deploy" "${trust[@]}")
-    local admin=("$BIN/pipeline" --key "$WORK/admin" "${trust[@]}")
+    local deploy=("${PIPE_ADDR[@]}" --key "$WORK/deploy" "${trust[@]}")
+    local admin=("${PIPE_ADDR[@]}" --key "$WORK/admin" "${trust[@]}")
     services_ready pipeline nats-server ra-web-srv fs-monitor egress dns ingress
 
-    refused "use the pipeline without a key" "$BIN/pipeline" run "${PIPE_ADDR[@]}" -- id
+    refused "use the pipeline without a key" "${pipe[@]}" run "${PIPE_ADDR[@]}" -- id
     refused "use the pipeline with a key the image does not list" \
-        "$BIN/pipeline" --key "$WORK/stranger" "${trust[@]}" run "${PIPE_ADDR[@]}" -- id
+        "${pipe[@]}" run "${PIPE_ADDR[@]}" --key "$WORK/stranger" "${trust[@]}" -- id
+    head -c 1000 /dev/urandom >"$WORK/small.bin"
     refused "talk to an enclave whose PCRs are not the expected ones" \
-        "$BIN/pipeline" --key "$WORK/deploy" --expect-pcrs "$BUILD_DIR/$DEBUG_NAME.eif.pcrs" --allow-unsigned \
-        cp "$WORK/in.bin" enclave:/data/should-not-arrive.bin "${PIPE_ADDR[@]}"
+        "${pipe[@]}" cp -q "$WORK/small.bin" enclave:/data/should-not-arrive.bin "${PIPE_ADDR[@]}" \
+        --key "$WORK/deploy" --expect-pcrs "$BUILD_DIR/$DEBUG_NAME.eif.pcrs" --allow-unsigned
     grep -qi 'pcr' "$WORK/refused.out" || fail "the refusal does not name the PCRs"
 
     head -c 1000000 /dev/urandom >"$WORK/report.bin"
-    timeout 60 "${deploy[@]}" cp -q "$WORK/report.bin" enclave:/data/report.bin "${PIPE_ADDR[@]}" ||
+    timeout 60 "${pipe[@]}" cp -q "$WORK/report.bin" enclave:/data/report.bin "${deploy[@]}" ||
         fail "the deploy key could not copy into /data"
     attested "$WORK/report.bin" --allow-unsigned --pcrs "$pcrs" --require-profile production
     passes pcrs user_data file_hash vrf_proof nonce profile
     refused "read the attestation server's keys" \
-        "${deploy[@]}" cp -q enclave:/var/lib/ra-web-srv/tls-key.pem "$WORK/stolen.pem" "${PIPE_ADDR[@]}"
+        "${pipe[@]}" cp -q enclave:/var/lib/ra-web-srv/tls-key.pem "$WORK/stolen.pem" "${deploy[@]}"
     [ -e "$WORK/stolen.pem" ] && fail "a refused copy left $WORK/stolen.pem"
     refused "replace a measured binary" \
-        "${deploy[@]}" cp -q "$WORK/report.bin" enclave:/usr/bin/ra-web-srv "${PIPE_ADDR[@]}"
-    refused "run a command with the deploy key" "${deploy[@]}" run "${PIPE_ADDR[@]}" -- id
+        "${pipe[@]}" cp -q "$WORK/report.bin" enclave:/usr/bin/ra-web-srv "${deploy[@]}"
+    refused "run a command with the deploy key" "${pipe[@]}" run "${deploy[@]}" -- id
     refused "read /var/lib with the admin key" \
-        "${admin[@]}" cp -q enclave:/var/lib/ra-web-srv/vrf-key.json "$WORK/stolen.json" "${PIPE_ADDR[@]}"
+        "${pipe[@]}" cp -q enclave:/var/lib/ra-web-srv/vrf-key.json "$WORK/stolen.json" "${admin[@]}"
     # A key allowed to exec runs as the pipeline's own user, never root.
-    id_out=$(timeout 60 "${admin[@]}" run "${PIPE_ADDR[@]}" -- id) || fail "the admin key could not run id"
+    id_out=$(timeout 60 "${pipe[@]}" run "${admin[@]}" -- id) || fail "the admin key could not run id"
     say "id in the enclave (admin key): $id_out"
     case "$id_out" in
         uid=0*) fail "commands run as root in a production image" ;;
