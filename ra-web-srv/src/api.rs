@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
+use ra_verify::pcrs::Profile;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -246,6 +247,8 @@ pub async fn health(State(app): State<App>) -> Reply {
             "version": env!("CARGO_PKG_VERSION"),
             "records": app.store.summary().ready,
             "bus": app.bus_state(),
+            "image_profile": app.image_profile.map(Profile::name),
+            "debug_image": app.image_profile == Some(Profile::Debug),
         }),
     )
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
 use ra_verify::Sha3Digest;
+use ra_verify::pcrs::Profile;
 use ra_verify::roots::Root;
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
@@ -59,6 +60,8 @@ pub struct Inner {
     pub jobs: TaskTracker,
     /// The NATS side.
     pub bus: RwLock<BusState>,
+    /// The profile of the image this server runs in, if given.
+    pub image_profile: Option<Profile>,
 }
 
 impl std::ops::Deref for App {

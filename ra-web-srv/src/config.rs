@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+use ra_verify::pcrs::Profile;
 use ra_verify::proof::Suite;
 use serde::Deserialize;
 use transport::Address;
@@ -93,6 +94,11 @@ pub struct Args {
     /// default: the AWS Nitro root, or the development root with the development NSM.
     #[arg(long, value_name = "FILE")]
     pub trust_root: Option<PathBuf>,
+    /// The profile of the image this server runs in (production or debug),
+    /// shown by /health; a debug image is marked loudly. In an image built
+    /// by rbuilds.sh, init gives it as ENCLAVE_PROFILE.
+    #[arg(long, value_name = "PROFILE", env = "ENCLAVE_PROFILE")]
+    pub image_profile: Option<Profile>,
 }
 
 /// The configuration file: the same settings as [`Args`].
@@ -124,6 +130,8 @@ struct FileConfig {
     hash_concurrency: Option<usize>,
     #[serde(alias = "trust_root")]
     trust_root: Option<PathBuf>,
+    #[serde(alias = "image_profile")]
+    image_profile: Option<String>,
 }
 
 /// The validated configuration.
@@ -151,6 +159,8 @@ pub struct Config {
     pub hash_concurrency: usize,
     /// Root for the /verify_* endpoints (None: see [`Args::trust_root`]).
     pub trust_root: Option<PathBuf>,
+    /// The image's profile, if known.
+    pub image_profile: Option<Profile>,
 }
 
 impl Config {
@@ -178,6 +188,7 @@ impl Config {
             nats_url: None,
             hash_concurrency: DEFAULT_HASH_CONCURRENCY,
             trust_root: None,
+            image_profile: None,
         }
     }
 }
@@ -239,6 +250,19 @@ impl Args {
                 reason: "must be at least 1".into(),
             });
         }
+        let image_profile = match (self.image_profile, file.image_profile) {
+            (Some(profile), _) => Some(profile),
+            (None, Some(text)) => {
+                Some(
+                    text.parse::<Profile>()
+                        .map_err(|reason| ConfigError::Invalid {
+                            setting: "image-profile",
+                            reason,
+                        })?,
+                )
+            }
+            (None, None) => None,
+        };
         Ok(Config {
             https_listen,
             http_listen,
@@ -255,6 +279,7 @@ impl Args {
             nats_url: self.nats_url.or(file.nats_url),
             hash_concurrency,
             trust_root: self.trust_root.or(file.trust_root),
+            image_profile,
         })
     }
 }

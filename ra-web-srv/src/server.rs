@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use ra_verify::pcrs::Profile;
 use ra_verify::roots::{Root, RootError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
@@ -138,6 +139,12 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .unwrap_or_default()
         );
     }
+    if config.image_profile == Some(Profile::Debug) {
+        tracing::warn!(
+            "DEBUG IMAGE: the host can run commands as root in this enclave and read this \
+             server's keys; its attestations prove nothing against the host"
+        );
+    }
     let vrf = vrf_key::load_or_create(&config.state_dir, config.vrf_suite)?;
     let tls = TlsIdentity::load(&config.tls)?;
     let roots = Roots::new(&config.root_dirs).map_err(ServerError::Roots)?;
@@ -163,6 +170,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tls_spki_sha3_512: tls.spki_sha3_512,
         tls_cert_pem: crate::views::pem(&tls.cert_der),
         trust_root,
+        image_profile: config.image_profile,
         jobs: TaskTracker::new(),
         bus: RwLock::new(if config.nats_url.is_some() {
             BusState::Starting

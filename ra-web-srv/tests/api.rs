@@ -384,6 +384,8 @@ async fn node_endpoints_tls_document_and_openapi() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["status"], "ok");
     assert_eq!(health["bus"]["state"], "disabled");
+    assert_eq!(health["image_profile"], serde_json::Value::Null);
+    assert_eq!(health["debug_image"], false);
     let (_, desc) = server.get("/nsm_desc").await;
     assert_eq!(desc["simulated"], true);
     let (_, pcrs) = server.get("/pcrs/").await;
@@ -804,4 +806,16 @@ async fn the_secp256k1_suite_proves_too() {
     };
     let report = ra_verify::verify::verify(&hex_doc(&doc), &policy);
     assert!(report.passed(), "{}", report.verdict());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_marks_a_debug_image_loudly() {
+    let state = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut debug = config(state.path(), data.path());
+    debug.image_profile = Some(ra_verify::pcrs::Profile::Debug);
+    let server = start(debug).await;
+    let (_, health) = server.get("/health").await;
+    assert_eq!(health["image_profile"], "debug");
+    assert_eq!(health["debug_image"], true);
 }

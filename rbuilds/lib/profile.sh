@@ -34,7 +34,8 @@ profile_rootfs() {
     fi
     for f in "$customer/etc/init.yaml" "$root/etc/init.yaml"; do
         mkdir -p "$(dirname "$f")"
-        sed -e "s|@VSOCK_ACCESS@|$access|" -e "s|@BANNER@|$banner|" "$RBUILDS_DIR/image/init.yaml.in" >"$f" ||
+        sed -e "s|@VSOCK_ACCESS@|$access|" -e "s|@BANNER@|$banner|" -e "s|@PROFILE@|$PROFILE|" \
+            "$RBUILDS_DIR/image/init.yaml.in" >"$f" ||
             die "cannot write $f"
     done
     printf '%s\n' "$PROFILE" >"$root/etc/enclave-profile"
