@@ -136,6 +136,8 @@ struct RawDevice {
     group: Option<RawId>,
     #[serde(default)]
     mode: Option<RawMode>,
+    #[serde(default)]
+    optional: bool,
 }
 
 /// A user or group as YAML or TOML gives it: a name or a number.
@@ -484,6 +486,7 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
             owner,
             group,
             mode,
+            optional: raw_device.optional,
         });
     }
     for (key, path) in [
@@ -737,7 +740,7 @@ control:
     #[test]
     fn device_rules() {
         let c = Config::parse(
-            "devices:\n  - {path: /dev/nsm, group: nsm, mode: \"0660\"}\n  - {path: /dev/x, owner: 0, group: \"12\"}\n",
+            "devices:\n  - {path: /dev/nsm, group: nsm, mode: \"0660\", optional: true}\n  - {path: /dev/x, owner: 0, group: \"12\"}\n",
             ConfigSource::BuiltIn,
         )
         .unwrap();
@@ -746,6 +749,7 @@ control:
         assert_eq!(c.devices[0].mode, Some(crate::privileges::Mode(0o660)));
         assert_eq!(c.devices[1].owner, Some(IdSpec::Id(0)));
         assert_eq!(c.devices[1].group, Some(IdSpec::Id(12)));
+        assert!(c.devices[0].optional && !c.devices[1].optional);
         // YAML hands an unquoted 0660 over as the text it is: read as octal.
         let c = Config::parse(
             "devices:\n  - {path: /dev/nsm, mode: 0660}\n",

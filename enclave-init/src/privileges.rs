@@ -192,6 +192,9 @@ pub struct DeviceRule {
     pub group: Option<IdSpec>,
     /// New permission bits, if any.
     pub mode: Option<Mode>,
+    /// A node that may be absent (`/dev/nsm` outside Nitro): its absence is
+    /// information, not a warning.
+    pub optional: bool,
 }
 
 impl fmt::Display for DeviceRule {
@@ -227,7 +230,14 @@ pub fn apply_device_rules(rules: &[DeviceRule], files: &AccountFiles) -> StepOut
                 applied.push(rule.path.display().to_string());
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!("device {}: not present; rule skipped", rule.path.display());
+                if rule.optional {
+                    tracing::info!(
+                        "device {}: not present (optional); rule skipped",
+                        rule.path.display()
+                    );
+                } else {
+                    tracing::warn!("device {}: not present; rule skipped", rule.path.display());
+                }
                 missing.push(rule.path.display().to_string());
             }
             Err(err) => {
@@ -335,6 +345,7 @@ mod tests {
             owner: None,
             group: Some(IdSpec::parse(group).unwrap()),
             mode: Some(Mode(0o660)),
+            optional: false,
         };
         let outcome = apply_device_rules(
             &[
