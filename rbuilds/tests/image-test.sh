@@ -325,7 +325,8 @@ production_checks() {
     esac
     refused "stop the attestation server over vsock" "${INITCTL[@]}" stop ra-web-srv
     services_ready ra-web-srv
-    if verify --pcrs "$BUILD_DIR/$DEBUG_NAME.eif.pcrs" --require-profile production >"$WORK/verify-debug.out" 2>&1; then
+    trust=(--allow-unsigned --pcrs "$BUILD_DIR/$DEBUG_NAME.eif.pcrs" --require-profile production)
+    if verify >"$WORK/verify-debug.out" 2>&1; then
         fail "the production enclave passed against the debug image's PCRs"
     fi
     grep -q "^FAIL pcrs:" "$WORK/verify-debug.out" || fail "ra-verify: no FAIL pcrs against the debug image"
