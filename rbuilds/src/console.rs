@@ -196,6 +196,27 @@ pub fn problems(console: &str) -> Vec<Problem> {
         .collect()
 }
 
+/// The problems of `console` once the lines a test provoked on purpose are
+/// set aside: every text of `expected` must be in at least one problem line
+/// (those lines are then not problems); the texts found in none are
+/// returned as missing.
+pub fn problems_expecting<'a>(
+    console: &str,
+    expected: &'a [String],
+) -> (Vec<Problem>, Vec<&'a str>) {
+    let all = problems(console);
+    let missing = expected
+        .iter()
+        .filter(|text| !all.iter().any(|p| p.text.contains(text.as_str())))
+        .map(String::as_str)
+        .collect();
+    let rest = all
+        .into_iter()
+        .filter(|p| !expected.iter().any(|text| p.text.contains(text.as_str())))
+        .collect();
+    (rest, missing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +270,21 @@ mod tests {
         let found = problems(console);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].line_number, 4);
+    }
+
+    #[test]
+    fn expected_problem_lines_must_appear_and_are_then_set_aside() {
+        let console = "<6>[ 0.1] fine\n\
+                       2026-12-04T19:58:10Z  WARN init::control: request ServiceStop refused\n\
+                       <3>[ 0.2] a real error\n";
+        let expected = vec![
+            "ServiceStop refused".to_string(),
+            "never printed".to_string(),
+        ];
+        let (rest, missing) = problems_expecting(console, &expected);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].line_number, 3);
+        assert_eq!(missing, ["never printed"]);
     }
 
     #[test]

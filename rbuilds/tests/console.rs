@@ -55,6 +55,34 @@ fn a_real_kernel_error_or_init_warning_still_fails_and_is_named() {
     );
     assert!(stdout.contains("9: [init, warn]"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 problem line(s)"));
+
+    // A warning the caller provoked on purpose is expected, and must be there.
+    let path = dir.path().join("console.log");
+    let run = |expected: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rbuilds-tool"))
+            .args([
+                "console-check",
+                "--expected",
+                "nsm: probe of virtio3 failed",
+                "--expected",
+            ])
+            .arg(expected)
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = run("service 'ra-web-srv' exited with status 101");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run("a refusal that was never logged");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("expected, not found: a refusal that was never logged")
+    );
 }
 
 #[test]

@@ -82,6 +82,10 @@ enum Command {
     ConsoleCheck {
         /// The console log.
         console: PathBuf,
+        /// A problem line the caller provoked on purpose (a refusal it
+        /// tested): it must appear, and is then not a problem (repeatable).
+        #[arg(long, value_name = "TEXT")]
+        expected: Vec<String>,
     },
     /// Wait for the enclave's boot heartbeat on ADDRESS and answer it;
     /// prints the seconds it took.
@@ -168,15 +172,27 @@ fn run(command: Command) -> anyhow::Result<()> {
             std::fs::write(&output, service)
                 .with_context(|| format!("writing {}", output.display()))?;
         }
-        Command::ConsoleCheck { console: path } => {
+        Command::ConsoleCheck {
+            console: path,
+            expected,
+        } => {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let found = console::problems(&String::from_utf8_lossy(&bytes));
+            let (found, missing) =
+                console::problems_expecting(&String::from_utf8_lossy(&bytes), &expected);
             for problem in &found {
                 writeln!(stdout, "{problem}")?;
             }
-            if !found.is_empty() {
-                anyhow::bail!("{}: {} problem line(s)", path.display(), found.len());
+            for text in &missing {
+                writeln!(stdout, "expected, not found: {text}")?;
+            }
+            if !found.is_empty() || !missing.is_empty() {
+                anyhow::bail!(
+                    "{}: {} problem line(s), {} expected line(s) missing",
+                    path.display(),
+                    found.len(),
+                    missing.len()
+                );
             }
         }
         Command::Heartbeat { listen, timeout } => {
