@@ -20,6 +20,7 @@
 //! - [`attest`]: making the server's document, checking it on the client.
 //! - [`keys`]: static keys and key files (`keygen`, `.pub`).
 //! - [`authorized`]: the `authorized_keys` file and [`Permissions`].
+//! - [`setup`]: either side built from files and flags ([`ChannelArgs`]).
 //! - [`defs`]: wire constants and limits.
 
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod defs;
 pub mod handshake;
 pub mod keys;
 pub mod record;
+pub mod setup;
 
 pub use attest::Attester;
 pub use authorized::{AuthorizedKey, AuthorizedKeys, AuthorizedKeysError, Permissions};
@@ -38,6 +40,7 @@ pub use handshake::{
 };
 pub use keys::{KeyError, PublicKey, StaticKey};
 pub use record::{IntegrityError, SecureReader, SecureStream, SecureWriter, integrity_error};
+pub use setup::{ChannelArgs, SetupError};
 
 #[cfg(test)]
 mod tests {

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use attested_channel::{AuthorizedKeys, StaticKey};
+use attested_channel::{SetupError, StaticKey};
 use clap::{Args, Parser, Subcommand};
-use enclave_nsm::{DevPcrs, Nsm, NsmKind, NsmMode};
+use enclave_nsm::NsmMode;
 use pipeline::client::exec::{RunOptions, RunOutcome};
 use pipeline::client::{Client, copy};
 use pipeline::config::{FileConfig, parse_mode};
@@ -43,9 +43,6 @@ const EXIT_ATTESTATION: u8 = 76;
 const EXIT_REFUSED: u8 = 77;
 /// Where `--nsm development` keeps its PKI unless `--state-dir` says otherwise.
 const DEFAULT_STATE_DIR: &str = "/var/lib/pipeline";
-/// The development NSM's PCRs, written in the state directory for clients'
-/// `--expect-pcrs`.
-const DEV_PCRS_FILE: &str = "dev.eif.pcrs";
 /// Prefix that marks the enclave side of `pipeline cp`.
 const REMOTE_PREFIX: &str = "enclave:";
 
@@ -154,25 +151,8 @@ struct ConnArgs {
     /// Connection attempts before giving up.
     #[arg(long, value_name = "N")]
     connect_attempts: Option<u32>,
-    /// Use the attested, encrypted channel with this private key (made by
-    /// `pipeline keygen`). Without it the client speaks INSECURE plaintext.
-    #[arg(long, value_name = "FILE", requires = "expect_pcrs")]
-    key: Option<PathBuf>,
-    /// The PCRs the enclave must have (the image build's FILE.eif.pcrs).
-    #[arg(long, value_name = "FILE.eif.pcrs", requires = "key")]
-    expect_pcrs: Option<PathBuf>,
-    /// Pin this root certificate instead of AWS's (the development root).
-    #[arg(
-        long,
-        value_name = "PEM",
-        requires = "key",
-        conflicts_with = "allow_unsigned"
-    )]
-    root: Option<PathBuf>,
-    /// Accept unsigned documents (QEMU's emulated NSM): signature and chain
-    /// are then skipped, PCRs, nonce and key binding still checked.
-    #[arg(long, requires = "key")]
-    allow_unsigned: bool,
+    #[command(flatten)]
+    channel: attested_channel::ChannelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -503,42 +483,18 @@ async fn server_channel(
     mode: NsmMode,
     state_dir: Option<&Path>,
 ) -> Result<attested_channel::ServerConfig, Failure> {
-    let authorized = AuthorizedKeys::load(authorized_keys).map_err(|err| usage(err.into()))?;
-    if authorized.is_empty() {
-        tracing::warn!(file = %authorized_keys.display(), "no authorised keys: every client will be refused");
-    }
     let state_dir = state_dir.unwrap_or(Path::new(DEFAULT_STATE_DIR));
-    let development = mode == NsmMode::Development
-        || (mode == NsmMode::Auto && !Path::new(enclave_nsm::defs::NSM_DEVICE).exists());
-    if development {
-        enclave_nsm::files::ensure_dir(state_dir).context("--state-dir")?;
-    }
-    let nsm = Nsm::open(mode, state_dir, &DevPcrs::Seeded).context("cannot open the NSM")?;
-    if nsm.kind() == NsmKind::Development {
-        let pcrs = nsm.pcrs().await.context("the development NSM's PCRs")?;
-        let mut text = String::from("{\n  \"HashAlgorithm\": \"Sha384 { ... }\"");
-        for (index, value) in &pcrs {
-            text.push_str(&format!(",\n  \"PCR{index}\": \"{}\"", hex_string(value)));
-        }
-        text.push_str("\n}\n");
-        let pcrs_path = state_dir.join(DEV_PCRS_FILE);
-        enclave_nsm::files::write_atomic(&pcrs_path, text.as_bytes(), 0o644)
-            .map_err(anyhow::Error::from)?;
-        tracing::warn!(
-            root = %nsm.dev_root_pem().map(|p| p.display().to_string()).unwrap_or_default(),
-            pcrs = %pcrs_path.display(),
-            "DEVELOPMENT NSM: this is NOT an enclave; the server's key is attested by a development signer that proves nothing (clients must pin its root with --root)"
-        );
-    }
-    let mut config = attested_channel::ServerConfig::new(Arc::new(nsm), authorized)
-        .map_err(anyhow::Error::from)?;
-    config.timeout = pipeline::defs::HANDSHAKE_TIMEOUT;
-    tracing::info!(server_key = %config.key.public().short(), "made the server's channel key (memory only)");
-    Ok(config)
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    attested_channel::setup::server_config(
+        authorized_keys,
+        mode,
+        state_dir,
+        pipeline::defs::HANDSHAKE_TIMEOUT,
+    )
+    .await
+    .map_err(|err| match err {
+        SetupError::AuthorizedKeys(_) => usage(err.into()),
+        other => Failure::from(anyhow::Error::from(other)),
+    })
 }
 
 /// `pipeline keygen --out FILE`.
@@ -551,39 +507,6 @@ fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
         attested_channel::keys::pub_path(&args.out).display()
     );
     Ok(0)
-}
-
-/// The attested channel's client side from `--key`, `--expect-pcrs`,
-/// `--root` and `--allow-unsigned`.
-fn client_channel(conn: &ConnArgs) -> Result<Option<attested_channel::ClientConfig>, Failure> {
-    let Some(key_path) = &conn.key else {
-        return Ok(None);
-    };
-    let key = StaticKey::load(key_path).map_err(|err| usage(err.into()))?;
-    let pcrs = match &conn.expect_pcrs {
-        Some(path) => ra_verify::ExpectedPcrs::load(path)
-            .with_context(|| format!("--expect-pcrs {}", path.display()))
-            .map_err(usage)?,
-        None => return Err(usage(anyhow!("--key needs --expect-pcrs FILE.eif.pcrs"))),
-    };
-    let root = match &conn.root {
-        Some(path) => Some(
-            ra_verify::Root::load(path)
-                .with_context(|| format!("--root {}", path.display()))
-                .map_err(usage)?,
-        ),
-        None => None,
-    };
-    Ok(Some(attested_channel::ClientConfig {
-        key,
-        policy: ra_verify::Policy {
-            root,
-            allow_unsigned: conn.allow_unsigned,
-            pcrs: Some(pcrs),
-            ..ra_verify::Policy::default()
-        },
-        timeout: pipeline::defs::HANDSHAKE_TIMEOUT,
-    }))
 }
 
 fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
@@ -607,7 +530,7 @@ fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
         }
         options.attempts = attempts;
     }
-    if conn.key.is_none() {
+    if conn.channel.key.is_none() {
         let why = "no --key: INSECURE plaintext (not authenticated, not encrypted, the server is not attested)";
         if plaintext_is_local(&addr) {
             tracing::info!(%addr, "{why}");
@@ -616,7 +539,11 @@ fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
         }
     }
     let client = Client::new(addr).with_connect_options(options);
-    Ok(match client_channel(conn)? {
+    let channel = conn
+        .channel
+        .client_config(pipeline::defs::HANDSHAKE_TIMEOUT)
+        .map_err(|err| usage(err.into()))?;
+    Ok(match channel {
         Some(channel) => client.with_channel(channel),
         None => client,
     })
