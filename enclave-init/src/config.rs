@@ -12,6 +12,8 @@ use serde::Deserialize;
 use transport::Address;
 use transport::defs::VSOCK_CID_ANY;
 
+use enclave_nsm::NsmMode;
+
 use crate::accounts::{AccountFiles, IdSpec};
 use crate::control::access::Access;
 use crate::defs::*;
@@ -190,6 +192,22 @@ struct RawControl {
     unix_socket_access: Access,
     vsock_access: Access,
     listen: Vec<RawListen>,
+    attested: Option<RawAttested>,
+}
+
+/// `control.attested`: the attested channel on the control listeners.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAttested {
+    authorized_keys: PathBuf,
+    #[serde(default)]
+    nsm: NsmMode,
+    #[serde(default = "default_channel_state_dir")]
+    state_dir: PathBuf,
+}
+
+fn default_channel_state_dir() -> PathBuf {
+    DEFAULT_CHANNEL_STATE_DIR.into()
 }
 
 impl Default for RawControl {
@@ -203,6 +221,7 @@ impl Default for RawControl {
             unix_socket_access: Access::Full,
             vsock_access: Access::ReadOnly,
             listen: Vec::new(),
+            attested: None,
         }
     }
 }
@@ -287,6 +306,20 @@ impl ControlListener {
     }
 }
 
+/// `control.attested`: clients of the control listeners other than the
+/// Unix socket may complete the attested channel's handshake (the same as
+/// pipeline's); a key allowed to `manage` then gets full access on its
+/// connection, any other authorised key the listener's access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlChannel {
+    /// The authorised keys file (pipeline's format; `manage` is what counts).
+    pub authorized_keys: PathBuf,
+    /// Which NSM attests init's channel key.
+    pub nsm: NsmMode,
+    /// Where the development NSM keeps its PKI (outside an enclave).
+    pub state_dir: PathBuf,
+}
+
 /// The validated init configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -298,6 +331,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Control listeners (Unix socket, vsock, extra addresses) with their access.
     pub control: Vec<ControlListener>,
+    /// The attested channel on the non-Unix control listeners, if configured.
+    pub control_channel: Option<ControlChannel>,
     /// Log rotation.
     pub logs: LogLimits,
     /// Environment given to every service.
@@ -460,6 +495,39 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
         }
         control.push(listener);
     }
+    let control_channel = match raw.control.attested {
+        None => None,
+        Some(attested) => {
+            for (key, path) in [
+                (
+                    "control.attested.authorized_keys",
+                    &attested.authorized_keys,
+                ),
+                ("control.attested.state_dir", &attested.state_dir),
+            ] {
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        key,
+                        format!("{} is not an absolute path", path.display()),
+                    ));
+                }
+            }
+            if control
+                .iter()
+                .all(|l| matches!(l.address, Address::Unix(_)))
+            {
+                return Err(invalid(
+                    "control.attested",
+                    "needs a control listener other than the Unix socket (vsock_enabled or listen): the channel is for clients outside the enclave".into(),
+                ));
+            }
+            Some(ControlChannel {
+                authorized_keys: attested.authorized_keys,
+                nsm: attested.nsm,
+                state_dir: attested.state_dir,
+            })
+        }
+    };
     let mut devices = Vec::new();
     for raw_device in raw.devices {
         let path = raw_device.path;
@@ -543,6 +611,7 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
         service_dir: raw.service_dir,
         log_dir: raw.log_dir,
         control,
+        control_channel,
         logs: LogLimits {
             max_size: raw.max_log_size,
             max_files: raw.max_log_files,
@@ -735,6 +804,47 @@ control:
         .unwrap();
         let access: Vec<Access> = c.control.iter().map(|l| l.access).collect();
         assert_eq!(access, [Access::ReadOnly, Access::Full]);
+    }
+
+    #[test]
+    fn attested_control_channel() {
+        let c = Config::parse(
+            "control:\n  vsock_enabled: true\n  attested: {authorized_keys: /etc/pipeline/authorized_keys}\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(
+            c.control_channel,
+            Some(ControlChannel {
+                authorized_keys: "/etc/pipeline/authorized_keys".into(),
+                nsm: NsmMode::Auto,
+                state_dir: DEFAULT_CHANNEL_STATE_DIR.into(),
+            })
+        );
+        assert_eq!(Config::default().control_channel, None);
+        for (text, needle) in [
+            (
+                "control:\n  vsock_enabled: true\n  attested: {authorized_keys: keys}\n",
+                "not an absolute path",
+            ),
+            (
+                "control:\n  attested: {authorized_keys: /k}\n",
+                "other than the Unix socket",
+            ),
+            (
+                "control:\n  vsock_enabled: true\n  attested: {authorized_keys: /k, nsm: fake}\n",
+                "nsm",
+            ),
+            (
+                "control:\n  vsock_enabled: true\n  attested: {authorized_key: /k}\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::parse(text, ConfigSource::BuiltIn)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
     }
 
     #[test]

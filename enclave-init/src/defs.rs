@@ -23,6 +23,11 @@ pub const DEFAULT_UNIX_SOCKET: &str = "/run/init.sock";
 pub const CONTROL_SOCKET_MODE: u32 = 0o600;
 /// Port of the vsock control listener.
 pub const DEFAULT_CONTROL_VSOCK_PORT: u32 = 9001;
+/// Where the development NSM of init's attested control channel keeps its
+/// PKI (outside an enclave only).
+pub const DEFAULT_CHANNEL_STATE_DIR: &str = "/var/lib/init";
+/// Time limit of the attested channel's handshake on a control connection.
+pub const CONTROL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest size of one log file before it is rotated (10 MiB).
 pub const DEFAULT_MAX_LOG_SIZE: u64 = 10 * 1024 * 1024;
 /// Rotated log files kept per service.

@@ -8,9 +8,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::{Address, BindOptions, Listener};
 
-use crate::config::{Config, ControlListener, ParentCid};
+use attested_channel::ServerConfig;
+
+use crate::config::{Config, ControlChannel, ControlListener, ParentCid};
 use crate::control::server;
-use crate::defs::CONTROL_SOCKET_MODE;
+use crate::defs::{CONTROL_HANDSHAKE_TIMEOUT, CONTROL_SOCKET_MODE};
 use crate::pid1;
 use crate::privileges;
 use crate::reaper;
@@ -77,14 +79,23 @@ pub async fn run(
             Err(err) => return Err(err.into()),
         }
     }
+    let channel = match &config.control_channel {
+        Some(settings) => attested_channel(settings).await,
+        None => None,
+    };
     let config = Arc::new(config);
     let (supervisor, handle) = Supervisor::new(config, ctx);
     let servers = CancellationToken::new();
     let tracker = TaskTracker::new();
     for (listener, access) in listeners {
+        let channel = match listener.local_addr() {
+            Address::Unix(_) => None,
+            _ => channel.clone(),
+        };
         tracker.spawn(server::serve(
             listener,
             access,
+            channel,
             handle.clone(),
             servers.clone(),
             tracker.clone(),
@@ -100,6 +111,35 @@ pub async fn run(
         tracing::warn!("control connections still open at exit");
     }
     Ok(outcome)
+}
+
+/// The attested channel's server side for the control listeners; `None`
+/// (logged) when it cannot be set up, so that init keeps supervising and
+/// its listeners stay at their configured access.
+async fn attested_channel(settings: &ControlChannel) -> Option<Arc<ServerConfig>> {
+    match attested_channel::setup::server_config(
+        &settings.authorized_keys,
+        settings.nsm,
+        &settings.state_dir,
+        CONTROL_HANDSHAKE_TIMEOUT,
+    )
+    .await
+    {
+        Ok(config) => {
+            tracing::info!(
+                keys = %settings.authorized_keys.display(),
+                "attested control channel ready: keys allowed to manage get full access"
+            );
+            Some(Arc::new(config))
+        }
+        Err(err) => {
+            tracing::error!(
+                keys = %settings.authorized_keys.display(),
+                "attested control channel disabled: {err}"
+            );
+            None
+        }
+    }
 }
 
 async fn bind(control: &ControlListener) -> Result<Listener, transport::Error> {

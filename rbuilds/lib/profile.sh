@@ -5,7 +5,8 @@
 #
 #   production  pipeline: attested, encrypted, only the keys given with
 #               --authorized-keys, each with its permissions (no keys: no
-#               pipeline listener at all); init control over vsock read-only
+#               pipeline listener at all); init control over vsock read-only,
+#               full for keys allowed to manage (over the attested channel)
 #   debug       pipeline: plaintext, no authentication, exec as root;
 #               init control over vsock with every command
 # Sourced by rbuilds.sh; uses its settings and helpers.
@@ -26,15 +27,20 @@ check_profile() {
 # staging directory CUSTOMER (init.yaml at its top, the rest under rootfs/).
 profile_rootfs() {
     local customer=$1 root=$1/rootfs access=read-only f
+    local attested="# attested: none (no client keys in this image)"
     local banner="image profile: production (no remote exec; attested, encrypted pipeline; init control from the host read-only)"
     check_profile
     if [ "$PROFILE" = debug ]; then
         access=full
         banner="DEBUG PROFILE: the host can run commands as root in this enclave and read its keys; its attestations prove nothing against the host"
     fi
+    if [ "$PROFILE" = production ] && [ -n "$AUTHORIZED_KEYS" ]; then
+        attested="attested: {authorized_keys: /etc/pipeline/authorized_keys}"
+    fi
     for f in "$customer/etc/init.yaml" "$root/etc/init.yaml"; do
         mkdir -p "$(dirname "$f")"
         sed -e "s|@VSOCK_ACCESS@|$access|" -e "s|@BANNER@|$banner|" -e "s|@PROFILE@|$PROFILE|" \
+            -e "s|@CONTROL_ATTESTED@|$attested|" \
             "$RBUILDS_DIR/image/init.yaml.in" >"$f" ||
             die "cannot write $f"
     done

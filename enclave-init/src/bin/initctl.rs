@@ -5,12 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use attested_channel::{ChannelArgs, ClientConfig};
 use clap::{Parser, Subcommand};
 use enclave_init::cli::{EXIT_USAGE, parse_args};
 use enclave_init::control::client;
 use enclave_init::control::cmd::{Request, Response};
 use enclave_init::ctl_config::{CtlOverrides, Protocol, resolve};
-use enclave_init::defs::{DEFAULT_LOG_LINES, INIT_SOCKET_ENV, INITCTL_CONFIG_ENV};
+use enclave_init::defs::{
+    CONTROL_HANDSHAKE_TIMEOUT, DEFAULT_LOG_LINES, INIT_SOCKET_ENV, INITCTL_CONFIG_ENV,
+};
 use enclave_init::render;
 use transport::Address;
 
@@ -39,6 +42,12 @@ struct Cli {
     /// Print init's JSON response instead of text.
     #[arg(long)]
     json: bool,
+    /// The attested channel (vsock/TCP listeners of an image with
+    /// `control.attested`): init's attestation is checked first, and a key
+    /// allowed to manage may then change services; without --key, plaintext
+    /// and read-only there.
+    #[command(flatten)]
+    channel: ChannelArgs,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -138,7 +147,11 @@ impl Cmd {
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNAVAILABLE: u8 = 69;
-/// Init refused the request on this connection (sysexits' EX_NOPERM).
+/// Init's attestation failed a check (wrong PCRs, signer, nonce or key
+/// binding): nothing but the handshake was sent.
+const EXIT_ATTESTATION: u8 = 76;
+/// Init refused the request on this connection, or the client's key
+/// (sysexits' EX_NOPERM).
 const EXIT_REFUSED: u8 = 77;
 
 fn main() -> ExitCode {
@@ -163,27 +176,29 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    let channel = match cli.channel.client_config(CONTROL_HANDSHAKE_TIMEOUT) {
+        Ok(channel) => channel,
+        Err(err) => {
+            eprintln!("initctl: {err}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let target = Target { addr, channel };
     if let Cmd::Ping { count } = cli.command
         && count > 1
     {
-        return match ping_many(&addr, count) {
+        return match ping_many(&target, count) {
             Ok(line) => {
                 println!("{line}");
                 ExitCode::SUCCESS
             }
-            Err(err) => {
-                eprintln!("initctl: {err:#}");
-                ExitCode::from(EXIT_UNAVAILABLE)
-            }
+            Err(err) => failed(&err),
         };
     }
     let request = cli.command.request();
-    let response = match exchange(&addr, &request) {
+    let response = match exchange(&target, &request) {
         Ok(response) => response,
-        Err(err) => {
-            eprintln!("initctl: {err:#}");
-            return ExitCode::from(EXIT_UNAVAILABLE);
-        }
+        Err(err) => return failed(&err),
     };
     match print(&response, json) {
         Ok(code) => code,
@@ -195,24 +210,66 @@ fn main() -> ExitCode {
     }
 }
 
-fn exchange(addr: &Address, request: &Request) -> anyhow::Result<Response> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Where init is, and how to talk to it.
+struct Target {
+    addr: Address,
+    channel: Option<ClientConfig>,
+}
+
+impl Target {
+    /// A connection: plaintext, or the attested channel (init's
+    /// attestation checked before anything is sent).
+    async fn connect(&self) -> Result<client::Client, client::ClientError> {
+        match &self.channel {
+            None => client::Client::connect(&self.addr).await,
+            Some(channel) => {
+                let (client, attested) =
+                    client::Client::connect_attested(&self.addr, channel).await?;
+                tracing::info!(
+                    addr = %self.addr,
+                    init_key = %attested.server_key.short(),
+                    "init attested: {}",
+                    attested.report.verdict()
+                );
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// The exit status of a request that got no answer: 76 when init's
+/// attestation failed, 77 when init refused the key, 69 otherwise.
+fn failed(err: &anyhow::Error) -> ExitCode {
+    eprintln!("initctl: {err:#}");
+    let handshake = err
+        .downcast_ref::<client::ClientError>()
+        .and_then(client::ClientError::handshake);
+    ExitCode::from(match handshake {
+        Some(e) if e.is_attestation_failure() => EXIT_ATTESTATION,
+        Some(e) if e.is_refusal() => EXIT_REFUSED,
+        _ => EXIT_UNAVAILABLE,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime
-        .block_on(client::request(addr, request))
-        .with_context(|| format!("no answer from init at {addr}"))
+        .context("cannot start the async runtime")
+}
+
+fn exchange(target: &Target, request: &Request) -> anyhow::Result<Response> {
+    runtime()?.block_on(async {
+        let mut client = target.connect().await?;
+        Ok(client.call(request).await?)
+    })
 }
 
 /// Sends `count` pings on one connection; a summary like ping(8).
-fn ping_many(addr: &Address, count: u32) -> anyhow::Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let mut client = client::Client::connect(addr).await?;
+fn ping_many(target: &Target, count: u32) -> anyhow::Result<String> {
+    let addr = &target.addr;
+    runtime()?.block_on(async {
+        let mut client = target.connect().await?;
         let mut rtts = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let begun = std::time::Instant::now();

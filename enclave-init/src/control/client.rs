@@ -1,5 +1,10 @@
-//! One request/response exchange with init, over any transport address.
+//! One request/response exchange with init, over any transport address,
+//! in plaintext or over the attested channel (the client checks init's
+//! attestation before it sends a request, and its key may then allow it to
+//! manage services).
 
+use attested_channel::{Attested, ClientConfig, HandshakeError};
+use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{Address, ConnectOptions};
 
 use crate::control::cmd::{Request, Response};
@@ -26,6 +31,15 @@ pub enum ClientError {
         /// The address.
         addr: Address,
     },
+    /// The attested channel could not be set up: init's attestation failed
+    /// a check, init refused the key, or the handshake broke.
+    #[error("attested channel to init at {addr}: {source}")]
+    Handshake {
+        /// The address.
+        addr: Address,
+        /// Why.
+        source: HandshakeError,
+    },
     /// No answer in time.
     #[error("init at {addr} did not answer within {CLIENT_TIMEOUT:?}")]
     Timeout {
@@ -42,25 +56,57 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// The handshake's error, when the attested channel failed.
+    pub fn handshake(&self) -> Option<&HandshakeError> {
+        match self {
+            Self::Handshake { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The byte stream under a [`Client`]: plain, or the attested channel.
+trait ControlIo: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> ControlIo for T {}
+
 /// A connection to init that can carry many requests.
 #[derive(Debug)]
 pub struct Client {
     addr: Address,
-    conn: Connection<transport::Stream>,
+    conn: Connection<Box<dyn ControlIo>>,
 }
 
 impl Client {
-    /// Connects to init at `addr`.
+    /// Connects to init at `addr` (plaintext).
     pub async fn connect(addr: &Address) -> Result<Self, ClientError> {
-        let options = ConnectOptions {
-            attempts: 2,
-            ..ConnectOptions::default()
-        };
-        let stream = transport::connect_with(addr, &options).await?;
+        let stream = open(addr).await?;
         Ok(Self {
             addr: addr.clone(),
-            conn: Connection::new(stream),
+            conn: Connection::new(Box::new(stream)),
         })
+    }
+
+    /// Connects to init at `addr` over the attested channel: init's
+    /// attestation is checked under `channel`'s policy before anything is
+    /// sent, and init then knows the client by its key.
+    pub async fn connect_attested(
+        addr: &Address,
+        channel: &ClientConfig,
+    ) -> Result<(Self, Attested), ClientError> {
+        let stream = open(addr).await?;
+        let (secure, attested) =
+            attested_channel::connect(stream, channel)
+                .await
+                .map_err(|source| ClientError::Handshake {
+                    addr: addr.clone(),
+                    source,
+                })?;
+        let client = Self {
+            addr: addr.clone(),
+            conn: Connection::new(Box::new(secure)),
+        };
+        Ok((client, attested))
     }
 
     /// Sends `request` and waits for the response.
@@ -88,6 +134,14 @@ impl Client {
             message: e.to_string(),
         })
     }
+}
+
+async fn open(addr: &Address) -> Result<transport::Stream, ClientError> {
+    let options = ConnectOptions {
+        attempts: 2,
+        ..ConnectOptions::default()
+    };
+    Ok(transport::connect_with(addr, &options).await?)
 }
 
 /// Sends `request` to init at `addr` on a new connection and returns its response.

@@ -39,6 +39,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Wraps `stream` whose first bytes, `read_ahead`, were already read
+    /// (to tell an attested-channel client from a plain one).
+    pub fn with_read_ahead(stream: S, read_ahead: Vec<u8>) -> Self {
+        Self {
+            stream,
+            buf: read_ahead,
+        }
+    }
+
     /// Reads the next frame's payload of at most `max` bytes; `None` when the
     /// peer closed the stream between frames.
     pub async fn read_frame(&mut self, max: usize) -> Result<Option<Vec<u8>>, ConnectionError> {

@@ -7,11 +7,21 @@
 //! Each connection carries an [`Access`] level, that of its listener to
 //! begin with; a request the level does not permit is answered with a
 //! refusal and never reaches the supervisor (see [`crate::control::access`]).
+//!
+//! A listener given the attested channel (`control.attested`) tells its
+//! clients apart by their first four bytes: the channel's magic starts the
+//! attested handshake (the same as pipeline's: init's key, made at start,
+//! bound into an NSM document with the client's nonce; only authorised
+//! keys accepted), after which the connection carries the same frames,
+//! encrypted, with full access for a key allowed to `manage` and the
+//! listener's access for any other; anything else is a plain client with
+//! the listener's access.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use attested_channel::ServerConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,19 +33,25 @@ use crate::control::connection::{Connection, ConnectionError};
 use crate::defs::*;
 use crate::supervisor::SupervisorHandle;
 
-/// Accepts and serves connections on `listener`, each with `access`, until
-/// `cancel` fires. Connection tasks are spawned on `tracker` so shutdown can
-/// wait for them.
+/// Accepts and serves connections on `listener`, each with `access` (or
+/// more, for a client authenticated on `channel`), until `cancel` fires.
+/// Connection tasks are spawned on `tracker` so shutdown can wait for them.
 pub async fn serve(
     listener: Listener,
     access: Access,
+    channel: Option<Arc<ServerConfig>>,
     handle: SupervisorHandle,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONTROL_CONNECTIONS));
     let local = listener.local_addr().clone();
-    tracing::info!("control socket listening on {local} ({access} access)");
+    let attested = if channel.is_some() {
+        "; full access for keys allowed to manage, over the attested channel"
+    } else {
+        ""
+    };
+    tracing::info!("control socket listening on {local} ({access} access{attested})");
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => match permit {
@@ -52,8 +68,14 @@ pub async fn serve(
             Ok((stream, peer)) => {
                 tracing::debug!(%peer, listener = %local, "control connection");
                 let (handle, cancel) = (handle.clone(), cancel.clone());
+                let channel = channel.clone();
                 tracker.spawn(async move {
-                    serve_connection(stream, access, &handle, &cancel).await;
+                    match channel {
+                        Some(channel) => {
+                            serve_either(stream, access, &channel, &handle, &cancel).await
+                        }
+                        None => serve_connection(stream, access, &handle, &cancel).await,
+                    }
                     drop(permit);
                 });
             }
@@ -61,6 +83,57 @@ pub async fn serve(
                 tracing::error!(listener = %local, %err, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+/// Serves a connection on a listener with the attested channel: an
+/// attested-channel client after its handshake (full access if its key may
+/// `manage`), any other client as plain with `access`.
+pub async fn serve_either<S>(
+    mut stream: S,
+    access: Access,
+    channel: &ServerConfig,
+    handle: &SupervisorHandle,
+    cancel: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut first = [0u8; FRAME_HEADER_LEN];
+    let read = tokio::select! {
+        read = tokio::time::timeout(CONTROL_IDLE_TIMEOUT, stream.read_exact(&mut first)) => read,
+        _ = cancel.cancelled() => return,
+    };
+    match read {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => return tracing::debug!("control client went away: {err}"),
+        Err(_) => return tracing::debug!("control client sent nothing: closed"),
+    }
+    if first != attested_channel::defs::MAGIC {
+        let conn = Connection::with_read_ahead(stream, first.to_vec());
+        return serve_frames(conn, access, handle, cancel).await;
+    }
+    let accepted = tokio::select! {
+        accepted = attested_channel::accept_after_magic(stream, channel) => accepted,
+        _ = cancel.cancelled() => return,
+    };
+    match accepted {
+        Ok((secure, entry)) => {
+            let access = if entry.permissions.manage {
+                Access::Full
+            } else {
+                access
+            };
+            tracing::info!(
+                key = %entry.key.short(),
+                comment = %entry.comment,
+                %access,
+                "control client authenticated over the attested channel"
+            );
+            serve_frames(Connection::new(secure), access, handle, cancel).await
+        }
+        Err(error) => {
+            tracing::warn!(%error, "attested control handshake failed; connection dropped")
         }
     }
 }
@@ -76,7 +149,18 @@ pub async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut conn = Connection::new(stream);
+    serve_frames(Connection::new(stream), access, handle, cancel).await
+}
+
+/// The request loop of one connection.
+async fn serve_frames<S>(
+    mut conn: Connection<S>,
+    access: Access,
+    handle: &SupervisorHandle,
+    cancel: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         let read = tokio::select! {
             read = tokio::time::timeout(CONTROL_IDLE_TIMEOUT, conn.read_frame(MAX_REQUEST_FRAME)) => read,
