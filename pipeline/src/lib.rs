@@ -34,4 +34,4 @@ pub mod server;
 pub mod tree;
 
 pub use error::Error;
-pub use policy::Policy;
+pub use policy::{Policy, WrittenModes};

@@ -29,7 +29,7 @@ use pipeline::paths;
 use pipeline::progress::Progress;
 use pipeline::protocol::{ErrorCode, Expect, Placement, Summary};
 use pipeline::server::{self, ServerConfig};
-use pipeline::{Error, Policy};
+use pipeline::{Error, Policy, WrittenModes};
 use tokio::signal::unix::{SignalKind, signal};
 use transport::{Address, BindOptions, ConnectOptions, Listener};
 
@@ -99,6 +99,12 @@ struct ListenArgs {
     /// Confine file reads and writes to this directory (repeatable).
     #[arg(long = "root", value_name = "DIR")]
     roots: Vec<PathBuf>,
+    /// Make what clients write readable by every user here (a+r; a+x on
+    /// directories and executables) and drop setuid, setgid and sticky
+    /// bits: an enclave's inbox, read by the services that hash, attest and
+    /// use the data whatever its mode on the host.
+    #[arg(long)]
+    readable_by_all: bool,
     /// Clients served at once.
     #[arg(long)]
     max_clients: Option<usize>,
@@ -409,8 +415,14 @@ async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
         args.roots
     };
     let allow_exec = !args.no_exec && file.allow_exec.unwrap_or(true);
-    let policy =
-        Policy::new(allow_exec, &roots).map_err(|err| usage(anyhow!("invalid --root: {err}")))?;
+    let modes = if args.readable_by_all {
+        WrittenModes::ReadableByAll
+    } else {
+        WrittenModes::AsSent
+    };
+    let policy = Policy::new(allow_exec, &roots)
+        .map_err(|err| usage(anyhow!("invalid --root: {err}")))?
+        .with_written_modes(modes);
     let socket_mode = match args.socket_mode.as_ref().or(file.socket_mode.as_ref()) {
         Some(text) => parse_mode(text).map_err(|err| usage(anyhow!(err)))?,
         None => 0o600,

@@ -6,6 +6,12 @@
 //! symlink pointing out of a root does not open a way out. The server's own
 //! policy (`--no-exec`, `--root`) is narrowed per connection by the client
 //! key's permissions ([`Policy::restrict`]): a request must pass both.
+//!
+//! The policy also says which modes written files get ([`WrittenModes`]):
+//! as sent, or, for an enclave's inbox, readable by every user of the
+//! enclave and without setuid, setgid and sticky bits, so that the services
+//! that hash, attest and use the data can read it whatever its mode on the
+//! host.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -61,12 +67,44 @@ impl Roots {
     }
 }
 
+/// The modes given to what is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WrittenModes {
+    /// The sender's modes (permission, setuid, setgid and sticky bits).
+    #[default]
+    AsSent,
+    /// The sender's permission bits plus read for all (and search for all
+    /// on directories, execute for all on executables); setuid, setgid and
+    /// sticky bits dropped.
+    ReadableByAll,
+}
+
+impl WrittenModes {
+    /// The mode of a written file sent with `mode`.
+    pub fn file(self, mode: u32) -> u32 {
+        match self {
+            WrittenModes::AsSent => mode & 0o7777,
+            WrittenModes::ReadableByAll if mode & 0o111 != 0 => (mode & 0o777) | 0o555,
+            WrittenModes::ReadableByAll => (mode & 0o777) | 0o444,
+        }
+    }
+
+    /// The mode of a written directory sent with `mode`.
+    pub fn directory(self, mode: u32) -> u32 {
+        match self {
+            WrittenModes::AsSent => mode & 0o7777,
+            WrittenModes::ReadableByAll => (mode & 0o777) | 0o555,
+        }
+    }
+}
+
 /// The rules a server applies to every request.
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow_exec: bool,
     write: Roots,
     read: Roots,
+    modes: WrittenModes,
 }
 
 impl Default for Policy {
@@ -76,6 +114,7 @@ impl Default for Policy {
             allow_exec: true,
             write: Roots::Anywhere,
             read: Roots::Anywhere,
+            modes: WrittenModes::AsSent,
         }
     }
 }
@@ -103,7 +142,19 @@ impl Policy {
             allow_exec,
             write: roots.clone(),
             read: roots,
+            modes: WrittenModes::AsSent,
         })
+    }
+
+    /// This policy, writing with `modes`.
+    pub fn with_written_modes(mut self, modes: WrittenModes) -> Self {
+        self.modes = modes;
+        self
+    }
+
+    /// The modes written files and directories get.
+    pub fn written_modes(&self) -> WrittenModes {
+        self.modes
     }
 
     /// This policy narrowed by a client key's permissions: exec only when
@@ -128,6 +179,7 @@ impl Policy {
             allow_exec: self.allow_exec && permissions.exec,
             write: self.write.intersect(&key_roots(&permissions.write)),
             read: self.read.intersect(&key_roots(&permissions.read)),
+            modes: self.modes,
         }
     }
 
@@ -336,5 +388,21 @@ mod tests {
     #[test]
     fn missing_root_is_an_error() {
         assert!(Policy::new(true, &[PathBuf::from("/nonexistent/root")]).is_err());
+    }
+
+    #[test]
+    fn readable_by_all_opens_reads_and_drops_special_bits() {
+        let shared = WrittenModes::ReadableByAll;
+        assert_eq!(shared.file(0o600), 0o644);
+        assert_eq!(shared.file(0o700), 0o755);
+        assert_eq!(shared.file(0o4755), 0o755);
+        assert_eq!(shared.file(0o2640), 0o644);
+        assert_eq!(shared.directory(0o700), 0o755);
+        assert_eq!(shared.directory(0o1777), 0o777);
+        assert_eq!(WrittenModes::AsSent.file(0o4600), 0o4600);
+        assert_eq!(WrittenModes::AsSent.directory(0o700), 0o700);
+        let policy = Policy::default().with_written_modes(shared);
+        let key = attested_channel::Permissions::default();
+        assert_eq!(policy.restrict(&key).written_modes(), shared);
     }
 }

@@ -119,6 +119,49 @@ fn directory_tree_round_trips_identically() {
 }
 
 #[test]
+fn readable_by_all_opens_what_it_writes_to_every_user() {
+    let server = Server::start(&["--readable-by-all"]);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("model");
+    fs::create_dir_all(src.join("private")).unwrap();
+    fs::write(src.join("private/weights.bin"), b"weights").unwrap();
+    fs::write(src.join("run.sh"), b"#!/bin/sh\n").unwrap();
+    fs::write(src.join("single.bin"), b"one").unwrap();
+    for (path, mode) in [
+        ("private/weights.bin", 0o600),
+        ("run.sh", 0o4700),
+        ("single.bin", 0o2640),
+        ("private", 0o700),
+        ("", 0o1700),
+    ] {
+        fs::set_permissions(src.join(path), fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let remote = server.dir.path().join("inbox");
+    fs::create_dir(&remote).unwrap();
+    server.client_ok([
+        "cp".as_ref(),
+        src.as_os_str(),
+        format!("enclave:{}", remote.join("model").display()).as_ref(),
+    ]);
+    server.client_ok([
+        "cp".as_ref(),
+        src.join("single.bin").as_os_str(),
+        format!("enclave:{}", remote.join("single.bin").display()).as_ref(),
+    ]);
+    let mode = |rel: &str| fs::metadata(remote.join(rel)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("model/private/weights.bin"), 0o644);
+    assert_eq!(mode("model/run.sh"), 0o755);
+    assert_eq!(mode("model/single.bin"), 0o644);
+    assert_eq!(mode("single.bin"), 0o644);
+    assert_eq!(mode("model/private"), 0o755);
+    assert_eq!(mode("model"), 0o755);
+    assert_eq!(
+        fs::read(remote.join("model/private/weights.bin")).unwrap(),
+        b"weights"
+    );
+}
+
+#[test]
 fn sentient_commands() {
     let server = Server::start(&[]);
     let work = tempfile::tempdir().unwrap();

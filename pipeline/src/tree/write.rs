@@ -22,7 +22,7 @@ use super::place::{self, RemoveOnDrop, Target};
 use crate::digest::ContentDigest;
 use crate::error::Error;
 use crate::paths;
-use crate::policy::Policy;
+use crate::policy::{Policy, WrittenModes};
 use crate::protocol::{EntryKind, EntryMeta, ErrorCode, Placement, Summary};
 
 fn protocol(message: impl Into<String>) -> Error {
@@ -89,6 +89,7 @@ pub fn write_tree(
         ));
     }
     let target = place::resolve(dest, placement, root.kind == EntryKind::Directory, policy)?;
+    let modes = policy.written_modes();
     let mut summary = Summary {
         path: paths::to_wire(&target.path),
         ..Summary::default()
@@ -96,7 +97,7 @@ pub fn write_tree(
     match &root.kind {
         EntryKind::File { size } => {
             place_single(&target, &mut incoming, |staged, incoming| {
-                write_file(staged, &root, *size, incoming)
+                write_file(staged, &root, *size, modes, incoming)
             })?;
             summary.files = 1;
             summary.bytes = *size;
@@ -107,7 +108,9 @@ pub fn write_tree(
             })?;
             summary.symlinks = 1;
         }
-        EntryKind::Directory => write_directory(&target, &root, &mut incoming, &mut summary)?,
+        EntryKind::Directory => {
+            write_directory(&target, &root, modes, &mut incoming, &mut summary)?
+        }
     }
     Ok(summary)
 }
@@ -135,6 +138,7 @@ fn place_single(
 fn write_directory(
     target: &Target,
     root: &EntryMeta,
+    modes: WrittenModes,
     incoming: &mut Incoming,
     summary: &mut Summary,
 ) -> Result<(), Error> {
@@ -145,7 +149,7 @@ fn write_directory(
     // more is written inside.
     let mut attributes: Vec<(PathBuf, u32, FileTime)> = Vec::new();
     if !target.merge {
-        attributes.push((PathBuf::new(), root.mode, mtime_of(root)));
+        attributes.push((PathBuf::new(), modes.directory(root.mode), mtime_of(root)));
     }
     summary.directories = 1;
     loop {
@@ -177,12 +181,12 @@ fn write_directory(
         match &meta.kind {
             EntryKind::Directory => {
                 make_dir(&path)?;
-                attributes.push((rel.clone(), meta.mode, mtime_of(&meta)));
+                attributes.push((rel.clone(), modes.directory(meta.mode), mtime_of(&meta)));
                 directories.insert(rel);
                 summary.directories += 1;
             }
             EntryKind::File { size } => {
-                write_file(&path, &meta, *size, incoming)?;
+                write_file(&path, &meta, *size, modes, incoming)?;
                 summary.files += 1;
                 summary.bytes += size;
             }
@@ -240,11 +244,12 @@ fn mtime_of(meta: &EntryMeta) -> FileTime {
 }
 
 /// Creates `path` (which must not exist), writes the announced content and
-/// checks it, then applies mode and time.
+/// checks it, then applies mode (as `modes` says) and time.
 fn write_file(
     path: &Path,
     meta: &EntryMeta,
     size: u64,
+    modes: WrittenModes,
     incoming: &mut Incoming,
 ) -> Result<(), Error> {
     let write_err = |err| Error::io(format_args!("cannot write {}", path.display()), err);
@@ -291,7 +296,7 @@ fn write_file(
             }
         }
     }
-    file.set_permissions(fs::Permissions::from_mode(meta.mode & 0o7777))
+    file.set_permissions(fs::Permissions::from_mode(modes.file(meta.mode)))
         .map_err(write_err)?;
     let mtime = UNIX_EPOCH
         .checked_add(Duration::new(
