@@ -458,6 +458,11 @@ async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
     if config.max_clients == 0 {
         return Err(usage(anyhow!("--max-clients must be at least 1")));
     }
+    if config.idle_timeout.is_zero() {
+        return Err(usage(anyhow!(
+            "--idle-timeout must be at least 1 second (0 would drop every client at once)"
+        )));
+    }
     let options = BindOptions {
         unix_mode: Some(socket_mode),
     };

@@ -298,6 +298,26 @@ fn usage_errors_are_exit_64() {
         .output()
         .unwrap();
     fails_with(&out, 64, "unknown field");
+    // A zero idle time-out would drop every client at once: refused from
+    // the flag as from the file.
+    let addr = format!("unix:{}", dir.path().join("p.sock").display());
+    let out = std::process::Command::new(common::BIN)
+        .args(["listen", "--addr", &addr, "--idle-timeout", "0"])
+        .output()
+        .unwrap();
+    fails_with(&out, 64, "--idle-timeout must be at least 1");
+    std::fs::write(&config, "idle_timeout_secs: 0\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "listen",
+            "--addr",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    fails_with(&out, 64, "idle_timeout_secs must be at least 1");
 }
 
 #[test]
