@@ -20,6 +20,7 @@
 //! - [`logs`]: log capture, rotation and tail.
 //! - [`reaper`]: subreaper, `waitpid` loop, exit statuses, OOM-kill counter.
 //! - [`console`]: init's own output, bounded and never blocking.
+//! - [`health`]: health checks (command, HTTP, TCP probes) of running services.
 //! - [`supervisor`]: the task that owns services and processes.
 //! - [`control`]: the framed JSON protocol, server and client.
 //! - [`render`]: initctl's text output.
@@ -34,6 +35,7 @@ pub mod control;
 pub mod ctl_config;
 pub mod defs;
 pub mod deps;
+pub mod health;
 pub mod logs;
 pub mod pid1;
 pub mod privileges;

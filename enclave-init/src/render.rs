@@ -4,22 +4,22 @@
 use std::fmt::Write;
 
 use crate::accounts::NamedId;
-use crate::control::cmd::{ServiceInfo, ServiceSummary, SystemInfo};
+use crate::control::cmd::{Health, HealthInfo, ServiceInfo, ServiceSummary, SystemInfo};
 use crate::reaper::signal_name;
 
-/// `initctl list`.
+/// `initctl list`; a HEALTH column when any service has a health check.
 pub fn service_list(services: &[ServiceSummary]) -> String {
+    let health = services.iter().any(|s| s.health != Health::None);
     let mut out = format!(
-        "{:<25} {:<10} {:<10} {:<15} {}\n{}\n",
-        "NAME",
-        "ENABLED",
-        "ACTIVE",
-        "RESTART",
-        "RESTARTS",
-        "-".repeat(75)
+        "{:<25} {:<10} {:<10} {:<15} {}",
+        "NAME", "ENABLED", "ACTIVE", "RESTART", "RESTARTS",
     );
+    if health {
+        out.push_str("   HEALTH");
+    }
+    let _ = writeln!(out, "\n{}", "-".repeat(if health { 87 } else { 75 }));
     for s in services {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<25} {:<10} {:<10} {:<15} {}",
             s.name,
@@ -28,6 +28,16 @@ pub fn service_list(services: &[ServiceSummary]) -> String {
             s.restart_policy.as_str(),
             s.restart_count
         );
+        if health {
+            let _ = write!(
+                out,
+                "{:width$}{}",
+                "",
+                s.health.as_str(),
+                width = 11usize.saturating_sub(s.restart_count.to_string().len())
+            );
+        }
+        out.push('\n');
     }
     out
 }
@@ -92,6 +102,7 @@ pub fn service_status(s: &ServiceInfo) -> String {
             );
         }
     }
+    out.push_str(&health(s.health.as_ref()));
     let deps = &s.dependencies;
     for (label, list) in [
         ("After", &deps.after),
@@ -114,6 +125,41 @@ pub fn service_status(s: &ServiceInfo) -> String {
             "  Log Lines Lost: {} (the log could not be written)",
             s.log_lines_lost
         );
+    }
+    out
+}
+
+/// `  Health: ...` and, with a check, its failures, restarts and last probe.
+fn health(h: Option<&HealthInfo>) -> String {
+    let Some(h) = h else {
+        return "  Health: none (no health check)\n".into();
+    };
+    let mut out = String::new();
+    let state = match h.health {
+        Health::Starting if h.in_start_period => "starting (in its start period)".to_owned(),
+        Health::Starting => "starting (no probe succeeded yet)".to_owned(),
+        other => other.as_str().to_owned(),
+    };
+    let _ = writeln!(out, "  Health: {state}");
+    let _ = writeln!(out, "  Health Check: {}", h.check);
+    let _ = writeln!(
+        out,
+        "  Health Failures: {} consecutive (unhealthy at {}); unhealthy {} time(s), {} restart(s) for it",
+        h.consecutive_failures, h.retries, h.times_unhealthy, h.unhealthy_restarts
+    );
+    match &h.last_probe {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "  Last Probe: {} at {} ({} ago, took {} ms): {}",
+                if p.healthy { "ok" } else { "FAILED" },
+                p.at,
+                uptime(p.age_ms / 1000),
+                p.took_ms,
+                p.result
+            );
+        }
+        None => out.push_str("  Last Probe: none yet\n"),
     }
     out
 }
@@ -264,5 +310,61 @@ mod tests {
         assert_eq!(bytes(1536 * 1024), "1.5 MiB");
         assert_eq!(seconds(5.0), "5s");
         assert_eq!(seconds(0.5), "0.5s");
+    }
+
+    fn summary(name: &str, restarts: u32, health: Health) -> ServiceSummary {
+        ServiceSummary {
+            name: name.into(),
+            enabled: true,
+            active: true,
+            state: "running".into(),
+            restart_policy: crate::service::RestartPolicy::Always,
+            restart_count: restarts,
+            pid: Some(1),
+            health,
+        }
+    }
+
+    #[test]
+    fn the_health_column_appears_with_a_check() {
+        let plain = service_list(&[summary("a", 0, Health::None)]);
+        assert!(!plain.contains("HEALTH"), "{plain}");
+        let checked = service_list(&[
+            summary("a", 0, Health::None),
+            summary("b", 12, Health::Unhealthy),
+        ]);
+        let lines: Vec<&str> = checked.lines().collect();
+        assert!(lines[0].ends_with("RESTARTS   HEALTH"), "{checked}");
+        let column = lines[0].find("HEALTH").unwrap();
+        assert_eq!(lines[2].find("none"), Some(column), "{checked}");
+        assert_eq!(lines[3].find("unhealthy"), Some(column), "{checked}");
+    }
+
+    #[test]
+    fn health_lines() {
+        assert_eq!(health(None), "  Health: none (no health check)\n");
+        let info = HealthInfo {
+            check: "GET http://127.0.0.1/ every 1s".into(),
+            health: Health::Unhealthy,
+            in_start_period: false,
+            consecutive_failures: 3,
+            retries: 3,
+            times_unhealthy: 1,
+            unhealthy_restarts: 1,
+            last_probe: Some(crate::control::cmd::ProbeReport {
+                healthy: false,
+                result: "timed out after 1s".into(),
+                at: "2026-01-01T00:00:00.000Z".into(),
+                age_ms: 2500,
+                took_ms: 1000,
+            }),
+        };
+        let text = health(Some(&info));
+        assert!(text.starts_with("  Health: unhealthy\n"), "{text}");
+        assert!(
+            text.contains("  Last Probe: FAILED at 2026-01-01T00:00:00.000Z (2s ago, took 1000 ms): timed out after 1s\n"),
+            "{text}"
+        );
+        assert!(text.contains("1 restart(s) for it"), "{text}");
     }
 }

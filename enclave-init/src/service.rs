@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::accounts::IdSpec;
 use crate::config::{LimitedReadError, RawId, check_env_pair, read_limited};
 use crate::defs::*;
+use crate::health::{HealthCheck, RawHealthCheck};
 use crate::privileges::{Mode, RawMode};
 
 /// Why a service file was not loaded, or a file operation on it failed.
@@ -157,6 +158,13 @@ struct RawService {
     supplementary_groups: Vec<RawId>,
     state_directory: Option<OneOrMany>,
     state_directory_mode: Option<RawMode>,
+    health_check_exec: Option<String>,
+    health_check_http: Option<String>,
+    health_check_tcp: Option<String>,
+    health_check_interval_sec: Option<f64>,
+    health_check_timeout_sec: Option<f64>,
+    health_check_retries: Option<i64>,
+    health_check_start_period_sec: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +231,8 @@ pub struct ServiceDef {
     pub deps: Dependencies,
     /// `User`, `Group`, `SupplementaryGroups`, `StateDirectory`, `StateDirectoryMode`.
     pub privileges: Privileges,
+    /// `HealthCheckExec`, `HealthCheckHttp` or `HealthCheckTcp` with their timing keys.
+    pub health: Option<HealthCheck>,
 }
 
 /// Checks a `StateDirectory` entry: a relative path of plain components
@@ -449,6 +459,17 @@ impl ServiceDef {
             Some(mode) => mode.parse().map_err(|r| invalid("StateDirectoryMode", r))?,
             None => Mode(DEFAULT_STATE_DIRECTORY_MODE),
         };
+        let health = RawHealthCheck {
+            exec: raw.health_check_exec,
+            http: raw.health_check_http,
+            tcp: raw.health_check_tcp,
+            interval_sec: raw.health_check_interval_sec,
+            timeout_sec: raw.health_check_timeout_sec,
+            retries: raw.health_check_retries,
+            start_period_sec: raw.health_check_start_period_sec,
+        }
+        .validate()
+        .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(ServiceDef {
             name: name.to_owned(),
             path: Some(path.to_owned()),
@@ -475,6 +496,7 @@ impl ServiceDef {
                 state_directories,
                 state_directory_mode,
             },
+            health,
         })
     }
 
@@ -763,11 +785,74 @@ StateDirectoryMode = "0750"
                 "ExecStart = \"/x\"\nStateDirectoryMode = \"4700\"",
                 "StateDirectoryMode",
             ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckTcp = \"127.0.0.1:1\"\nHealthCheckIntervalSec = 0",
+                "HealthCheckIntervalSec: 0 is out of range",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckHttp = \"http://127.0.0.1/\"\nHealthCheckIntervalSec = 2\nHealthCheckTimeoutSec = 3",
+                "HealthCheckTimeoutSec: 3s is longer than HealthCheckIntervalSec (2s)",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckRetries = 3",
+                "HealthCheckRetries: needs a probe",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckTcp = \"127.0.0.1:1\"\nHealthCheckExec = \"/bin/true\"",
+                "only one of",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckTcp = \"127.0.0.1:1\"\nHealthCheckRetries = -1",
+                "HealthCheckRetries: -1 is out of range",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckHttp = \"https://192.0.2.1:8443/\"",
+                "not a loopback address",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckTcp = 4222",
+                "HealthCheckTcp",
+            ),
+            (
+                "ExecStart = \"/x\"\nHealthCheckTcp = \"127.0.0.1:1\"\nHealthCheckInterval = 5",
+                "unknown field `HealthCheckInterval`",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("web.service"), "{text:?}: {err}");
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn health_checks() {
+        let def = parse(
+            r#"
+ExecStart = "/usr/bin/ra-web-srv"
+HealthCheckHttp = "https://127.0.0.1:8443/ready/"
+HealthCheckIntervalSec = 5
+HealthCheckTimeoutSec = 2.5
+HealthCheckRetries = 4
+HealthCheckStartPeriodSec = 30
+"#,
+        )
+        .unwrap();
+        let check = def.health.unwrap();
+        assert!(
+            matches!(&check.probe, crate::health::Probe::Http(t) if t.https && t.path == "/ready/")
+        );
+        assert_eq!(check.interval, Duration::from_secs(5));
+        assert_eq!(check.timeout, Duration::from_millis(2500));
+        assert_eq!(check.retries, 4);
+        assert_eq!(check.start_period, Duration::from_secs(30));
+        assert_eq!(parse("ExecStart = \"/x\"").unwrap().health, None);
+        let exec = parse("ExecStart = \"/x\"\nHealthCheckExec = \"/usr/bin/check --quick\"")
+            .unwrap()
+            .health
+            .unwrap();
+        assert!(
+            matches!(&exec.probe, crate::health::Probe::Exec { argv, .. } if argv == &["/usr/bin/check", "--quick"])
+        );
     }
 
     #[test]

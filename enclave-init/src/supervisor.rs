@@ -5,7 +5,9 @@
 //! It reacts to: SIGCHLD (reap everything, apply restart policies), control
 //! requests (through [`SupervisorHandle`]), restart and kill timers, SIGHUP
 //! (reload), SIGTERM/SIGINT (stop everything in reverse start order, then
-//! return), SIGUSR1/SIGUSR2 (forwarded to every running service).
+//! return), SIGUSR1/SIGUSR2 (forwarded to every running service), and the
+//! health monitors of running services (probe results, command probes to
+//! spawn or kill; see [`crate::health`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::CommandExt;
@@ -22,11 +24,12 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::{Accounts, Credentials};
 use crate::config::Config;
 use crate::control::cmd::{
-    BrokenFile, ExitInfo, MemoryInfo, Parsed, Request, Response, ServiceInfo, ServiceSummary,
-    SystemInfo,
+    BrokenFile, ExitInfo, Health, MemoryInfo, Parsed, Request, Response, ServiceInfo,
+    ServiceSummary, SystemInfo,
 };
 use crate::defs::*;
 use crate::deps::{StartPlan, format_cycle, plan};
+use crate::health::{ExecSpawned, HealthEvent, Monitor, ProbeOutcome, Tracker, Verdict};
 use crate::logs::{self, ServiceLog, SharedLog};
 use crate::privileges;
 use crate::reaper::{self, ExitStatus, OomTracker};
@@ -145,6 +148,15 @@ struct Service {
     exit_note: Option<oneshot::Sender<String>>,
     started_at: Option<Instant>,
     run_as: Option<Credentials>,
+    /// Health of the current (or last) run, when the service has a check.
+    health: Option<Tracker>,
+    /// Cancels the health monitor of the running process.
+    monitor: Option<CancellationToken>,
+    /// Counts runs, so that results of a previous run's monitor are ignored.
+    health_run: u64,
+    /// The process is being stopped because it was unhealthy: its exit
+    /// goes through the restart policy as a failure.
+    health_stop: bool,
 }
 
 impl Service {
@@ -164,6 +176,17 @@ impl Service {
             exit_note: None,
             started_at: None,
             run_as: None,
+            health: None,
+            monitor: None,
+            health_run: 0,
+            health_stop: false,
+        }
+    }
+
+    /// Ends the health monitor of the current run, if any.
+    fn stop_monitor(&mut self) {
+        if let Some(cancel) = self.monitor.take() {
+            cancel.cancel();
         }
     }
 
@@ -186,6 +209,10 @@ impl Service {
             restart_policy: self.def.restart,
             restart_count: self.restart_count,
             pid: self.run.pid(),
+            health: self
+                .health
+                .as_ref()
+                .map_or(Health::None, |tracker| tracker.health()),
         }
     }
 
@@ -238,8 +265,18 @@ impl Service {
                 .iter()
                 .map(|d| config.state_directory_root.join(d).display().to_string())
                 .collect(),
+            health: self
+                .health
+                .as_ref()
+                .map(|tracker| tracker.info(Instant::now())),
         }
     }
+}
+
+/// A command probe's process, until it is reaped.
+struct ProbeProcess {
+    service: String,
+    exit: oneshot::Sender<ExitStatus>,
 }
 
 /// The supervisor task's state.
@@ -251,6 +288,9 @@ pub struct Supervisor {
     broken: Vec<BrokenFile>,
     tx: mpsc::Sender<Command>,
     rx: mpsc::Receiver<Command>,
+    health_tx: mpsc::Sender<HealthEvent>,
+    health_rx: mpsc::Receiver<HealthEvent>,
+    probes: BTreeMap<i32, ProbeProcess>,
     started: Instant,
     oom: OomTracker,
     orphans_reaped: u64,
@@ -264,6 +304,7 @@ impl Supervisor {
     pub fn new(config: Arc<Config>, ctx: Context) -> (Self, SupervisorHandle) {
         let (tx, rx) = mpsc::channel(SUPERVISOR_QUEUE);
         let handle = SupervisorHandle { tx: tx.clone() };
+        let (health_tx, health_rx) = mpsc::channel(SUPERVISOR_QUEUE);
         let supervisor = Self {
             config,
             ctx,
@@ -272,6 +313,9 @@ impl Supervisor {
             broken: Vec::new(),
             tx,
             rx,
+            health_tx,
+            health_rx,
+            probes: BTreeMap::new(),
             started: Instant::now(),
             oom: OomTracker::new(),
             orphans_reaped: 0,
@@ -301,6 +345,7 @@ impl Supervisor {
                 _ = next(&mut sigchld) => self.reap(),
                 _ = sweep.tick() => self.reap(),
                 Some(cmd) = self.rx.recv() => self.handle(cmd),
+                Some(event) = self.health_rx.recv() => self.on_health(event),
                 _ = next(&mut sighup) => {
                     let summary = self.reload();
                     tracing::info!("SIGHUP: {summary}");
@@ -760,7 +805,27 @@ impl Supervisor {
                 svc.log_event(&format!("started pid {pid}{who}: {}", def.exec_start));
                 svc.run = RunState::Running { pid };
                 svc.run_as = creds;
-                svc.started_at = Some(Instant::now());
+                let now = Instant::now();
+                svc.started_at = Some(now);
+                svc.health_stop = false;
+                svc.stop_monitor();
+                svc.health_run += 1;
+                match def.health.clone() {
+                    Some(check) => {
+                        match &mut svc.health {
+                            Some(tracker) => tracker.restart(check.clone(), now),
+                            None => svc.health = Some(Tracker::new(check.clone(), now)),
+                        }
+                        let monitor = Monitor::new(
+                            name.to_owned(),
+                            svc.health_run,
+                            check,
+                            self.health_tx.clone(),
+                        );
+                        svc.monitor = Some(monitor.spawn());
+                    }
+                    None => svc.health = None,
+                }
                 if !matches!(&svc.note, Some(n) if n.starts_with(CYCLE_NOTE)) {
                     svc.note = None;
                 }
@@ -818,6 +883,7 @@ impl Supervisor {
 
     fn stop(&mut self, name: &str, reply: Option<oneshot::Sender<Response>>) {
         let stop_timeout = self.config.stop_timeout;
+        self.kill_probes_of(name);
         let Some(svc) = self.services.get_mut(name) else {
             if let Some(reply) = reply {
                 let _ = reply.send(Response::error(self.not_found(name)));
@@ -827,6 +893,8 @@ impl Supervisor {
         match svc.run {
             RunState::Running { pid } => {
                 tracing::info!("stopping service '{name}' (pid {pid}): SIGTERM");
+                svc.stop_monitor();
+                svc.health_stop = false;
                 signal_group(pid, Signal::SIGTERM);
                 svc.run = RunState::Stopping { pid };
                 svc.generation += 1;
@@ -837,7 +905,11 @@ impl Supervisor {
                     let _ = tx.send(Command::KillDue { name, generation }).await;
                 });
             }
-            RunState::Stopping { .. } => svc.stop_waiters.extend(reply),
+            RunState::Stopping { .. } => {
+                // Whoever asks now wants it stopped, not restarted for its health.
+                svc.health_stop = false;
+                svc.stop_waiters.extend(reply);
+            }
             RunState::RestartPending { .. } => {
                 svc.generation += 1;
                 svc.run = RunState::Inactive;
@@ -996,6 +1068,169 @@ impl Supervisor {
         }
     }
 
+    /// An event of a health monitor.
+    fn on_health(&mut self, event: HealthEvent) {
+        match event {
+            HealthEvent::Result {
+                service,
+                run,
+                outcome,
+                ended,
+                at,
+                took,
+            } => self.health_result(&service, run, outcome, (ended, at, took)),
+            HealthEvent::SpawnExec {
+                service,
+                run,
+                argv,
+                reply,
+            } => {
+                let result = self.spawn_probe(&service, run, &argv);
+                if let Err(Ok(orphan)) = reply.send(result) {
+                    // The monitor ended meanwhile: nobody waits for this probe.
+                    signal_group(orphan.pid, Signal::SIGKILL);
+                }
+            }
+            HealthEvent::KillExec { pid } => {
+                if let Some(probe) = self.probes.get(&pid) {
+                    tracing::info!(
+                        "health check of '{}' (pid {pid}) timed out: SIGKILL",
+                        probe.service
+                    );
+                    signal_group(pid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// Records a probe's result; acts when the service just became unhealthy.
+    fn health_result(
+        &mut self,
+        name: &str,
+        run: u64,
+        outcome: ProbeOutcome,
+        (ended, at, took): (Instant, std::time::SystemTime, Duration),
+    ) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if svc.health_run != run || !matches!(svc.run, RunState::Running { .. }) {
+            return;
+        }
+        let Some(tracker) = svc.health.as_mut() else {
+            return;
+        };
+        let (healthy, message) = (outcome.healthy, outcome.message.clone());
+        let before = tracker.health();
+        let verdict = tracker.record(outcome, ended, at, took);
+        if healthy && before == Health::Unhealthy {
+            tracing::info!("service '{name}' is healthy again: {message}");
+            svc.log_event(&format!("healthy again: {message}"));
+        } else if !healthy {
+            tracing::debug!(
+                "health check of '{name}' failed ({} consecutive): {message}",
+                tracker.consecutive_failures()
+            );
+        }
+        if verdict == Verdict::Unhealthy {
+            self.unhealthy(name);
+        }
+    }
+
+    /// A service reached its threshold of failed probes: logged, counted,
+    /// and restarted if its restart policy restarts after a failure.
+    fn unhealthy(&mut self, name: &str) {
+        let Some(svc) = self.services.get(name) else {
+            return;
+        };
+        let Some(tracker) = svc.health.as_ref() else {
+            return;
+        };
+        let policy = svc.def.restart;
+        let restart = policy.restarts(false);
+        let action = if restart {
+            format!("restarting it (Restart = {})", policy.as_str())
+        } else {
+            format!(
+                "not restarted (Restart = {}): it keeps running, marked unhealthy",
+                policy.as_str()
+            )
+        };
+        let text = format!(
+            "unhealthy: {} consecutive failed health checks ({}); last: {}; {action}",
+            tracker.consecutive_failures(),
+            tracker.check(),
+            tracker.last_result().unwrap_or("none"),
+        );
+        tracing::warn!("service '{name}' is {text}");
+        svc.log_event(&text);
+        if !restart {
+            return;
+        }
+        let pid = svc.run.pid();
+        self.stop(name, None);
+        if let Some(svc) = self.services.get_mut(name) {
+            svc.health_stop = true;
+        }
+        // A stopped (SIGSTOP) process handles its SIGTERM once it runs again.
+        if let Some(pid) = pid {
+            signal_group(pid, Signal::SIGCONT);
+        }
+    }
+
+    /// Starts a command probe of the running service `name` as the service
+    /// runs: its user and groups, directory and environment.
+    fn spawn_probe(
+        &mut self,
+        name: &str,
+        run: u64,
+        argv: &[String],
+    ) -> Result<ExecSpawned, String> {
+        let Some(svc) = self.services.get(name) else {
+            return Err(self.not_found(name));
+        };
+        if svc.health_run != run || !matches!(svc.run, RunState::Running { .. }) {
+            return Err(format!("service '{name}' is no longer running"));
+        }
+        let def = svc.def.clone();
+        let creds = svc.run_as.clone();
+        let state_dirs: Vec<std::path::PathBuf> = def
+            .privileges
+            .state_directories
+            .iter()
+            .map(|d| self.config.state_directory_root.join(d))
+            .collect();
+        let env = self.environment(&def, creds.as_ref(), &state_dirs);
+        let (pid, output) = spawn_command(argv, &def.working_directory, &env, creds.as_ref())
+            .map_err(|err| {
+                format!(
+                    "cannot start the health check {:?}: {err}",
+                    argv.first().map_or("", String::as_str)
+                )
+            })?;
+        let (exit_tx, exit) = oneshot::channel();
+        self.probes.insert(
+            pid,
+            ProbeProcess {
+                service: name.to_owned(),
+                exit: exit_tx,
+            },
+        );
+        Ok(ExecSpawned { pid, output, exit })
+    }
+
+    /// Kills the command probes of `name` still running (its monitor ended).
+    fn kill_probes_of(&self, name: &str) {
+        for (pid, probe) in &self.probes {
+            if probe.service == name {
+                signal_group(*pid, Signal::SIGKILL);
+            }
+        }
+    }
+
     fn forward(&self, signal: Signal) {
         for svc in self.services.values() {
             if let RunState::Running { pid } = svc.run {
@@ -1022,6 +1257,13 @@ impl Supervisor {
     }
 
     fn on_exit(&mut self, pid: i32, status: ExitStatus, oom_kills: &mut u64) {
+        if let Some(probe) = self.probes.remove(&pid) {
+            tracing::debug!("health probe of '{}' (pid {pid}) {status}", probe.service);
+            // Whatever the probe left in its process group goes with it.
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = probe.exit.send(status);
+            return;
+        }
         let Some(name) = self
             .services
             .iter()
@@ -1033,10 +1275,13 @@ impl Supervisor {
             return;
         };
         let shutting_down = self.shutting_down;
+        self.kill_probes_of(&name);
         let Some(svc) = self.services.get_mut(&name) else {
             return;
         };
         let was_stopping = matches!(svc.run, RunState::Stopping { .. });
+        let health_stop = std::mem::take(&mut svc.health_stop) && was_stopping;
+        svc.stop_monitor();
         let oom_killed =
             status.signal() == Some(Signal::SIGKILL as i32) && !was_stopping && *oom_kills > 0;
         if oom_killed {
@@ -1090,7 +1335,12 @@ impl Supervisor {
             self.services.remove(&name);
             return;
         }
-        if was_stopping || shutting_down {
+        if health_stop && !shutting_down && svc.def.restart.restarts(false) {
+            if let Some(tracker) = svc.health.as_mut() {
+                tracker.count_restart();
+            }
+            self.schedule_restart(&name);
+        } else if was_stopping || shutting_down {
             svc.run = RunState::Inactive;
         } else if svc.def.restart.restarts(status.success()) {
             self.schedule_restart(&name);
@@ -1105,7 +1355,11 @@ impl Supervisor {
     /// grace period, answering requests that arrive meanwhile with an error.
     async fn stop_all(&mut self, sigchld: &mut Option<tokio::signal::unix::Signal>) {
         self.shutting_down = true;
+        for probe in self.probes.keys() {
+            signal_group(*probe, Signal::SIGKILL);
+        }
         for svc in self.services.values_mut() {
+            svc.stop_monitor();
             if matches!(svc.run, RunState::RestartPending { .. }) {
                 svc.generation += 1;
                 svc.run = RunState::Inactive;
@@ -1129,6 +1383,7 @@ impl Supervisor {
                 tokio::select! {
                     _ = next(sigchld) => self.reap(),
                     Some(cmd) = self.rx.recv() => self.handle(cmd),
+                    Some(event) = self.health_rx.recv() => self.on_health(event),
                     _ = tokio::time::sleep(Duration::from_millis(200)) => self.reap(),
                     _ = tokio::time::sleep_until(deadline) => {
                         tracing::error!("service '{name}' survived SIGKILL; giving up on it");
@@ -1161,12 +1416,26 @@ fn spawn_process(
     env: &[(String, String)],
     creds: Option<&Credentials>,
 ) -> std::io::Result<(i32, tokio::net::unix::pipe::Receiver)> {
+    spawn_command(&def.argv, &def.working_directory, env, creds)
+}
+
+/// Starts `argv` in `dir` as [`spawn_process`] starts a service (used for
+/// services and their command probes).
+fn spawn_command(
+    argv: &[String],
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    creds: Option<&Credentials>,
+) -> std::io::Result<(i32, tokio::net::unix::pipe::Receiver)> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(std::io::Error::other("empty command"));
+    };
     let (read_end, write_end) = std::io::pipe()?;
-    let mut cmd = ProcessCommand::new(&def.argv[0]);
-    cmd.args(&def.argv[1..])
+    let mut cmd = ProcessCommand::new(program);
+    cmd.args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&def.working_directory)
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end.try_clone()?))
         .stderr(Stdio::from(write_end))

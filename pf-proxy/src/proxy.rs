@@ -127,6 +127,9 @@ async fn handle(stream: Stream, peer: Peer, config: &ProxyConfig) {
             tracing::warn!(%peer, destination = %dst, "egress denied by policy; connection closed");
         }
         Err(err @ ConnError::Duplex(_)) => tracing::debug!(%peer, %err, "connection ended"),
+        // A health probe (init's TCP check) connects directly; so does a
+        // client iptables did not redirect. Neither is a fault of the proxy.
+        Err(err @ ConnError::NotRedirected(_)) => tracing::info!(%peer, %err),
         Err(err) => tracing::warn!(%peer, %err, "connection closed"),
     }
 }

@@ -69,6 +69,7 @@ pub fn read_from(root: &Path) -> Result<Option<ServiceDef>, String> {
         enabled: true,
         deps: Dependencies::default(),
         privileges: crate::service::Privileges::default(),
+        health: None,
     }))
 }
 

@@ -5,14 +5,17 @@
 //!   to [`unknown::Unknown`] so the server can answer it with an error
 //!   instead of dropping the connection.
 //! - [`Response`]: what init answers.
-//! - [`service`]: per-service status records; [`system`]: system status.
+//! - [`service`]: per-service status records; [`health`]: their health
+//!   checks; [`system`]: system status.
 
+pub mod health;
 pub mod service;
 pub mod system;
 pub mod unknown;
 
 use serde::{Deserialize, Serialize};
 
+pub use health::{Health, HealthInfo, ProbeReport};
 pub use service::{ExitInfo, ServiceInfo, ServiceSummary};
 pub use system::{BrokenFile, MemoryInfo, SystemInfo};
 pub use unknown::Unknown;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Credentials;
+use crate::control::cmd::health::{Health, HealthInfo};
 use crate::service::{Dependencies, RestartPolicy};
 
 /// How the last run of a service ended.
@@ -35,6 +36,9 @@ pub struct ServiceSummary {
     pub restart_count: u32,
     /// Process id when running.
     pub pid: Option<i32>,
+    /// Its health (`none` without a health check, and from an init that predates them).
+    #[serde(default)]
+    pub health: Health,
 }
 
 /// `initctl status NAME`.
@@ -94,4 +98,8 @@ pub struct ServiceInfo {
     /// Its state directories, as absolute paths.
     #[serde(default)]
     pub state_directories: Vec<String>,
+    /// Its health check and what it found; `None` without one (or from an
+    /// init that predates health checks).
+    #[serde(default)]
+    pub health: Option<HealthInfo>,
 }
