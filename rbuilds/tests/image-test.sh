@@ -21,7 +21,8 @@
 #   with a key the image does not list, a client expecting other PCRs sends
 #   nothing, the deploy key copies into /data (attested, verified with
 #   --require-profile production) but cannot read /var/lib/ra-web-srv, write
-#   /usr/bin or run commands, and initctl over vsock may list but not stop.
+#   /usr/bin or run commands, and initctl over vsock may list but not stop,
+#   unless over the attested channel with a key allowed to manage.
 #
 # Each time the console shows no kernel or init message at warning level or
 # worse (judged by level: rbuilds-tool console-check), and drop_enclave
@@ -90,13 +91,14 @@ grep -q '"Profile": "production"' "$eif.pcrs" || fail "$eif.pcrs does not record
 say "EIF $(stat -c %s "$eif") bytes; PCRs: $(tr -d ' \n' <"$eif.pcrs")"
 
 # The test's client keys: deploy may write the inbox and read the outbox;
-# admin may also run commands; stranger is not in the image.
+# admin may also run commands and manage init's services; stranger is not
+# in the image.
 for key in deploy admin stranger; do
     "$BIN/pipeline" keygen --out "$WORK/$key" >/dev/null || fail "pipeline keygen --out $WORK/$key"
 done
 {
     printf 'write=/data:/apps,read=/data/out %s\n' "$(cat "$WORK/deploy.pub")"
-    printf 'exec,write=/data:/apps,read=/data:/apps %s\n' "$(cat "$WORK/admin.pub")"
+    printf 'exec,manage,write=/data:/apps,read=/data:/apps %s\n' "$(cat "$WORK/admin.pub")"
 } >"$WORK/authorized_keys"
 RBUILDS_IMAGE_NAME=$DEBUG_NAME "${RB[@]}" --profile debug --cmd make_eif >/dev/null ||
     fail "make_eif of the debug image"
@@ -256,6 +258,9 @@ debug_checks() {
     # /dev/nsm: ra-web-srv signs as development, and the root to pin is the
     # one it wrote (readable here: the host is root in a debug image).
     head -c 1000000 /dev/urandom >"$WORK/report.bin"
+    # Private on the host: still hashed and attested in the enclave (the
+    # pipeline writes it readable by the services).
+    chmod 600 "$WORK/report.bin"
     timeout 60 "${pipe[@]}" cp -q "$WORK/report.bin" enclave:/data/report.bin "${PIPE_ADDR[@]}" ||
         fail "pipeline cp of report.bin into /data"
     timeout 60 "${pipe[@]}" cp -q enclave:/var/lib/ra-web-srv/dev-root.pem "$WORK/dev-root.pem" \
@@ -308,6 +313,9 @@ production_checks() {
     grep -qi 'pcr' "$WORK/refused.out" || fail "the refusal does not name the PCRs"
 
     head -c 1000000 /dev/urandom >"$WORK/report.bin"
+    # Private on the host: still hashed and attested in the enclave (the
+    # pipeline writes it readable by the services).
+    chmod 600 "$WORK/report.bin"
     timeout 60 "${pipe[@]}" cp -q "$WORK/report.bin" enclave:/data/report.bin "${deploy[@]}" ||
         fail "the deploy key could not copy into /data"
     attested "$WORK/report.bin" --allow-unsigned --pcrs "$pcrs" --require-profile production
@@ -327,7 +335,14 @@ production_checks() {
         uid=0*) fail "commands run as root in a production image" ;;
     esac
     refused "stop the attestation server over vsock" "${INITCTL[@]}" stop ra-web-srv
+    refused "stop the attestation server with a key not allowed to manage" \
+        "${INITCTL[@]}" --key "$WORK/deploy" "${trust[@]}" stop ra-web-srv
     services_ready ra-web-srv
+    # The admin key may manage init's services, over the attested channel.
+    timeout 60 "${INITCTL[@]}" --key "$WORK/admin" "${trust[@]}" restart fs-monitor ||
+        fail "the admin key could not restart fs-monitor over the attested channel"
+    services_ready fs-monitor
+    say "initctl: the admin key restarted fs-monitor over the attested channel"
     trust=(--allow-unsigned --pcrs "$BUILD_DIR/$DEBUG_NAME.eif.pcrs" --require-profile production)
     if verify >"$WORK/verify-debug.out" 2>&1; then
         fail "the production enclave passed against the debug image's PCRs"
