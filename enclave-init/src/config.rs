@@ -99,6 +99,7 @@ struct RawConfig {
     banner: Option<String>,
     stop_timeout_sec: f64,
     devices: Vec<RawDevice>,
+    storage: Vec<RawStorage>,
     passwd_file: PathBuf,
     group_file: PathBuf,
     state_directory_root: PathBuf,
@@ -121,6 +122,7 @@ impl Default for RawConfig {
             banner: None,
             stop_timeout_sec: DEFAULT_STOP_TIMEOUT.as_secs_f64(),
             devices: Vec::new(),
+            storage: Vec::new(),
             passwd_file: DEFAULT_PASSWD_FILE.into(),
             group_file: DEFAULT_GROUP_FILE.into(),
             state_directory_root: DEFAULT_STATE_DIRECTORY_ROOT.into(),
@@ -162,6 +164,14 @@ impl RawId {
             RawId::Text(text) => IdSpec::parse(text),
         }
     }
+}
+
+/// One `storage` entry: a size-limited tmpfs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+    size: String,
 }
 
 /// One `control.listen` entry: an address (with the default access of its
@@ -320,6 +330,39 @@ pub struct ControlChannel {
     pub state_dir: PathBuf,
 }
 
+/// A size-limited tmpfs mounted over `path` before services start, so what
+/// is written there (an inbox the host fills, the bus's store) cannot take
+/// the space of the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageMount {
+    /// Where it is mounted (created if missing).
+    pub path: PathBuf,
+    /// tmpfs's `size=`: bytes with an optional k, m or g, or a percentage of RAM.
+    pub size: String,
+}
+
+/// Checks a tmpfs size: `N`, `Nk`, `Nm`, `Ng` (N > 0), or `N%` (1 to 100).
+pub fn check_tmpfs_size(size: &str) -> Result<(), String> {
+    let bad = || format!("{size:?} is not a size (bytes with k, m or g, or 1% to 100% of RAM)");
+    if let Some(percent) = size.strip_suffix('%') {
+        return match percent.parse::<u8>() {
+            Ok(1..=100) if percent.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+            _ => Err(bad()),
+        };
+    }
+    let digits = size.trim_end_matches(['k', 'm', 'g', 'K', 'M', 'G']);
+    if size.len() - digits.len() > 1
+        || digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
 /// The validated init configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -351,6 +394,8 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// Owner, group and mode of device nodes, applied before services start.
     pub devices: Vec<DeviceRule>,
+    /// Size-limited tmpfs mounts, made before device rules and services.
+    pub storage: Vec<StorageMount>,
     /// Where users and groups are looked up.
     pub accounts: AccountFiles,
     /// Directory a relative `StateDirectory` is created in (`/var/lib`).
@@ -557,6 +602,25 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
             optional: raw_device.optional,
         });
     }
+    let mut storage: Vec<StorageMount> = Vec::new();
+    for entry in raw.storage {
+        let path = entry.path;
+        let bad = |reason: String| invalid("storage", format!("{}: {reason}", path.display()));
+        if !path.is_absolute() || path.components().any(|c| c.as_os_str() == "..") {
+            return Err(bad("not an absolute path without '..'".into()));
+        }
+        if path == Path::new("/") {
+            return Err(bad("the root cannot be a storage mount".into()));
+        }
+        check_tmpfs_size(&entry.size).map_err(bad)?;
+        if storage.iter().any(|m| m.path == path) {
+            return Err(bad("configured twice".into()));
+        }
+        storage.push(StorageMount {
+            path,
+            size: entry.size,
+        });
+    }
     for (key, path) in [
         ("passwd_file", &raw.passwd_file),
         ("group_file", &raw.group_file),
@@ -612,6 +676,7 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
         log_dir: raw.log_dir,
         control,
         control_channel,
+        storage,
         logs: LogLimits {
             max_size: raw.max_log_size,
             max_files: raw.max_log_files,
@@ -837,6 +902,68 @@ control:
             ),
             (
                 "control:\n  vsock_enabled: true\n  attested: {authorized_key: /k}\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::parse(text, ConfigSource::BuiltIn)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn storage_mounts() {
+        let c = Config::parse(
+            "storage:\n  - {path: /data, size: 25%}\n  - {path: /var/lib/nats, size: 96m}\n",
+            ConfigSource::BuiltIn,
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage,
+            vec![
+                StorageMount {
+                    path: "/data".into(),
+                    size: "25%".into()
+                },
+                StorageMount {
+                    path: "/var/lib/nats".into(),
+                    size: "96m".into()
+                },
+            ]
+        );
+        for good in ["1", "4096", "64k", "96m", "2G", "1%", "100%"] {
+            assert!(check_tmpfs_size(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "0",
+            "0m",
+            "m",
+            "12mm",
+            "1.5g",
+            "101%",
+            "0%",
+            "-1",
+            "5%%",
+            "size=1m,mode=777",
+        ] {
+            assert!(check_tmpfs_size(bad).is_err(), "{bad}");
+        }
+        for (text, needle) in [
+            ("storage:\n  - {path: data, size: 1m}", "absolute"),
+            ("storage:\n  - {path: /data/../etc, size: 1m}", "absolute"),
+            ("storage:\n  - {path: /, size: 1m}", "root"),
+            (
+                "storage:\n  - {path: /d, size: \"1m,mode=4777\"}",
+                "not a size",
+            ),
+            (
+                "storage:\n  - {path: /d, size: 1m}\n  - {path: /d, size: 2m}",
+                "twice",
+            ),
+            (
+                "storage:\n  - {path: /d, size: 1m, mode: 777}",
                 "unknown field",
             ),
         ] {

@@ -75,6 +75,25 @@ fn every_profile_writes_a_configuration_init_accepts() {
         channel.authorized_keys,
         Path::new("/etc/pipeline/authorized_keys")
     );
+    let storage: Vec<(String, String)> = keyed
+        .storage
+        .iter()
+        .map(|m| (m.path.display().to_string(), m.size.clone()))
+        .collect();
+    for path in ["/data", "/apps", "/var/lib/nats"] {
+        assert!(
+            storage.iter().any(|(p, _)| p == path),
+            "{path} has no storage mount: {storage:?}"
+        );
+    }
+    // JetStream's file store stays below its mount.
+    let nats = std::fs::read_to_string(rbuilds_dir().join("image/nats-server.conf")).unwrap();
+    assert!(nats.contains("store_dir: /var/lib/nats"), "{nats}");
+    assert!(nats.contains("max_file_store: 64MB"), "{nats}");
+    assert!(
+        storage.contains(&("/var/lib/nats".to_owned(), "96m".to_owned())),
+        "{storage:?}"
+    );
     assert_eq!(
         keyed.environment,
         vec![("ENCLAVE_PROFILE".to_owned(), "production".to_owned())]

@@ -89,6 +89,51 @@ fn loopback_gets_127_0_0_1_in_a_fresh_network_namespace() {
     assert!(text.contains("<LOOPBACK,UP,LOWER_UP>"), "{text}");
 }
 
+#[test]
+fn storage_mounts_bound_what_can_be_written_there() {
+    if !can_unshare(&["-m"]) {
+        eprintln!("SKIPPED: cannot create a mount namespace here (needs root)");
+        return;
+    }
+    let dir = scratch_dir();
+    let inbox = dir.path().join("inbox");
+    let config = dir.path().join("init.yaml");
+    std::fs::write(
+        &config,
+        format!("storage:\n  - {{path: {}, size: 1m}}\n", inbox.display()),
+    )
+    .unwrap();
+    // Twice (the second leaves it alone), then fill it: 2 MiB do not fit.
+    let script = format!(
+        "{INIT} --run-step storage -c {c} && {INIT} --run-step storage -c {c} && \
+         grep ' {i} ' /proc/self/mountinfo && \
+         if dd if=/dev/zero of={i}/fill bs=64k count=32 2>{d}/dd.err; then echo FITTED; else cat {d}/dd.err; fi",
+        c = config.display(),
+        i = inbox.display(),
+        d = dir.path().display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Storage: done: tmpfs on"), "{text}");
+    assert!(
+        text.contains("Storage: skipped: every storage mount already mounted"),
+        "{text}"
+    );
+    assert!(text.contains(" - tmpfs tmpfs "), "{text}");
+    assert!(!text.contains("FITTED"), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    // The mount was private to the namespace: nothing left here.
+    assert!(!inbox.join("fill").exists());
+}
+
 /// A fake parent on a Unix socket: answers one heartbeat with `reply`;
 /// returns the byte it received.
 fn fake_parent(path: &std::path::Path, reply: u8) -> std::thread::JoinHandle<u8> {

@@ -15,7 +15,9 @@
 #   exactly it), a file copied into /data gets a hash, a VRF proof and an
 #   attestation document without anyone asking (fs-monitor -> NATS ->
 #   ra-web-srv) which ra-verify checks from the host through the published
-#   HTTPS port, and `--require-profile production` refuses it;
+#   HTTPS port, and `--require-profile production` refuses it; /data filled
+#   to the last byte refuses the next copy as "no space" while a file copied
+#   into /apps is attested, and once emptied /data's files are attested again;
 # - the production image in nitro-enclave (real PCRs from QEMU's emulated
 #   NSM), the test acting as the hostile host: no pipeline without a key or
 #   with a key the image does not list, a client expecting other PCRs sends
@@ -281,6 +283,44 @@ debug_checks() {
     fi
     grep -q "^FAIL profile:" "$WORK/verify-profile.out" || fail "ra-verify: no FAIL profile for the debug image"
     say "attestation: a different file, the pinned AWS root and --require-profile production are refused"
+    full_inbox_checks
+}
+
+# The host fills /data to the last byte: the next copy is refused as "no
+# space", and attestation goes on (the inbox, the bus's store and the
+# services' state are separate size-limited mounts), for a file copied into
+# /apps meanwhile and for /data once it is emptied.
+full_inbox_checks() {
+    local pipe=("$BIN/pipeline") ok=0 filled=$SECONDS
+    if timeout 120 "${pipe[@]}" run "${PIPE_ADDR[@]}" -- dd if=/dev/zero of=/data/fill bs=1M >"$WORK/fill.out" 2>&1; then
+        fail "dd filled /data without running out of space"
+    fi
+    grep -q "No space left on device" "$WORK/fill.out" || { cat "$WORK/fill.out" >&2; fail "filling /data did not end with no space"; }
+    if timeout 60 "${pipe[@]}" cp -q "$WORK/other.bin" enclave:/data/late.bin "${PIPE_ADDR[@]}" >"$WORK/late.out" 2>&1; then
+        fail "a copy into the full /data succeeded"
+    fi
+    grep -qi "no space" "$WORK/late.out" || { cat "$WORK/late.out" >&2; fail "the refused copy does not say no space"; }
+    head -c 100000 /dev/urandom >"$WORK/during.bin"
+    timeout 60 "${pipe[@]}" cp -q "$WORK/during.bin" enclave:/apps/during.bin "${PIPE_ADDR[@]}" ||
+        fail "pipeline cp into /apps while /data is full"
+    for _ in $(seq 120); do
+        if ip netns exec "$NETNS" timeout 60 "$BIN/ra-verify" doc --url https://127.0.0.1:8443 \
+            --path /apps/during.bin --file "$WORK/during.bin" --root "$WORK/dev-root.pem" \
+            --nonce --timeout 20 >"$WORK/verify-during.out" 2>&1; then
+            ok=1
+            break
+        fi
+        sleep 0.5
+    done
+    [ "$ok" -eq 1 ] || { cat "$WORK/verify-during.out" >&2; fail "no attestation for /apps/during.bin while /data is full"; }
+    say "full inbox: /data full, the copy refused as no space, /apps/during.bin attested $((SECONDS - filled)) s after the fill"
+    timeout 60 "${pipe[@]}" run "${PIPE_ADDR[@]}" -- rm /data/fill || fail "rm /data/fill"
+    head -c 1000000 /dev/urandom >"$WORK/report.bin"
+    timeout 60 "${pipe[@]}" cp -q "$WORK/report.bin" enclave:/data/report.bin "${PIPE_ADDR[@]}" ||
+        fail "pipeline cp of a new report.bin into the emptied /data"
+    attested "$WORK/report.bin" --root "$WORK/dev-root.pem"
+    passes file_hash nonce
+    say "full inbox: emptied, a new /data/report.bin attested $((SECONDS - filled)) s after the fill"
 }
 
 # refused WHAT COMMAND...: COMMAND must fail; its output is kept for a look.

@@ -12,7 +12,9 @@
 //!    the parent CID (3 on Nitro, 2 in a local VM).
 //! 5. pivot: `chroot` into `pivot_root_dir` when configured and present,
 //!    then the mounts again inside it.
-//! 6. hostname, then [`netlink`]: loopback up with 127.0.0.1/8.
+//! 6. storage: the size-limited tmpfs of `init.yaml`'s `storage` (an inbox
+//!    the host fills cannot take the bus's or the services' space).
+//! 7. hostname, then [`netlink`]: loopback up with 127.0.0.1/8.
 //!
 //! After these, in PID 1 and as an ordinary process alike, the `devices`
 //! rules of `init.yaml` set owner, group and mode of device nodes (see
@@ -89,6 +91,8 @@ pub enum Step {
     Hostname,
     /// Bring loopback up with 127.0.0.1/8.
     Loopback,
+    /// Mount the configured size-limited tmpfs (`storage`).
+    Storage,
     /// Set owner, group and mode of the configured device nodes.
     Devices,
 }
@@ -107,6 +111,7 @@ pub async fn run_step(step: Step, config: &Config) -> StepOutcome {
         Step::Pivot => pivot(config.pivot_root_dir.as_deref()),
         Step::Hostname => hostname(&config.hostname),
         Step::Loopback => netlink::loopback_up(),
+        Step::Storage => mounts::mount_storage(&config.storage),
         Step::Devices => crate::privileges::apply_device_rules(&config.devices, &config.accounts),
     }
 }
@@ -149,6 +154,9 @@ pub async fn prepare(config: &Config) -> Context {
     let pivoted = report("pivot", pivot(config.pivot_root_dir.as_deref()));
     if matches!(pivoted, StepOutcome::Done(_)) {
         report("mounts (new root)", mounts::mount_all());
+    }
+    if !config.storage.is_empty() {
+        report("storage", mounts::mount_storage(&config.storage));
     }
     report("hostname", hostname(&config.hostname));
     report("loopback", netlink::loopback_up());

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 
+use crate::config::StorageMount;
 use crate::pid1::StepOutcome;
 
 struct MountSpec {
@@ -206,6 +207,49 @@ fn link_all(done: &mut Vec<String>, failed: &mut Vec<String>) {
             Ok(()) => done.push(format!("{link} -> {target}")),
             Err(err) => failed.push(format!("link {link}: {err}")),
         }
+    }
+}
+
+/// Mounts a size-limited tmpfs on each of `storage` (`nosuid`, `nodev`;
+/// mode 0755, owners and modes come from the device rules that follow); a
+/// path already mounted is left alone, so the step can run again.
+pub fn mount_storage(storage: &[StorageMount]) -> StepOutcome {
+    if storage.is_empty() {
+        return StepOutcome::Skipped("no storage mounts configured".into());
+    }
+    let (mut done, mut failed) = (Vec::new(), Vec::new());
+    let already = mounted();
+    for entry in storage {
+        let target = entry.path.display().to_string();
+        if already.contains(&target) {
+            continue;
+        }
+        if let Err(err) = std::fs::create_dir_all(&entry.path) {
+            failed.push(format!("mkdir {target}: {err}"));
+            continue;
+        }
+        let data = format!("size={},mode=0755", entry.size);
+        match mount(
+            Some("tmpfs"),
+            &entry.path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+            Some(data.as_str()),
+        ) {
+            Ok(()) => done.push(format!("{target} ({})", entry.size)),
+            Err(err) => failed.push(format!("tmpfs size={} on {target}: {err}", entry.size)),
+        }
+    }
+    if !failed.is_empty() {
+        StepOutcome::Failed(format!(
+            "{} (mounted: {})",
+            failed.join("; "),
+            done.join(", ")
+        ))
+    } else if done.is_empty() {
+        StepOutcome::Skipped("every storage mount already mounted".into())
+    } else {
+        StepOutcome::Done(format!("tmpfs on {}", done.join(", ")))
     }
 }
 
