@@ -12,6 +12,13 @@
 //! `/doc/` response. That is the `tls_binding` check: it fails when anything
 //! between the client and the enclave terminates TLS.
 //!
+//! The same key serves the enclave's applications through ra-web-srv's TLS
+//! ingress. For each of [`Request::endpoints`] the client makes a TLS
+//! handshake with the endpoint (the handshake signature proves the peer
+//! holds the certificate's key) and checks, with the same code as
+//! `tls_binding`, that the certificate carries the key the verified
+//! `/tls_doc/` document binds: one `endpoint` check per endpoint.
+//!
 //! [`verify_url`] is the one entry point; the CLI and the end-to-end tests
 //! call it.
 
@@ -28,7 +35,7 @@ use serde::Deserialize;
 use crate::binding::TlsBinding;
 use crate::defs::{CLIENT_NONCE_LEN, CLIENT_TIMEOUT, MAX_RESPONSE};
 use crate::hash::Sha3Digest;
-use crate::verify::{Binding, Check, Policy, Report, Signer, verify};
+use crate::verify::{Binding, Check, Outcome, Policy, Report, Signer, verify};
 
 /// What can go wrong talking to the server (a failed check is not an
 /// error: it is in the [`Report`]).
@@ -85,8 +92,12 @@ impl ClientError {
 pub struct Request {
     /// The server, `https://HOST:PORT`.
     pub url: String,
-    /// The path in the enclave whose document is fetched.
-    pub path: String,
+    /// The path in the enclave whose document is fetched; `None`: only the
+    /// TLS binding (and the endpoints) are checked.
+    pub path: Option<String>,
+    /// Further TLS endpoints, `https://HOST:PORT`, that must present the
+    /// attested key (an application behind ra-web-srv's TLS ingress).
+    pub endpoints: Vec<String>,
     /// Ask the server for a fresh document carrying a random nonce (and
     /// check it), instead of the stored one.
     pub fresh_nonce: bool,
@@ -100,7 +111,19 @@ impl Request {
     pub fn new(url: impl Into<String>, path: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            path: path.into(),
+            path: Some(path.into()),
+            endpoints: Vec::new(),
+            fresh_nonce: true,
+            timeout: CLIENT_TIMEOUT,
+        }
+    }
+
+    /// A request for the TLS binding of `url` only, and for `endpoints`.
+    pub fn endpoints(url: impl Into<String>, endpoints: Vec<String>) -> Self {
+        Self {
+            url: url.into(),
+            path: None,
+            endpoints,
             fresh_nonce: true,
             timeout: CLIENT_TIMEOUT,
         }
@@ -109,10 +132,16 @@ impl Request {
 
 /// Fetches the TLS binding and the document of `request.path`, and
 /// verifies both against `policy` (whose `binding`, `path` and `nonce` are
-/// set here). The report holds `tls_binding` first, then the document's
-/// checks.
+/// set here); then checks each of `request.endpoints`. The report holds
+/// `tls_binding` first, then the document's checks (without a path: those
+/// of the `/tls_doc/` document), then one `endpoint` check per endpoint.
 pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, ClientError> {
     let base = parse_base(&request.url)?;
+    let endpoints = request
+        .endpoints
+        .iter()
+        .map(|text| Endpoint::parse(text))
+        .collect::<Result<Vec<_>, _>>()?;
     let client = http_client(request.timeout)?;
 
     let tls_nonce = random_nonce()?;
@@ -130,48 +159,82 @@ pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, Cl
     };
     let tls_report = verify(&hex_document(&tls_answer.document, &base)?, &tls_policy);
 
-    let nonce = if request.fresh_nonce {
-        Some(random_nonce()?)
-    } else {
-        None
+    let mut report = match &request.path {
+        Some(path) => {
+            let nonce = if request.fresh_nonce {
+                Some(random_nonce()?)
+            } else {
+                None
+            };
+            let mut doc_url = join(&base, "doc/")?;
+            doc_url
+                .query_pairs_mut()
+                .append_pair("path", path)
+                .append_pair("view", "hex");
+            if let Some(nonce) = &nonce {
+                doc_url
+                    .query_pairs_mut()
+                    .append_pair("nonce", &hex::encode(nonce));
+            }
+            let (doc_answer, doc_spki) = get_json::<DocAnswer>(&client, doc_url).await?;
+            let doc_policy = Policy {
+                binding: Binding::File,
+                path: Some(path.clone()),
+                nonce,
+                ..policy.clone()
+            };
+            let mut report = verify(&hex_document(&doc_answer.document, &base)?, &doc_policy);
+            report.checks.insert(
+                0,
+                tls_binding_check(&tls_report, &tls_spki, Some(&doc_spki)),
+            );
+            report
+        }
+        None => {
+            let mut report = tls_report.clone();
+            report
+                .checks
+                .insert(0, tls_binding_check(&tls_report, &tls_spki, None));
+            report
+        }
     };
-    let mut doc_url = join(&base, "doc/")?;
-    doc_url
-        .query_pairs_mut()
-        .append_pair("path", &request.path)
-        .append_pair("view", "hex");
-    if let Some(nonce) = &nonce {
-        doc_url
-            .query_pairs_mut()
-            .append_pair("nonce", &hex::encode(nonce));
+    for endpoint in &endpoints {
+        report.push(endpoint_check(endpoint, &tls_report, request.timeout).await);
     }
-    let (doc_answer, doc_spki) = get_json::<DocAnswer>(&client, doc_url).await?;
-    let doc_policy = Policy {
-        binding: Binding::File,
-        path: Some(request.path.clone()),
-        nonce,
-        ..policy.clone()
-    };
-    let mut report = verify(&hex_document(&doc_answer.document, &base)?, &doc_policy);
-    report
-        .checks
-        .insert(0, tls_binding_check(&tls_report, &tls_spki, &doc_spki));
     Ok(report)
 }
 
 /// `tls_binding`: the verified `/tls_doc/` document binds the key of the
 /// TLS sessions both answers came over.
-fn tls_binding_check(tls_report: &Report, tls_spki: &[u8], doc_spki: &[u8]) -> Check {
+fn tls_binding_check(tls_report: &Report, tls_spki: &[u8], doc_spki: Option<&[u8]>) -> Check {
     const NAME: &str = "tls_binding";
+    let check = bound_key_check(NAME, "the server's", tls_report, tls_spki);
+    if check.outcome == Outcome::Fail {
+        return check;
+    }
+    if doc_spki.is_some_and(|doc_spki| doc_spki != tls_spki) {
+        return Check::fail(
+            NAME,
+            "the /doc/ answer came over a TLS session with another key than the attested one",
+        );
+    }
+    check
+}
+
+/// Whether the key whose DER SubjectPublicKeyInfo is `spki` is the one the
+/// verified `/tls_doc/` document (`tls_report`) binds; `whose` names the
+/// key's holder in the detail. The one implementation behind `tls_binding`
+/// and `endpoint`.
+fn bound_key_check(name: &'static str, whose: &str, tls_report: &Report, spki: &[u8]) -> Check {
     if !tls_report.passed() {
         let failed: Vec<String> = tls_report
             .checks
             .iter()
-            .filter(|check| check.outcome == crate::verify::Outcome::Fail)
+            .filter(|check| check.outcome == Outcome::Fail)
             .map(|check| format!("{}: {}", check.name, check.detail))
             .collect();
         return Check::fail(
-            NAME,
+            name,
             format!("the /tls_doc/ document fails: {}", failed.join("; ")),
         );
     }
@@ -181,39 +244,112 @@ fn tls_binding_check(tls_report: &Report, tls_spki: &[u8], doc_spki: &[u8]) -> C
         .and_then(|document| document.user_data())
         .and_then(|user_data| TlsBinding::from_bytes(user_data).ok())
     else {
-        return Check::fail(NAME, "the /tls_doc/ document has no TLS binding");
+        return Check::fail(name, "the /tls_doc/ document has no TLS binding");
     };
-    let session = Sha3Digest::of(tls_spki).map(|digest| digest.to_hex());
+    let session = Sha3Digest::of(spki).map(|digest| digest.to_hex());
     let session = session.unwrap_or_default();
-    if !binding.matches(tls_spki) {
+    let short = &session[..16.min(session.len())];
+    if !binding.matches(spki) {
         return Check::fail(
-            NAME,
+            name,
             format!(
-                "the TLS session's key (SPKI SHA3-512 {}) is not the attested one ({}): something else terminates TLS",
-                &session[..16.min(session.len())],
+                "{whose} TLS key (SPKI SHA3-512 {short}) is not the attested one ({}): something else terminates TLS",
                 &binding.tls_spki_sha3_512.to_hex()[..16]
             ),
         );
     }
-    if doc_spki != tls_spki {
-        return Check::fail(
-            NAME,
-            "the /doc/ answer came over a TLS session with another key than the attested one",
-        );
-    }
     if tls_report.signer == Signer::Unsigned {
         return Check::skip(
-            NAME,
-            "the /tls_doc/ document names the session's key but is unsigned: anyone could have made it, so the binding proves nothing",
+            name,
+            format!(
+                "the /tls_doc/ document names {whose} TLS key but is unsigned: anyone could have made it, so the binding proves nothing"
+            ),
         );
     }
     Check::pass(
-        NAME,
+        name,
         format!(
-            "the server's TLS key (SPKI SHA3-512 {}...) is bound by a verified /tls_doc/ document made for a fresh nonce",
-            &session[..16.min(session.len())]
+            "{whose} TLS key (SPKI SHA3-512 {short}...) is bound by a verified /tls_doc/ document made for a fresh nonce"
         ),
     )
+}
+
+/// A TLS endpoint to check, `https://HOST[:PORT]` (port 443 by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The endpoint as given (shown in the report).
+    pub shown: String,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Parses `https://HOST[:PORT]` (a path, if any, is ignored).
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::BadUrl {
+            url: text.to_string(),
+            why: why.to_string(),
+        };
+        let url = Url::parse(text).map_err(|error| bad(&error.to_string()))?;
+        if url.scheme() != "https" {
+            return Err(bad(
+                "an endpoint is checked over TLS: use https://HOST:PORT",
+            ));
+        }
+        let shown_host = url.host_str().ok_or_else(|| bad("no host"))?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        Ok(Self {
+            shown: format!("https://{shown_host}:{port}"),
+            host: shown_host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        })
+    }
+}
+
+/// `endpoint`: a TLS handshake with `endpoint` presents the key the
+/// verified `/tls_doc/` document binds.
+pub async fn endpoint_check(endpoint: &Endpoint, tls_report: &Report, timeout: Duration) -> Check {
+    const NAME: &str = "endpoint";
+    let whose = format!("{}: the endpoint's", endpoint.shown);
+    match tokio::time::timeout(timeout, endpoint_spki(endpoint)).await {
+        Ok(Ok(spki)) => bound_key_check(NAME, &whose, tls_report, &spki),
+        Ok(Err(why)) => Check::fail(NAME, format!("{}: {why}", endpoint.shown)),
+        Err(_) => Check::fail(
+            NAME,
+            format!("{}: no TLS handshake within {timeout:?}", endpoint.shown),
+        ),
+    }
+}
+
+/// Connects to `endpoint`, makes a TLS handshake (any certificate, its
+/// handshake signature checked) and returns the DER SubjectPublicKeyInfo
+/// of the certificate the endpoint presented.
+async fn endpoint_spki(endpoint: &Endpoint) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncWriteExt;
+    let server_name =
+        ServerName::try_from(endpoint.host.clone()).map_err(|error| error.to_string())?;
+    let tcp = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await;
+    let tcp = tcp.map_err(|error| format!("cannot connect: {error}"))?;
+    let config = bind_later_config().map_err(|error| error.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = connector
+        .connect(server_name, tcp)
+        .await
+        .map_err(|error| format!("TLS handshake failed: {error}"))?;
+    let spki = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or_else(|| "no certificate in the TLS handshake".to_string())
+        .and_then(|leaf| spki_of(leaf).map_err(|why| format!("its certificate: {why}")))?;
+    let _ = tls.shutdown().await;
+    Ok(spki)
 }
 
 /// `GET /tls_doc/` answer.
@@ -361,18 +497,25 @@ pub fn spki_of(certificate: &[u8]) -> Result<Vec<u8>, String> {
     Ok(parsed.tbs_certificate.subject_pki.raw.to_vec())
 }
 
-fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
+/// A rustls client configuration that accepts any server certificate but
+/// checks the handshake signature ([`BindLater`]).
+fn bind_later_config() -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ClientError::Tls(error.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(BindLater {
-            algorithms: provider.signature_verification_algorithms,
-        }))
-        .with_no_client_auth();
+    Ok(
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|error| ClientError::Tls(error.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(BindLater {
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+    )
+}
+
+fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
-        .use_preconfigured_tls(config)
+        .use_preconfigured_tls(bind_later_config()?)
         .tls_info(true)
         .timeout(timeout)
         .connect_timeout(timeout)

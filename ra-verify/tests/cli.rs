@@ -246,7 +246,7 @@ fn bad_usage_exits_64_with_a_message() {
     let setup = Setup::new();
     let document = setup.saved_hex_document(None);
     let missing = setup.path("missing");
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 10] = [
         &[],
         &["doc"],
         &["doc", "--url", "https://127.0.0.1:1"],
@@ -262,6 +262,31 @@ fn bad_usage_exits_64_with_a_message() {
         &["doc", "--document", &document, "--root", &missing],
         &["doc", "--document", &document, "--pcrs", &document],
         &["doc", "--url", "http://127.0.0.1:1", "--path", "/x"],
+        &[
+            "doc",
+            "--endpoint",
+            "https://127.0.0.1:1",
+            "--path",
+            "/x",
+            "--document",
+            &document,
+        ],
+        &[
+            "doc",
+            "--url",
+            "https://127.0.0.1:1",
+            "--endpoint",
+            "http://127.0.0.1:2",
+        ],
+        &[
+            "doc",
+            "--url",
+            "https://127.0.0.1:1",
+            "--endpoint",
+            "https://127.0.0.1:2",
+            "--file",
+            &document,
+        ],
     ];
     for args in cases {
         let run = ra_verify(args);
@@ -318,6 +343,67 @@ async fn online_against_a_real_https_server() {
     .unwrap();
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("404") && run.stderr.contains("no document for /data/unknown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_pass_or_fail_one_line_each() {
+    let server = common::server::start(common::server::Mode::Honest, &[(PATH, CONTENT)]).await;
+    let impostor = common::server::start(common::server::Mode::Honest, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dev-root.pem");
+    std::fs::write(&root, server.pki.root_pem()).unwrap();
+    let pcrs = dir.path().join("app.eif.pcrs");
+    std::fs::write(&pcrs, pcrs_file(PCR0_BYTE)).unwrap();
+    let (url, app, other) = (server.url(), server.same_key_url(), impostor.url());
+    let (root, pcrs) = (root.display().to_string(), pcrs.display().to_string());
+    let run = {
+        let (url, app, root, pcrs) = (url.clone(), app.clone(), root.clone(), pcrs.clone());
+        tokio::task::spawn_blocking(move || {
+            ra_verify(&[
+                "doc",
+                "--url",
+                &url,
+                "--root",
+                &root,
+                "--pcrs",
+                &pcrs,
+                "--endpoint",
+                &app,
+            ])
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with("PASS tls_binding: "));
+    assert!(run.stdout.contains("PASS pcrs: "));
+    assert_eq!(lines_starting(&run, "PASS endpoint: ").len(), 1);
+    assert!(run.stdout.contains(&format!("PASS endpoint: {app}: ")));
+
+    let run = tokio::task::spawn_blocking(move || {
+        ra_verify(&[
+            "doc",
+            "--url",
+            &url,
+            "--path",
+            PATH,
+            "--root",
+            &root,
+            "--endpoint",
+            &app,
+            "--endpoint",
+            &other,
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(run.status, 1);
+    assert!(run.stdout.contains("PASS vrf_proof"));
+    assert_eq!(lines_starting(&run, "PASS endpoint: ").len(), 1);
+    let failed = lines_starting(&run, "FAIL endpoint: ");
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    assert!(failed[0].contains(&impostor.url()) && failed[0].contains("not the attested one"));
+    assert!(run.stdout.contains("VERDICT FAIL"));
 }
 
 /// The real AWS Nitro document of `tests/data` (base64), saved raw.

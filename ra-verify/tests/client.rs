@@ -129,7 +129,7 @@ async fn server_errors_bad_answers_and_no_server_are_clear_errors() {
         ..Policy::default()
     };
     let mut missing = request(server.url(), false);
-    missing.path = "/data/none".into();
+    missing.path = Some("/data/none".into());
     let error = verify_url(&missing, &policy).await.unwrap_err();
     assert!(
         matches!(error, ClientError::Server { status: 404, .. }),
@@ -196,4 +196,113 @@ async fn unsigned_documents_are_refused_and_bind_nothing_when_allowed() {
     assert!(tls.detail.contains("proves nothing"), "{tls}");
     assert_eq!(outcome(&report, "nonce"), Outcome::Pass);
     assert_eq!(outcome(&report, "vrf_proof"), Outcome::Pass);
+}
+
+/// The `endpoint` checks of `report`, in order.
+fn endpoint_checks(report: &Report) -> Vec<&ra_verify::Check> {
+    report
+        .checks
+        .iter()
+        .filter(|check| check.name == "endpoint")
+        .collect()
+}
+
+#[tokio::test]
+async fn endpoints_pass_with_the_attested_key_and_fail_with_any_other() {
+    let server = start(Mode::Honest, &[(PATH, CONTENT)]).await;
+    // Another TLS server with its own key: a host impersonating the app.
+    let impostor = start(Mode::Honest, &[]).await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("https://127.0.0.1:{}", free.local_addr().unwrap().port());
+    drop(free);
+    let policy = Policy {
+        root: Some(server.pki.root()),
+        pcrs: Some(ExpectedPcrs::from_json(pcrs_file(PCR0_BYTE).as_bytes()).unwrap()),
+        ..Policy::default()
+    };
+
+    // Only the TLS binding and the endpoints: no path.
+    let request = Request {
+        timeout: Duration::from_secs(10),
+        ..Request::endpoints(server.url(), vec![server.same_key_url()])
+    };
+    let report = verify_url(&request, &policy).await.unwrap();
+    print(&report);
+    assert!(report.passed(), "{}", report.verdict());
+    assert_eq!(report.checks[0].name, "tls_binding");
+    assert_eq!(outcome(&report, "pcrs"), Outcome::Pass);
+    assert_eq!(outcome(&report, "user_data"), Outcome::Pass);
+    let endpoints = endpoint_checks(&report);
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0].outcome, Outcome::Pass, "{}", endpoints[0]);
+    assert!(endpoints[0].detail.starts_with(&server.same_key_url()));
+
+    // With a path, and three endpoints: each gets its own verdict.
+    let request = Request {
+        endpoints: vec![server.same_key_url(), impostor.url(), closed.clone()],
+        timeout: Duration::from_secs(10),
+        ..Request::new(server.url(), PATH)
+    };
+    let report = verify_url(&request, &policy).await.unwrap();
+    print(&report);
+    assert!(!report.passed());
+    assert_eq!(outcome(&report, "tls_binding"), Outcome::Pass);
+    assert_eq!(outcome(&report, "vrf_proof"), Outcome::Pass);
+    let endpoints = endpoint_checks(&report);
+    assert_eq!(endpoints.len(), 3);
+    assert_eq!(endpoints[0].outcome, Outcome::Pass, "{}", endpoints[0]);
+    assert_eq!(endpoints[1].outcome, Outcome::Fail, "{}", endpoints[1]);
+    assert!(
+        endpoints[1].detail.contains("not the attested one"),
+        "{}",
+        endpoints[1]
+    );
+    assert!(endpoints[1].detail.starts_with(&impostor.url()));
+    assert_eq!(endpoints[2].outcome, Outcome::Fail, "{}", endpoints[2]);
+    assert!(
+        endpoints[2].detail.contains("cannot connect"),
+        "{}",
+        endpoints[2]
+    );
+    assert!(report.verdict().starts_with("VERDICT FAIL"));
+
+    // An endpoint with the right key proves nothing when the document fails
+    // (here: against the AWS root).
+    let report = verify_url(
+        &Request::endpoints(server.url(), vec![server.same_key_url()]),
+        &Policy::default(),
+    )
+    .await
+    .unwrap();
+    let endpoints = endpoint_checks(&report);
+    assert_eq!(endpoints[0].outcome, Outcome::Fail, "{}", endpoints[0]);
+    assert!(endpoints[0].detail.contains("/tls_doc/ document fails"));
+
+    // Not an https:// endpoint: refused before anything is fetched.
+    let error = verify_url(
+        &Request::endpoints(server.url(), vec!["http://127.0.0.1:1".into()]),
+        &policy,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, ClientError::BadUrl { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn endpoints_of_unsigned_documents_are_skipped_not_passed() {
+    let server = start(Mode::Unsigned, &[]).await;
+    let allowed = Policy {
+        allow_unsigned: true,
+        ..Policy::default()
+    };
+    let report = verify_url(
+        &Request::endpoints(server.url(), vec![server.same_key_url()]),
+        &allowed,
+    )
+    .await
+    .unwrap();
+    print(&report);
+    let endpoints = endpoint_checks(&report);
+    assert_eq!(endpoints[0].outcome, Outcome::Skip, "{}", endpoints[0]);
+    assert!(endpoints[0].detail.contains("proves nothing"));
 }

@@ -249,6 +249,7 @@ pub async fn health(State(app): State<App>) -> Reply {
             "bus": app.bus_state(),
             "image_profile": app.image_profile.map(Profile::name),
             "debug_image": app.image_profile == Some(Profile::Debug),
+            "tls_ingress": app.ingresses,
         }),
     )
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 use crate::attest::Attester;
+use crate::ingress::IngressInfo;
 use crate::nsm::NsmKind;
 use crate::paths::{PathError, Roots};
 use crate::record::Source;
@@ -62,6 +63,8 @@ pub struct Inner {
     pub bus: RwLock<BusState>,
     /// The profile of the image this server runs in, if given.
     pub image_profile: Option<Profile>,
+    /// The TLS ingresses (shown by `/health`).
+    pub ingresses: Vec<IngressInfo>,
 }
 
 impl std::ops::Deref for App {

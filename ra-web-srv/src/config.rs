@@ -17,6 +17,7 @@ use crate::defs::{
     DEFAULT_HASH_CONCURRENCY, DEFAULT_HTTP_LISTEN, DEFAULT_HTTPS_LISTEN, DEFAULT_STATE_DIR,
     DEFAULT_TLS_NAMES,
 };
+use crate::ingress::{self, IngressSpec};
 use crate::nsm::{DevPcrs, NsmMode};
 use crate::tls::TlsSource;
 
@@ -99,6 +100,16 @@ pub struct Args {
     /// by rbuilds.sh, init gives it as ENCLAVE_PROFILE.
     #[arg(long, value_name = "PROFILE", env = "ENCLAVE_PROFILE")]
     pub image_profile: Option<Profile>,
+    /// TLS ingress for an application in the enclave (repeatable):
+    /// LISTEN=UPSTREAM[,name=NAME][,max-connections=N][,idle-timeout=SECS].
+    /// TLS with this server's attested key is terminated on LISTEN and the
+    /// plaintext relayed to UPSTREAM (loopback or unix:PATH).
+    #[arg(long = "tls-ingress", value_name = "LISTEN=UPSTREAM[,name=NAME]")]
+    pub tls_ingress: Vec<String>,
+    /// File of TLS ingress entries, one per line (`#` comments, blank lines);
+    /// a missing file means none.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ingress_file: Option<PathBuf>,
 }
 
 /// The configuration file: the same settings as [`Args`].
@@ -132,6 +143,10 @@ struct FileConfig {
     trust_root: Option<PathBuf>,
     #[serde(alias = "image_profile")]
     image_profile: Option<String>,
+    #[serde(alias = "tls_ingress")]
+    tls_ingress: Option<Vec<String>>,
+    #[serde(alias = "tls_ingress_file")]
+    tls_ingress_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -161,6 +176,9 @@ pub struct Config {
     pub trust_root: Option<PathBuf>,
     /// The image's profile, if known.
     pub image_profile: Option<Profile>,
+    /// TLS ingresses for the enclave's applications (checked: no duplicate
+    /// listeners or names, no loops, upstreams on loopback).
+    pub tls_ingress: Vec<IngressSpec>,
 }
 
 impl Config {
@@ -189,6 +207,7 @@ impl Config {
             hash_concurrency: DEFAULT_HASH_CONCURRENCY,
             trust_root: None,
             image_profile: None,
+            tls_ingress: Vec::new(),
         }
     }
 }
@@ -263,6 +282,16 @@ impl Args {
             }
             (None, None) => None,
         };
+        let tls_ingress = ingress_specs(
+            if self.tls_ingress.is_empty() {
+                file.tls_ingress.unwrap_or_default()
+            } else {
+                self.tls_ingress
+            },
+            self.tls_ingress_file.or(file.tls_ingress_file).as_deref(),
+            &https_listen,
+            http_listen.as_ref(),
+        )?;
         Ok(Config {
             https_listen,
             http_listen,
@@ -280,8 +309,44 @@ impl Args {
             hash_concurrency,
             trust_root: self.trust_root.or(file.trust_root),
             image_profile,
+            tls_ingress,
         })
     }
+}
+
+/// The `--tls-ingress` entries and those of `--tls-ingress-file`, checked
+/// together and against the server's own listeners.
+fn ingress_specs(
+    entries: Vec<String>,
+    file: Option<&Path>,
+    https: &Address,
+    http: Option<&Address>,
+) -> Result<Vec<IngressSpec>, ConfigError> {
+    let mut specs = entries
+        .iter()
+        .map(|entry| entry.parse::<IngressSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| ConfigError::Invalid {
+            setting: "--tls-ingress",
+            reason: error.to_string(),
+        })?;
+    if let Some(path) = file {
+        specs.extend(
+            ingress::spec::read_file(path).map_err(|error| ConfigError::Invalid {
+                setting: "--tls-ingress-file",
+                reason: error.to_string(),
+            })?,
+        );
+    }
+    let mut own = vec![("HTTPS", https)];
+    if let Some(http) = http {
+        own.push(("HTTP redirect", http));
+    }
+    ingress::spec::check(&specs, &own).map_err(|error| ConfigError::Invalid {
+        setting: "--tls-ingress",
+        reason: error.to_string(),
+    })?;
+    Ok(specs)
 }
 
 fn pick(flag: Option<String>, file: Option<String>, default: &str) -> String {

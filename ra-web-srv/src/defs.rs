@@ -34,6 +34,25 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish after shutdown is asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Clients one TLS ingress serves at once unless its entry says
+/// `max-connections=N`; more wait in the backlog.
+pub const DEFAULT_INGRESS_MAX_CONNECTIONS: usize = 256;
+/// A TLS ingress connection with no byte moving either way for this long is
+/// closed, unless its entry says `idle-timeout=SECS`.
+pub const DEFAULT_INGRESS_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time a TLS ingress gives its upstream to accept a connection.
+pub const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// When the upstream is down: how long to wait for the client's first
+/// bytes (to answer an HTTP request with 502), and then for it to close.
+pub const UNAVAILABLE_FIRST_BYTES_WAIT: Duration = Duration::from_secs(2);
+/// When the upstream is down: most bytes read (and dropped) from the client
+/// after the answer, so the answer is not lost to a reset.
+pub const UNAVAILABLE_DRAIN_LIMIT: usize = 64 * 1024;
+/// Largest `--tls-ingress-file` read.
+pub const MAX_INGRESS_FILE: u64 = 64 * 1024;
+/// Longest name of a TLS ingress.
+pub const MAX_INGRESS_NAME: usize = 64;
+
 /// Parallel lanes working through `fs_hashes` updates (a key always goes to
 /// the same lane, so its updates stay in order).
 pub const SYNC_LANES: usize = 2;

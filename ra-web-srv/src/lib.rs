@@ -9,6 +9,9 @@
 //! Layout:
 //! - [`config`]: command line and YAML file into one [`config::Config`].
 //! - [`server`]: start-up, the HTTPS and HTTP-redirect listeners.
+//! - [`ingress`]: TLS ingress for the enclave's applications: TLS with the
+//!   attested key terminated here, the plaintext relayed to the app on
+//!   loopback.
 //! - [`routes`]: the route table, the router and `/openapi.json`.
 //! - [`api`], [`verify_api`]: the handlers; [`views`]: how documents are shown;
 //!   [`reply`]: JSON responses that always say which NSM answered.
@@ -27,6 +30,7 @@ pub mod attest;
 pub mod config;
 pub mod defs;
 pub mod dirty;
+pub mod ingress;
 pub mod paths;
 pub mod record;
 pub mod reply;

@@ -97,7 +97,7 @@ pub fn api_routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
             RouteDoc {
                 method: "get",
                 path: "/health",
-                summary: "liveness, version, record count and the NATS state",
+                summary: "liveness, version, record count, the NATS state and the TLS ingresses",
                 params: &[],
                 body: &[],
                 responses: &[(200, "alive")],

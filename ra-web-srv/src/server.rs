@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use transport::{Address, Listener};
+use transport::{Address, Listener, Peer, Stream};
 
 use crate::app::{App, BusState, Inner};
 use crate::attest::Attester;
@@ -32,6 +32,7 @@ use crate::config::Config;
 use crate::defs::{MAX_BODY, MAX_CONNECTIONS, SHUTDOWN_GRACE, TLS_HANDSHAKE_TIMEOUT};
 use crate::dev_pki::DevPkiError;
 use crate::files::{self, FileError};
+use crate::ingress::{self, IngressInfo};
 use crate::nsm::{Nsm, NsmError, NsmKind};
 use crate::paths::Roots;
 use crate::routes;
@@ -66,6 +67,14 @@ pub enum ServerError {
     /// A listener could not be bound.
     #[error(transparent)]
     Bind(#[from] transport::Error),
+    /// A TLS ingress listener could not be bound.
+    #[error("TLS ingress {name:?}: {source}")]
+    IngressBind {
+        /// The ingress's name.
+        name: String,
+        /// Why.
+        source: transport::Error,
+    },
 }
 
 /// A started server.
@@ -73,6 +82,7 @@ pub struct Running {
     app: App,
     https: Address,
     http: Option<Address>,
+    ingresses: Vec<IngressInfo>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -86,6 +96,11 @@ impl Running {
     /// The HTTP redirect listener's address.
     pub fn http_addr(&self) -> Option<&Address> {
         self.http.as_ref()
+    }
+
+    /// The TLS ingresses, with their bound listen addresses.
+    pub fn ingresses(&self) -> &[IngressInfo] {
+        &self.ingresses
     }
 
     /// The shared state (tests look inside).
@@ -153,6 +168,15 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             "no --root-dir: POST /generate refuses every path (documents still come from fs_hashes)"
         );
     }
+    let mut ingresses = Vec::with_capacity(config.tls_ingress.len());
+    for spec in &config.tls_ingress {
+        let name = spec.name.clone();
+        let bound = ingress::Bound::bind(spec.clone())
+            .await
+            .map_err(|source| ServerError::IngressBind { name, source })?;
+        ingresses.push(bound);
+    }
+    let ingress_infos: Vec<IngressInfo> = ingresses.iter().map(ingress::Bound::info).collect();
     let trust_root = match (&config.trust_root, nsm.dev_root_pem()) {
         (Some(path), _) => Root::load(path)?,
         (None, Some(dev_root)) => Root::load(dev_root)?,
@@ -171,6 +195,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tls_cert_pem: crate::views::pem(&tls.cert_der),
         trust_root,
         image_profile: config.image_profile,
+        ingresses: ingress_infos.clone(),
         jobs: TaskTracker::new(),
         bus: RwLock::new(if config.nats_url.is_some() {
             BusState::Starting
@@ -205,6 +230,16 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             shutdown.clone(),
         ));
     }
+    if !ingresses.is_empty() {
+        let relay_acceptor = TlsAcceptor::from(tls.relay_config());
+        for bound in ingresses {
+            tasks.spawn(ingress::serve(
+                bound,
+                relay_acceptor.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
     if let Some(url) = &config.nats_url {
         tasks.spawn(crate::sync::run(app.clone(), url.clone(), shutdown.clone()));
     }
@@ -213,6 +248,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         app,
         https: https_addr,
         http: http_addr,
+        ingresses: ingress_infos,
         shutdown,
         tasks,
     })
@@ -238,8 +274,54 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    accept_loop(
+        &listener,
+        MAX_CONNECTIONS,
+        &shutdown,
+        &connections,
+        |stream, peer| {
+            let watcher = graceful.watcher();
+            let router = router.clone();
+            let tls = tls.clone();
+            async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Some(stream) = tls_handshake(&acceptor, stream, &peer).await {
+                            serve_connection(stream, router, watcher).await;
+                        }
+                    }
+                    None => serve_connection(stream, router, watcher).await,
+                }
+            }
+        },
+    )
+    .await;
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period; closing them");
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` (or until the
+/// listener fails), at most `max` at once (more wait in the backlog), and
+/// runs `handle` for each in its own task of `tasks`. One listener loop for
+/// the HTTPS API, the HTTP redirect and every TLS ingress.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: &Listener,
+    max: usize,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+    mut handle: F,
+) where
+    F: FnMut(Stream, Peer) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(max));
     loop {
         let permit = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -258,30 +340,31 @@ async fn serve(
                 }
             },
         };
-        let watcher = graceful.watcher();
-        let router = router.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
+        let connection = handle(stream, peer);
+        tasks.spawn(async move {
             let _permit = permit;
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(stream)) => serve_connection(stream, router, watcher).await,
-                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                None => serve_connection(stream, router, watcher).await,
-            }
+            connection.await;
         });
     }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the grace period; closing them");
+}
+
+/// The server side of a TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT`];
+/// `None` (logged at debug) when it fails or times out.
+pub(crate) async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: Stream,
+    peer: &Peer,
+) -> Option<tokio_rustls::server::TlsStream<Stream>> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 

@@ -120,6 +120,18 @@ impl TlsIdentity {
     }
 }
 
+impl TlsIdentity {
+    /// The same configuration (certificate, key, session caches) without
+    /// ALPN, for the TLS ingress: it relays bytes to an upstream that
+    /// speaks HTTP/1.1 (or anything else), so it must not agree to HTTP/2
+    /// on the upstream's behalf; clients then use HTTP/1.1.
+    pub fn relay_config(&self) -> Arc<ServerConfig> {
+        let mut config = (*self.server_config).clone();
+        config.alpn_protocols = Vec::new();
+        Arc::new(config)
+    }
+}
+
 /// SHA3-512 of the DER SubjectPublicKeyInfo of the certificate `der`.
 pub fn spki_sha3_512(der: &[u8]) -> Result<Sha3Digest, TlsError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)

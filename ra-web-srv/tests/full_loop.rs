@@ -64,10 +64,9 @@ async fn wait_for(docs: &kv::Store, key: &str, present: bool) -> Option<bytes::B
 
 async fn check(base: &str, path: &str, policy: &Policy) -> Report {
     let request = Request {
-        url: base.to_string(),
-        path: path.to_string(),
         fresh_nonce: false,
         timeout: Duration::from_secs(10),
+        ..Request::new(base, path)
     };
     verify_url(&request, policy).await.unwrap()
 }
@@ -144,10 +143,9 @@ async fn a_written_file_ends_in_a_document_that_verifies_off_the_enclave() {
         assert_eq!(found.outcome, ra_verify::verify::Outcome::Pass, "{found}");
     }
     let fresh = Request {
-        url: server.base.clone(),
-        path: path.to_string(),
         fresh_nonce: true,
         timeout: Duration::from_secs(10),
+        ..Request::new(server.base.clone(), path)
     };
     assert!(verify_url(&fresh, &good).await.unwrap().passed());
 

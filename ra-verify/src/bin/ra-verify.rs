@@ -1,5 +1,6 @@
 //! `ra-verify`: checks an enclave's attestation document, fetched from a
-//! running ra-web-srv over HTTPS or read from a saved file, and prints one
+//! running ra-web-srv over HTTPS or read from a saved file, and TLS
+//! endpoints that must present the server's attested key, and prints one
 //! line per check and a verdict.
 //!
 //! Exit status: 0 every check passed, 1 a check failed, 64 bad usage or
@@ -35,7 +36,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Verify the document of one path: fetched from a server (--url) or
-    /// saved in a file (--document).
+    /// saved in a file (--document); and TLS endpoints that must present
+    /// the server's attested key (--endpoint).
     Doc(DocArgs),
 }
 
@@ -43,9 +45,14 @@ enum Command {
 #[command(group(clap::ArgGroup::new("source").required(true).args(["url", "document"])))]
 struct DocArgs {
     /// The ra-web-srv to ask, https://HOST:PORT (its TLS key is checked
-    /// against a fresh attestation document).
-    #[arg(long, requires = "path")]
+    /// against a fresh attestation document); needs --path or --endpoint.
+    #[arg(long)]
     url: Option<String>,
+    /// With --url: a TLS endpoint, https://HOST:PORT, that must present the
+    /// key the server's verified /tls_doc/ document binds (an application
+    /// behind ra-web-srv's TLS ingress); repeatable, PASS or FAIL each.
+    #[arg(long = "endpoint", value_name = "URL", requires = "url")]
+    endpoints: Vec<String>,
     /// A saved document to verify offline (hexadecimal as /doc/?view=hex
     /// returns it, or raw COSE_Sign1 bytes).
     #[arg(long, conflicts_with_all = ["url", "nonce"])]
@@ -204,20 +211,32 @@ fn configure(args: DocArgs) -> anyhow::Result<(Source, Policy)> {
     };
     let source = match (args.url, args.document) {
         (Some(url), None) => {
-            let Some(path) = args.path else {
-                bail!("--url needs --path");
-            };
+            if args.path.is_none() && args.endpoints.is_empty() {
+                bail!("--url needs --path, --endpoint or both");
+            }
+            if args.path.is_none() && args.file.is_some() {
+                bail!("--file needs --path");
+            }
             if args.timeout == 0 {
                 bail!("--timeout must be at least 1 second");
             }
+            for endpoint in &args.endpoints {
+                client::Endpoint::parse(endpoint).context("--endpoint")?;
+            }
             Source::Url(Request {
                 url,
-                path,
+                path: args.path,
+                endpoints: args.endpoints,
                 fresh_nonce: args.nonce,
                 timeout: Duration::from_secs(args.timeout),
             })
         }
-        (None, Some(document)) => Source::Saved(document),
+        (None, Some(document)) => {
+            if !args.endpoints.is_empty() {
+                bail!("--endpoint needs --url (the server whose /tls_doc/ binds the key)");
+            }
+            Source::Saved(document)
+        }
         _ => bail!("give either --url or --document"),
     };
     Ok((source, policy))

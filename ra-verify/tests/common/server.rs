@@ -35,12 +35,19 @@ pub enum Mode {
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// A second listener with the same TLS key and certificate (what an
+    /// application behind ra-web-srv's TLS ingress looks like).
+    pub same_key_addr: SocketAddr,
     pub pki: Arc<DevPki>,
 }
 
 impl Server {
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    pub fn same_key_url(&self) -> String {
+        format!("https://{}", self.same_key_addr)
     }
 }
 
@@ -79,42 +86,51 @@ pub async fn start(mode: Mode, files: &[(&str, &[u8])]) -> Server {
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
+    let same_key = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let same_key_addr = same_key.local_addr().unwrap();
+    tokio::spawn(serve(listener, acceptor.clone(), state.clone()));
+    tokio::spawn(serve(same_key, acceptor, state));
+    Server {
+        addr,
+        same_key_addr,
+        pki,
+    }
+}
+
+async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, state: Arc<State>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return;
             };
-            let acceptor = acceptor.clone();
-            let state = state.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                if tls.read(&mut byte).await.unwrap_or(0) == 0 {
                     return;
-                };
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                    if tls.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
                 }
-                let line = String::from_utf8_lossy(&head)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-                let (status, body) = answer(&state, &target);
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    Server { addr, pki }
+                head.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+            let (status, body) = answer(&state, &target);
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.write_all(response.as_bytes()).await;
+            let _ = tls.shutdown().await;
+        });
+    }
 }
 
 fn query(target: &str) -> (String, HashMap<String, String>) {
