@@ -89,6 +89,10 @@ source "$RBUILDS_DIR/lib/docker.sh"
 source "$RBUILDS_DIR/lib/qemu.sh"
 # shellcheck source=rbuilds/lib/profile.sh
 source "$RBUILDS_DIR/lib/profile.sh"
+# shellcheck source=rbuilds/lib/hostsup.sh
+source "$RBUILDS_DIR/lib/hostsup.sh"
+# shellcheck source=rbuilds/lib/app.sh
+source "$RBUILDS_DIR/lib/app.sh"
 
 # The reproducibility inputs: everything time-dependent comes from the last
 # commit, so two builds of one commit agree to the byte.
@@ -276,6 +280,7 @@ make_apps() {
     # ra-verify is for the host (checking the enclave's documents).
     static_build pipeline pf-proxy ra-web-srv fs-monitor ra-verify
     log "pipeline, pf-proxy, ra-web-srv, fs-monitor, ra-verify: $STATIC_TARGET_DIR/$RUST_TARGET/release/"
+    app_build
 }
 
 # install_file SRC DEST MODE
@@ -331,6 +336,7 @@ make_ramdisks() {
     profile_rootfs "$stage/customer"
     install_file "$RBUILDS_DIR/image/initctl.yaml" "$root/etc/initctl.yaml" 0644
     [ "$NETWORK" -eq 1 ] && network_rootfs "$root" "$bin"
+    app_rootfs "$root" "$bin"
 
     "$TOOL" cpio --root "$stage/bootstrap" --mtime "$SOURCE_DATE_EPOCH" \
         --output "$BUILD_DIR/bootstrap.cpio" || die "cannot write the bootstrap ramdisk"
@@ -358,6 +364,7 @@ make_eif() {
         --output "$EIF" >"$BUILD_DIR/eif_build.out" || die "eif_build failed"
     "$TOOL" pcrs --eif-build-output "$BUILD_DIR/eif_build.out" --output "$EIF.pcrs" --profile "$PROFILE" ||
         die "cannot read the PCRs eif_build printed"
+    app_record_pcrs "$EIF.pcrs"
     log "EIF: $EIF ($(stat -c %s "$EIF") bytes)"
     cat "$EIF.pcrs"
 }
@@ -381,7 +388,8 @@ make_all() {
 
 make_clear() {
     step "make_clear"
-    rm -rf "$BUILD_DIR/stage" "$BUILD_DIR/bootstrap.cpio" "$CUSTOMER_CPIO" "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out"
+    rm -rf "$BUILD_DIR/stage" "$BUILD_DIR/bootstrap.cpio" "$CUSTOMER_CPIO" "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out" \
+        "$(app_record)"
     log "removed the image and its ramdisks (the kernel cache and cargo targets stay; rm -rf $BUILD_DIR for all)"
 }
 
@@ -396,14 +404,6 @@ enclave_dir() { printf '%s/%s\n' "$RUN_DIR" "$IMAGE_NAME"; }
 # is_nitro_run DIR: the enclave recorded in DIR was started by nitro-cli.
 is_nitro_run() { grep -qx 'machine=nitro' "$1/info" 2>/dev/null; }
 
-# alive PIDFILE: the process named in PIDFILE is running (not a zombie).
-alive() {
-    local pid state
-    [ -s "$1" ] || return 1
-    pid=$(cat "$1")
-    state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
 
 ensure_runner() {
     ensure_backports
@@ -452,8 +452,10 @@ run_eif_image() {
     [ -f "$dir/info" ] && die "enclave $IMAGE_NAME is already running (drop_enclave first)"
     rm -rf "$dir"
     mkdir -p "$dir"
+    app_run_settings
     if on_nitro; then
         nitro_run "$dir" "${RUN_DEBUG_MODE:-$DEBUG}"
+        app_host_start "$dir" vsock
         return 0
     fi
     ensure_runner
@@ -517,6 +519,7 @@ run_eif_image() {
     fi
     log "heartbeat after $(cat "$dir/heartbeat") s (QEMU started $((SECONDS - start)) s ago)"
     [ "$NETWORK" -eq 1 ] && network_host_start "$dir" hvsock
+    app_host_start "$dir" hvsock
     log "reach it with: pipeline run --addr hvsock:$dir/vm.vsock:$PIPELINE_PORT -- uname -a"
     log "               initctl -a hvsock:$dir/vm.vsock:$INITCTL_PORT list"
 }
@@ -548,11 +551,13 @@ list_enclaves() {
         if is_nitro_run "$dir"; then
             found=1
             printf '%s %s\n' "$(basename "$dir")" "$(tr '\n' ' ' <"$dir/info")"
+            printf '  host side: %s\n' "$(host_processes_state "$dir")"
         elif alive "$dir/qemu.pid"; then
             found=1
             # shellcheck disable=SC2046
             printf '%s pid=%s %s\n' "$(basename "$dir")" "$(cat "$dir/qemu.pid")" \
                 "$(tr '\n' ' ' <"$dir/info")"
+            printf '  host side: %s\n' "$(host_processes_state "$dir")"
         fi
     done
     [ "$found" -eq 1 ] || log "no enclaves running"
@@ -564,6 +569,7 @@ drop_enclave() {
     local dir initctl=$STATIC_TARGET_DIR/$RUST_TARGET/release/initctl i
     dir=$(enclave_dir)
     [ -d "$dir" ] || die "no enclave $IMAGE_NAME"
+    app_host_stop "$dir"
     if is_nitro_run "$dir"; then
         nitro_drop "$dir"
         rm -rf "$dir"
@@ -647,6 +653,10 @@ Options:
   --authorized-keys FILE
                      (production) the client keys the pipeline accepts, one per line with
                      its permissions (see pipeline/README.md); none: no pipeline listener
+  --app DIR          an application built into the image from DIR/app.toml (docs/apps.md):
+                     its static binaries, files and init services in the customer ramdisk
+                     (PCR2; the name in NAME.eif.pcrs); run_eif_image publishes its ports on
+                     the host's 127.0.0.1 and gives the VM the memory it asks for
   --tty              messages to file descriptor 3 when it is open (use 3>&1), a terminal
                      for `lsh` commands and docker build
   --debug            trace the script (set -x); on Nitro, run_eif_image in debug mode
@@ -677,7 +687,7 @@ Other:
   help            this text
 
 Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_IMAGE_NAME
-(enclave), RBUILDS_PROFILE (production), RBUILDS_AUTHORIZED_KEYS, RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
+(enclave), RBUILDS_APP (--app), RBUILDS_PROFILE (production), RBUILDS_AUTHORIZED_KEYS, RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
 RBUILDS_MEMORY_MIB (512), RBUILDS_CPUS (2), RBUILDS_GUEST_CID (16), RBUILDS_BOOT_TIMEOUT (120 s),
 RBUILDS_ACCEL (tcg; kvm where it works).
 MAN
@@ -768,6 +778,11 @@ main() {
                 shift
                 ;;
             --tty) TTY=1 ;;
+            --app)
+                [ $# -ge 2 ] || die "--app needs a directory"
+                APP_PATH=$(realpath -m "$2")
+                shift
+                ;;
             --dockerfile)
                 [ $# -ge 2 ] || die "--dockerfile needs a path"
                 DOCKERFILE=$(realpath -m "$2")

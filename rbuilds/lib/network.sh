@@ -10,7 +10,8 @@
 #   egress   ip-to-vsock-transparent 127.0.0.1:8888 -> parent:8888
 #   dns      dns-to-vsock 127.0.0.1:53 -> parent:8053
 #   ingress  vsock-to-ip any:8443 -> 127.0.0.1:8443 (ra-web-srv)
-# On the host (started by run_eif_image, stopped by drop_enclave):
+# On the host (started by run_eif_image, stopped by drop_enclave; each one
+# restarted when it exits, see lib/hostsup.sh):
 #   vsock-to-ip-transparent on vsock 8888 with the egress policy
 #   vsock-to-dns on vsock 8053
 #   ip-to-vsock 127.0.0.1:RBUILDS_HTTPS_PORT -> enclave:8443
@@ -71,23 +72,6 @@ network_host_start() {
     start_host_proxy "$dir" dns "$bin/vsock-to-dns" -v "$listen$DNS_PORT"
     start_host_proxy "$dir" ingress "$bin/ip-to-vsock" -i "127.0.0.1:$HOST_HTTPS_PORT" -v "$enclave"
     log "network: egress policy $EGRESS_POLICY; enclave HTTPS on https://127.0.0.1:$HOST_HTTPS_PORT"
-}
-
-# start_host_proxy DIR NAME PROGRAM ARGS...: one proxy in the background,
-# its pid in DIR/NAME.pid and its log in DIR/NAME.log.
-start_host_proxy() {
-    local dir=$1 name=$2
-    shift 2
-    local netns=()
-    # RBUILDS_HOST_NETNS runs the host side in a network namespace (tests:
-    # the destinations the enclave reaches exist only there). vsock and
-    # hybrid vsock sockets are not namespaced, so the enclave still reaches
-    # the proxies.
-    [ -n "${RBUILDS_HOST_NETNS:-}" ] && netns=(ip netns exec "$RBUILDS_HOST_NETNS")
-    "${netns[@]}" "$@" >"$dir/$name.log" 2>&1 &
-    echo $! >"$dir/$name.pid"
-    sleep 0.2
-    alive "$dir/$name.pid" || die "host proxy $name exited: $(tail -n 5 "$dir/$name.log")"
 }
 
 network_host_stop() {

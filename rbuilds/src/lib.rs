@@ -11,7 +11,9 @@
 //! - [`heartbeat`]: the host's answer to the enclave's boot heartbeat.
 //! - [`app_service`]: the init service of a Docker image's application
 //!   (`--dockerfile`).
+//! - [`app`]: an application's manifest (`--app DIR`, `DIR/app.toml`).
 
+pub mod app;
 pub mod app_service;
 pub mod console;
 pub mod cpio;

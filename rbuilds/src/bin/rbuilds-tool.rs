@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use cli_support::{init_tracing, parse_args};
-use rbuilds::{app_service, console, cpio, eif, heartbeat, pcrs};
+use rbuilds::{app, app_service, console, cpio, eif, heartbeat, pcrs};
 
 /// Reproducible enclave image helpers.
 #[derive(Debug, Parser)]
@@ -75,6 +75,24 @@ enum Command {
         /// The service file to write.
         #[arg(long)]
         output: PathBuf,
+    },
+    /// Check an application's manifest (DIR/app.toml) and print it as shell
+    /// assignments (APP_NAME, APP_MEMORY_MIB, APP_BINARIES, ...) for
+    /// rbuilds/lib/app.sh.
+    AppManifest {
+        /// The application's directory.
+        dir: PathBuf,
+        /// The image's /etc/passwd: each service's User must be a non-root
+        /// user of it.
+        #[arg(long)]
+        passwd: Option<PathBuf>,
+        /// Write the enclave half of each published port (a vsock-to-ip
+        /// service) into this directory (the image's /service).
+        #[arg(long)]
+        ingress_dir: Option<PathBuf>,
+        /// Record the app's name in this `.eif.pcrs` file (member "App").
+        #[arg(long)]
+        record_pcrs: Option<PathBuf>,
     },
     /// Print the problem lines of an enclave's console (kernel messages at
     /// warning or worse, init's WARN and ERROR lines, lines without a
@@ -171,6 +189,41 @@ fn run(command: Command) -> anyhow::Result<()> {
             let service = app_service::render(&app_service::ImageConfig::from_json(&text)?)?;
             std::fs::write(&output, service)
                 .with_context(|| format!("writing {}", output.display()))?;
+        }
+        Command::AppManifest {
+            dir,
+            passwd,
+            ingress_dir,
+            record_pcrs,
+        } => {
+            let manifest = app::Manifest::load(&dir, passwd.as_deref())?;
+            if let Some(out_dir) = ingress_dir {
+                std::fs::create_dir_all(&out_dir)
+                    .with_context(|| format!("creating {}", out_dir.display()))?;
+                for (name, text) in manifest.ingress_services() {
+                    let path = out_dir.join(format!("{name}.service"));
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                if let Some(text) = manifest.tls_ingress() {
+                    let path = out_dir.join("tls-ingress");
+                    std::fs::write(&path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            if let Some(path) = record_pcrs {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = app::record_in_pcrs(&text, &manifest.name).map_err(|reason| {
+                    app::AppError::Pcrs {
+                        path: path.clone(),
+                        reason,
+                    }
+                })?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            write!(stdout, "{}", manifest.shell())?;
         }
         Command::ConsoleCheck {
             console: path,
