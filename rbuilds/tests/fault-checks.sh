@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# The fault suite of the image test, run in the debug image after
+# The fault suite of the image test (nats-server killed and stopped,
+# ra-web-srv and fs-monitor killed in a burst, a copy cut, the host's
+# proxies killed), run in the debug image after
 # debug_checks (the host is root there, so it can kill what it likes).
 # Each fault, then the whole attested-file loop checked again with nothing
 # lost: every file copied into /data/faults before, during and after the
@@ -9,7 +11,8 @@
 # to a working loop is reported (FAULT_RECOVERY).
 #
 # Sourced by image-test.sh; uses its BIN, WORK, NETNS, PIPE_ADDR, INITCTL,
-# RBUILDS_DIR and its say, fail and services_ready.
+# RB, BUILD_DIR, NAME, OUTSIDE_IP, OUTSIDE_PORT, RBUILDS_DIR and its say and
+# fail.
 
 FAULT_RECOVERY=()
 # The warnings the faults cause on init's console (console-check --expected).
@@ -121,5 +124,30 @@ fault_checks() {
     fi
     put after-cut.bin
     recovered "pipeline copy cut in the middle" "$began"
+
+    # The host's ingress (HTTPS to ra-web-srv) and egress proxies killed: the
+    # local runner's supervisor restarts them (rbuilds/lib/hostsup.sh).
+    local run=$BUILD_DIR/run/$NAME proxy ok=0
+    began=$SECONDS
+    for proxy in ingress egress; do
+        kill -9 "$(cat "$run/$proxy.child")" || fail "kill -9 the host's $proxy proxy"
+    done
+    put during-proxies.bin
+    for _ in $(seq 60); do
+        if timeout 60 "$BIN/pipeline" run "${PIPE_ADDR[@]}" --timeout 20 -- \
+            wget -q -O /dev/null "http://$OUTSIDE_IP:$OUTSIDE_PORT/payload.bin" 2>/dev/null; then
+            ok=1
+            break
+        fi
+        sleep 0.5
+    done
+    [ "$ok" -eq 1 ] || fail "egress did not work again after the host's egress proxy was killed"
+    recovered "host ingress and egress proxies killed" "$began"
+    for proxy in ingress egress; do
+        [ "$(cat "$run/$proxy.restarts" 2>/dev/null)" = 1 ] || fail "the host's $proxy proxy was not restarted once"
+    done
+    "${RB[@]}" --cmd list_enclaves >"$WORK/list.out" 2>&1 || fail "list_enclaves"
+    grep -q "ingress=up(pid [0-9]*, restarts 1)" "$WORK/list.out" ||
+        { cat "$WORK/list.out" >&2; fail "list_enclaves does not show the ingress proxy restarted"; }
     say "fault suite: ${FAULT_RECOVERY[*]}"
 }
