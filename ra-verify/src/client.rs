@@ -498,24 +498,27 @@ pub fn spki_of(certificate: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// A rustls client configuration that accepts any server certificate but
-/// checks the handshake signature ([`BindLater`]).
-fn bind_later_config() -> Result<rustls::ClientConfig, ClientError> {
+/// checks the handshake signature ([`BindLater`]): for the enclave's
+/// self-signed servers, whose key is tied to an attestation document
+/// afterwards, or probed on the enclave's own loopback.
+pub fn bind_later_config() -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(
         rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|error| ClientError::Tls(error.to_string()))?
+            .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(BindLater {
-                algorithms: provider.signature_verification_algorithms,
-            }))
+            .with_custom_certificate_verifier(Arc::new(BindLater::new(
+                provider.signature_verification_algorithms,
+            )))
             .with_no_client_auth(),
     )
 }
 
 fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
-        .use_preconfigured_tls(bind_later_config()?)
+        .use_preconfigured_tls(
+            bind_later_config().map_err(|error| ClientError::Tls(error.to_string()))?,
+        )
         .tls_info(true)
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -527,10 +530,18 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
 /// Accepts any server certificate (no authority vouches for the enclave's
 /// self-signed one) but still checks the handshake signature, so the peer
 /// holds the certificate's key; the `tls_binding` check then ties that key
-/// to an attestation document.
+/// to an attestation document. Also what a probe of a server on the
+/// enclave's own loopback uses (enclave-init's HTTPS health checks).
 #[derive(Debug)]
-struct BindLater {
+pub struct BindLater {
     algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl BindLater {
+    /// A verifier that checks handshake signatures with `algorithms`.
+    pub fn new(algorithms: WebPkiSupportedAlgorithms) -> Self {
+        Self { algorithms }
+    }
 }
 
 impl ServerCertVerifier for BindLater {

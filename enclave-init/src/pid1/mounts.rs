@@ -240,6 +240,17 @@ pub fn mount_storage(storage: &[StorageMount]) -> StepOutcome {
             Err(err) => failed.push(format!("tmpfs size={} on {target}: {err}", entry.size)),
         }
     }
+    outcome(
+        &done,
+        &failed,
+        "every storage mount already mounted",
+        "tmpfs on ",
+    )
+}
+
+/// The outcome of a mounting step: failed if anything failed (naming what
+/// was mounted anyway), skipped with `nothing` if nothing was to do.
+fn outcome(done: &[String], failed: &[String], nothing: &str, done_prefix: &str) -> StepOutcome {
     if !failed.is_empty() {
         StepOutcome::Failed(format!(
             "{} (mounted: {})",
@@ -247,9 +258,9 @@ pub fn mount_storage(storage: &[StorageMount]) -> StepOutcome {
             done.join(", ")
         ))
     } else if done.is_empty() {
-        StepOutcome::Skipped("every storage mount already mounted".into())
+        StepOutcome::Skipped(nothing.into())
     } else {
-        StepOutcome::Done(format!("tmpfs on {}", done.join(", ")))
+        StepOutcome::Done(format!("{done_prefix}{}", done.join(", ")))
     }
 }
 
@@ -263,15 +274,5 @@ pub fn mount_all() -> StepOutcome {
     mount_cgroups(&mut done, &mut failed);
     link_all(&mut done, &mut failed);
     ensure_stdio();
-    if !failed.is_empty() {
-        StepOutcome::Failed(format!(
-            "{} (mounted: {})",
-            failed.join("; "),
-            done.join(", ")
-        ))
-    } else if done.is_empty() {
-        StepOutcome::Skipped("everything already mounted".into())
-    } else {
-        StepOutcome::Done(format!("mounted {}", done.join(", ")))
-    }
+    outcome(&done, &failed, "everything already mounted", "mounted ")
 }
