@@ -26,20 +26,12 @@ APP_TEST_NAME=inference-server
 APP_TEST_PORT=10443
 APP_TEST_UID=210
 
-# app_curl ARGS...: curl on the host side of the published port (the test's
-# network namespace, where the host-side proxies run). -k: the enclave's
-# certificate is self-signed; ra-verify --endpoint is what checks it.
-app_curl() {
-    ip netns exec "$NETNS" curl -ksS --max-time 600 "$@"
-}
-
-# app_json FILE EXPR: a Python expression over the JSON object `j` read from
-# FILE, printed.
-app_json() {
-    python3 -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2]))' "$1" "$2"
-}
+# The calls to the server (app_wait, app_load, app_chat...), shared with the
+# main job; curl runs on the host side of the published port: the test's
+# network namespace, where the host-side proxies run.
+APP_CURL=(ip netns exec "$NETNS" curl -ksS --max-time 600)
+# shellcheck source=tools/lib/app-client.sh
+source "$RBUILDS_DIR/../tools/lib/app-client.sh"
 
 app_image_checks() {
     local customer f
@@ -91,19 +83,11 @@ app_checks() {
 
     # No model at start, through the published port.
     t=$SECONDS
-    for _ in $(seq 60); do
-        if app_curl -f -o "$WORK/models.json" "$url/v1/models" 2>"$WORK/curl.err"; then
-            ok=1
-            break
-        fi
-        sleep 1
-    done
-    [ "$ok" -eq 1 ] || fail "GET $url/v1/models through the published port: $(cat "$WORK/curl.err")"
+    app_wait "$url" "$WORK/models.json" || fail "the app through the published port"
     [ "$(app_json "$WORK/models.json" 'len(j["data"])')" = 0 ] ||
         fail "the server has a model at start: $(cat "$WORK/models.json")"
-    status=$(app_curl -o "$WORK/nomodel.json" -w '%{http_code}' "$url/v1/chat/completions" \
-        -H 'content-type: application/json' \
-        -d '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}') ||
+    status=$(app_post "$url" /v1/chat/completions \
+        '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}' "$WORK/nomodel.json") ||
         fail "POST /v1/chat/completions without a model"
     [ "$status" = 404 ] || fail "a chat request without a model: HTTP $status, not 404: $(cat "$WORK/nomodel.json")"
     say "app: reached through 127.0.0.1:$APP_TEST_PORT in $((SECONDS - t)) s; no model at start (a chat request is a 404 JSON error)"
@@ -114,30 +98,19 @@ app_checks() {
         fail "the deploy key could not copy the model into $dest"
     say "app: model ($(stat -c %s "$model") bytes) copied into $dest in $((SECONDS - t)) s"
     t=$SECONDS
-    status=$(app_curl -o "$WORK/load.json" -w '%{http_code}' "$url/load_model" \
-        -H 'content-type: application/json' \
-        -d "{\"model_path\": \"$dest\", \"model_name\": \"smollm2\"}") || fail "POST /load_model"
-    [ "$status" = 200 ] || fail "POST /load_model: HTTP $status: $(cat "$WORK/load.json")"
+    app_load "$url" "$dest" smollm2 "$WORK/load.json" || fail "loading the model"
     say "app: model loaded in $((SECONDS - t)) s"
 
     # A greedy chat completion through the published port.
     t=$SECONDS
-    status=$(app_curl -o "$WORK/chat.json" -w '%{http_code}' "$url/v1/chat/completions" \
-        -H 'content-type: application/json' -d '{"model": "smollm2",
-        "messages": [{"role": "user", "content": "Which city is the capital of France?"}],
-        "temperature": 0, "max_tokens": 12}') || fail "POST /v1/chat/completions"
+    app_chat "$url" smollm2 "Which city is the capital of France?" 12 "$WORK/chat.json" ||
+        fail "the chat completion"
     local took=$((SECONDS - t))
-    [ "$status" = 200 ] || fail "chat completion: HTTP $status: $(cat "$WORK/chat.json")"
     local content tokens hash want
-    content=$(app_json "$WORK/chat.json" 'j["choices"][0]["message"]["content"]') || fail "no answer in $(cat "$WORK/chat.json")"
+    content=$(app_json "$WORK/chat.json" 'j["choices"][0]["message"]["content"]')
     tokens=$(app_json "$WORK/chat.json" 'j["usage"]["completion_tokens"]')
     hash=$(app_json "$WORK/chat.json" 'j["model_sha3_512"]')
-    want=$(python3 -c 'import hashlib, sys
-h = hashlib.sha3_512()
-with open(sys.argv[1], "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-print(h.hexdigest())' "$model")
+    want=$(sha3_512_file "$model")
     [ "$hash" = "$want" ] || fail "the answer names weights $hash, the copied model is $want"
     if [ "$tokens" -lt 1 ] || [ "$tokens" -gt 12 ]; then
         fail "completion_tokens $tokens, asked at most 12"
