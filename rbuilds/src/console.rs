@@ -217,6 +217,72 @@ pub fn problems_expecting<'a>(
     (rest, missing)
 }
 
+/// What the kernel prints first in an OOM report (`dd invoked oom-killer:
+/// gfp_mask=...`): the process that was allocating, not always the victim.
+const OOM_REPORT_START: &str = " invoked oom-killer: ";
+/// What the kernel prints last in it (`Out of memory: Killed process 123
+/// (dd) total-vm:...`), naming the victim in parentheses.
+const OOM_REPORT_KILL: &str = "Killed process ";
+
+/// The kernel lines (0-based indexes) of every OOM report in `console` whose
+/// victim is `victim`: from an "invoked oom-killer" line to the "Killed
+/// process N (victim)" line after it. A report that killed another process
+/// is not among them.
+fn oom_reports_killing(console: &str, victim: &str) -> Vec<Vec<usize>> {
+    let mut reports = Vec::new();
+    let mut open: Option<Vec<usize>> = None;
+    for (index, raw) in console.lines().enumerate() {
+        let (source, rest) = classify(raw.trim_end_matches('\r'));
+        if !matches!(source, Source::Kernel(_)) {
+            continue;
+        }
+        if rest.contains(OOM_REPORT_START) {
+            open = Some(Vec::new());
+        }
+        let Some(lines) = open.as_mut() else {
+            continue;
+        };
+        lines.push(index);
+        if let Some(at) = rest.find(OOM_REPORT_KILL) {
+            let killed = rest[at + OOM_REPORT_KILL.len()..]
+                .split_once(" (")
+                .and_then(|(_, after)| after.split_once(')'))
+                .map(|(name, _)| name);
+            if let Some(lines) = open.take()
+                && killed == Some(victim)
+            {
+                reports.push(lines);
+            }
+        }
+    }
+    reports
+}
+
+/// [`problems_expecting`], with OOM kills a test provoked on purpose: for
+/// each name in `oom_victims`, at least one kernel OOM report must have
+/// killed a process of that name (`comm`), and the lines of those reports
+/// are then not problems (the report is at warning level, with a stack
+/// trace). An OOM report that killed anything else stays a problem. Missing
+/// victims are returned as `OOM kill of NAME`.
+pub fn problems_expecting_oom(
+    console: &str,
+    expected: &[String],
+    oom_victims: &[String],
+) -> (Vec<Problem>, Vec<String>) {
+    let (mut rest, missing) = problems_expecting(console, expected);
+    let mut missing: Vec<String> = missing.into_iter().map(str::to_string).collect();
+    for victim in oom_victims {
+        let reports = oom_reports_killing(console, victim);
+        if reports.is_empty() {
+            missing.push(format!("OOM kill of {victim}"));
+            continue;
+        }
+        let provoked: std::collections::HashSet<usize> = reports.into_iter().flatten().collect();
+        rest.retain(|problem| !provoked.contains(&(problem.line_number - 1)));
+    }
+    (rest, missing)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +351,47 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].line_number, 3);
         assert_eq!(missing, ["never printed"]);
+    }
+
+    /// An OOM report as 6.12 prints it (shortened), followed by an error.
+    const OOM_CONSOLE: &str = "<6>[ 1.0] fine\n\
+        <4>[ 9.1] nats-server invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0\n\
+        <4>[ 9.1] CPU: 1 UID: 0 PID: 88 Comm: nats-server Not tainted 6.12.57 #1\n\
+        <4>[ 9.1] Call Trace:\n\
+        <4>[ 9.1]  <TASK>\n\
+        <4>[ 9.1]  dump_stack_lvl+0x4b/0x70\n\
+        <4>[ 9.1]  </TASK>\n\
+        <6>[ 9.1] Mem-Info:\n\
+        <6>[ 9.1] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),task=dd,pid=120,uid=0\n\
+        <3>[ 9.1] Out of memory: Killed process 120 (dd) total-vm:461112kB, anon-rss:380000kB\n\
+        <6>[ 9.2] oom_reaper: reaped process 120 (dd), now anon-rss:0kB\n\
+        <3>[ 9.5] a real error\n";
+
+    #[test]
+    fn a_provoked_oom_kill_is_set_aside_but_what_follows_is_not() {
+        let (rest, missing) = problems_expecting_oom(OOM_CONSOLE, &[], &["dd".to_string()]);
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].text, "<3>[ 9.5] a real error");
+        // Without the expectation, every warning of the report is a problem.
+        let (rest, _) = problems_expecting_oom(OOM_CONSOLE, &[], &[]);
+        assert_eq!(rest.len(), 8);
+    }
+
+    #[test]
+    fn an_oom_kill_of_another_process_is_not_the_provoked_one() {
+        let (rest, missing) = problems_expecting_oom(OOM_CONSOLE, &[], &["ra-web-srv".to_string()]);
+        assert_eq!(missing, ["OOM kill of ra-web-srv"]);
+        assert_eq!(rest.len(), 8, "the report that killed dd stays a problem");
+        // A report cut short (no kill line) sets nothing aside.
+        let cut: String = OOM_CONSOLE
+            .lines()
+            .filter(|line| !line.contains("Killed process"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let (rest, missing) = problems_expecting_oom(&cut, &[], &["dd".to_string()]);
+        assert_eq!(missing, ["OOM kill of dd"]);
+        assert_eq!(rest.len(), 7);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The fault suite of the image test (nats-server killed and stopped,
-# ra-web-srv and fs-monitor killed in a burst, a copy cut, the host's
-# proxies killed), run in the debug image after
+# ra-web-srv and fs-monitor killed in a burst, a copy cut, a process killed
+# by the OOM killer, the host's proxies killed), run in the debug image after
 # debug_checks (the host is root there, so it can kill what it likes).
 # Each fault, then the whole attested-file loop checked again with nothing
 # lost: every file copied into /data/faults before, during and after the
@@ -22,6 +22,8 @@ FAULT_EXPECTED=(
     "service 'nats-server' is unhealthy"
     "service 'ra-web-srv' (pid"
     "service 'fs-monitor' (pid"
+    # (console_clean_and_drop: an OOM report that killed dd)
+    "oom-kill:dd"
 )
 
 # in_enclave CMD...: CMD as root in the debug enclave.
@@ -124,6 +126,25 @@ fault_checks() {
     fi
     put after-cut.bin
     recovered "pipeline copy cut in the middle" "$began"
+
+    # A process using memory until the OOM killer acts: dd with a buffer of
+    # 90% of the enclave's memory (one allocation, allowed by the kernel's
+    # overcommit guess, filled by reading /dev/zero). The kernel kills dd,
+    # not a service (the console check wants the report's victim to be dd),
+    # and every service stays up.
+    local total_kb
+    total_kb=$(in_enclave cat /proc/meminfo | sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p') ||
+        fail "reading /proc/meminfo in the enclave"
+    [ -n "$total_kb" ] || fail "no MemTotal in the enclave's /proc/meminfo"
+    began=$SECONDS
+    put before-oom.bin
+    if timeout 120 "$BIN/pipeline" run "${PIPE_ADDR[@]}" -- \
+        dd if=/dev/zero of=/dev/null bs="$((total_kb * 9 / 10))k" count=1 >"$WORK/oom.out" 2>&1; then
+        fail "dd with a buffer of 90% of the enclave's memory ($((total_kb * 9 / 10)) kB) was not killed"
+    fi
+    put after-oom.bin
+    wait_active pipeline nats-server ra-web-srv fs-monitor
+    recovered "a process using memory until the OOM killer acts ($((total_kb / 1024)) MiB VM)" "$began"
 
     # The host's ingress (HTTPS to ra-web-srv) and egress proxies killed: the
     # local runner's supervisor restarts them (rbuilds/lib/hostsup.sh).

@@ -20,7 +20,8 @@
 #   into /apps is attested, and once emptied /data's files are attested again;
 #   then the fault suite (fault-checks.sh): nats-server killed and stopped,
 #   ra-web-srv and fs-monitor killed in a burst of 1,000 files, a copy cut in
-#   the middle; after each, every file written is attested;
+#   the middle, a process using memory until the OOM killer acts, the host's
+#   proxies killed; after each, every file written is attested;
 # - the production image in nitro-enclave (real PCRs from QEMU's emulated
 #   NSM), the test acting as the hostile host: no pipeline without a key or
 #   with a key the image does not list, a client expecting other PCRs sends
@@ -200,10 +201,16 @@ passes() {
 }
 
 # console_clean_and_drop [TEXT...]: the console judged by level, then
-# power-off; each TEXT is a warning the test provoked, which must be there.
+# power-off; each TEXT is a warning the test provoked, which must be there
+# (oom-kill:NAME: an OOM report whose victim is NAME).
 console_clean_and_drop() {
     local expected=() text
-    for text in "$@"; do expected+=(--expected "$text"); done
+    for text in "$@"; do
+        case "$text" in
+            oom-kill:*) expected+=(--expected-oom-kill "${text#oom-kill:}") ;;
+            *) expected+=(--expected "$text") ;;
+        esac
+    done
     # By level, not by words: kernel messages at warning or worse, init's
     # WARN and ERROR lines, and lines with no level (rbuilds/src/console.rs).
     "$TOOL" console-check "${expected[@]}" "$BUILD_DIR/run/$NAME/console.log" >&2 ||

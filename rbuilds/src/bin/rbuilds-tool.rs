@@ -104,6 +104,11 @@ enum Command {
         /// tested): it must appear, and is then not a problem (repeatable).
         #[arg(long, value_name = "TEXT")]
         expected: Vec<String>,
+        /// An OOM kill the caller provoked: a kernel OOM report must have
+        /// killed a process of this name, and its lines are then not
+        /// problems (repeatable).
+        #[arg(long, value_name = "NAME")]
+        expected_oom_kill: Vec<String>,
     },
     /// Wait for the enclave's boot heartbeat on ADDRESS and answer it;
     /// prints the seconds it took.
@@ -228,11 +233,15 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::ConsoleCheck {
             console: path,
             expected,
+            expected_oom_kill,
         } => {
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let (found, missing) =
-                console::problems_expecting(&String::from_utf8_lossy(&bytes), &expected);
+            let (found, missing) = console::problems_expecting_oom(
+                &String::from_utf8_lossy(&bytes),
+                &expected,
+                &expected_oom_kill,
+            );
             for problem in &found {
                 writeln!(stdout, "{problem}")?;
             }
