@@ -33,7 +33,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Deserialize;
 
 use crate::binding::TlsBinding;
-use crate::defs::{CLIENT_NONCE_LEN, CLIENT_TIMEOUT, MAX_RESPONSE};
+use crate::defs::{CLIENT_NONCE_LEN, CLIENT_TIMEOUT, MAX_APP_RESPONSE, MAX_RESPONSE};
 use crate::hash::Sha3Digest;
 use crate::verify::{Binding, Check, Outcome, Policy, Report, Signer, verify};
 
@@ -136,6 +136,37 @@ impl Request {
 /// `tls_binding` first, then the document's checks (without a path: those
 /// of the `/tls_doc/` document), then one `endpoint` check per endpoint.
 pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, ClientError> {
+    Ok(verify_url_detailed(request, policy).await?.report)
+}
+
+/// What [`verify_url_detailed`] found: the report of [`verify_url`], the
+/// document of the path as fetched, and the verified `/tls_doc/` report, to
+/// check further TLS sessions against.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The report [`verify_url`] returns.
+    pub report: Report,
+    /// The COSE_Sign1 bytes of the path's document (with a path).
+    pub document: Option<Vec<u8>>,
+    tls_report: Report,
+}
+
+impl Verified {
+    /// `endpoint`: a TLS session (another connection, such as the one an
+    /// app's answer came over) presented the key the verified `/tls_doc/`
+    /// document binds; `whose` names the session in the detail. The same
+    /// code as `tls_binding` and [`endpoint_check`].
+    pub fn session_check(&self, whose: &str, spki: &[u8]) -> Check {
+        bound_key_check("endpoint", whose, &self.tls_report, spki)
+    }
+}
+
+/// [`verify_url`], keeping what a caller needs to go on: the raw document
+/// and the `/tls_doc/` report (for [`Verified::session_check`]).
+pub async fn verify_url_detailed(
+    request: &Request,
+    policy: &Policy,
+) -> Result<Verified, ClientError> {
     let base = parse_base(&request.url)?;
     let endpoints = request
         .endpoints
@@ -159,6 +190,7 @@ pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, Cl
     };
     let tls_report = verify(&hex_document(&tls_answer.document, &base)?, &tls_policy);
 
+    let mut document = None;
     let mut report = match &request.path {
         Some(path) => {
             let nonce = if request.fresh_nonce {
@@ -183,7 +215,9 @@ pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, Cl
                 nonce,
                 ..policy.clone()
             };
-            let mut report = verify(&hex_document(&doc_answer.document, &base)?, &doc_policy);
+            let bytes = hex_document(&doc_answer.document, &base)?;
+            let mut report = verify(&bytes, &doc_policy);
+            document = Some(bytes);
             report.checks.insert(
                 0,
                 tls_binding_check(&tls_report, &tls_spki, Some(&doc_spki)),
@@ -201,7 +235,101 @@ pub async fn verify_url(request: &Request, policy: &Policy) -> Result<Report, Cl
     for endpoint in &endpoints {
         report.push(endpoint_check(endpoint, &tls_report, request.timeout).await);
     }
-    Ok(report)
+    Ok(Verified {
+        report,
+        document,
+        tls_report,
+    })
+}
+
+/// An application's answer to [`post_app`].
+#[derive(Debug, Clone)]
+pub struct AppAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The response headers (names in lower case; the last of repeated ones).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body, as received.
+    pub body: Vec<u8>,
+    /// The DER SubjectPublicKeyInfo of the TLS session's certificate.
+    pub spki: Vec<u8>,
+}
+
+impl AppAnswer {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// POSTs `body` (`application/json`) to an application behind the TLS
+/// ingress, `https://HOST:PORT/PATH`, over a session whose certificate is
+/// accepted whatever it is ([`bind_later_config`]); the caller checks the
+/// session's key with [`Verified::session_check`]. The body read is at most
+/// [`MAX_APP_RESPONSE`] bytes.
+pub async fn post_app(
+    url: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<AppAnswer, ClientError> {
+    let bad_url = |why: &str| ClientError::BadUrl {
+        url: url.to_string(),
+        why: why.to_string(),
+    };
+    let parsed = Url::parse(url).map_err(|error| bad_url(&error.to_string()))?;
+    if parsed.scheme() != "https" {
+        return Err(bad_url(
+            "the app is reached over TLS: use https://HOST:PORT/PATH",
+        ));
+    }
+    let client = http_client(timeout)?;
+    let mut response = client
+        .post(parsed)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| classify(url, &error))?;
+    let bad = |why: String| ClientError::BadResponse {
+        url: url.to_string(),
+        why,
+    };
+    let spki = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|info| info.peer_certificate())
+        .map(spki_of)
+        .transpose()
+        .map_err(|why| bad(format!("the app's TLS certificate: {why}")))?
+        .ok_or_else(|| bad("no TLS certificate on the session".into()))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            value
+                .to_str()
+                .ok()
+                .map(|value| (name.as_str().to_string(), value.to_string()))
+        })
+        .collect();
+    let mut received = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| classify(url, &error))?
+    {
+        if received.len() + chunk.len() > MAX_APP_RESPONSE {
+            return Err(bad(format!("answer larger than {MAX_APP_RESPONSE} bytes")));
+        }
+        received.extend_from_slice(&chunk);
+    }
+    Ok(AppAnswer {
+        status,
+        headers,
+        body: received,
+        spki,
+    })
 }
 
 /// `tls_binding`: the verified `/tls_doc/` document binds the key of the

@@ -56,3 +56,46 @@ pub const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// Largest saved document file read (hexadecimal text of the largest
 /// document, with white space around it).
 pub const MAX_SAVED_DOCUMENT: u64 = 2 * MAX_DOCUMENT as u64 + 1024;
+
+/// What the `x-enclave-signed` header (and this version's message tag)
+/// names: the layout of [`crate::response::signed_message`].
+pub const RESPONSE_SIGNED_VERSION: &str = "v1";
+
+/// First line of every signed response message.
+pub const RESPONSE_MESSAGE_TAG: &str = "enclaves-framework response signature v1";
+
+/// Header: the Ed25519 signature, standard base64 with padding.
+pub const HEADER_SIGNATURE: &str = "x-enclave-signature";
+
+/// Header: the path in the enclave of the signing key's file.
+pub const HEADER_SIGNING_KEY: &str = "x-enclave-signing-key";
+
+/// Header: the signing key itself, 64 lowercase hexadecimal digits (the
+/// file at [`HEADER_SIGNING_KEY`] holds them and a newline).
+pub const HEADER_SIGNING_PUBLIC_KEY: &str = "x-enclave-signing-public-key";
+
+/// Header: the message layout, [`RESPONSE_SIGNED_VERSION`].
+pub const HEADER_SIGNED: &str = "x-enclave-signed";
+
+/// The server-sent event that carries a stream's signature.
+pub const SSE_SIGNATURE_EVENT: &str = "signature";
+
+/// Name of the signing key's file in the key directory.
+pub const RESPONSE_KEY_FILE: &str = "response-key.pub";
+
+/// Where the inference server of the image keeps its signing key: the one
+/// path `ra-verify response` accepts unless told another (`--key-path`).
+pub const DEFAULT_RESPONSE_KEY_PATH: &str = "/apps/.keys/inference-server/response-key.pub";
+
+/// Bytes of an Ed25519 public key.
+pub const ED25519_PUBLIC_KEY_LEN: usize = 32;
+
+/// Largest request body `ra-verify response` sends, and largest saved
+/// request read back.
+pub const MAX_APP_REQUEST: u64 = 16 << 20;
+
+/// Largest app response `ra-verify response` reads (and reads back).
+pub const MAX_APP_RESPONSE: usize = 16 << 20;
+
+/// Largest small evidence file read back (signature.json, the key file).
+pub const MAX_EVIDENCE_FILE: u64 = 64 * 1024;

@@ -12,6 +12,8 @@
 //! - [`files`]: reading small input files with a size limit.
 //! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
 //! - [`pcrs`]: expected PCRs from the image build's `.eif.pcrs` file.
+//! - [`response`]: signed responses of the enclave's apps: the message
+//!   the signer and the verifier share, and the checks of an exchange.
 //! - [`verify`](mod@verify): every check of a document against a policy, one report
 //!   (and [`verify_key_binding`] for a document that binds a channel's key).
 
@@ -23,6 +25,7 @@ pub mod files;
 pub mod hash;
 pub mod pcrs;
 pub mod proof;
+pub mod response;
 pub mod roots;
 pub mod verify;
 

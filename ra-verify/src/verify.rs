@@ -240,6 +240,15 @@ impl Report {
         self.checks.push(check);
     }
 
+    /// Puts `check` in place of the check of the same name (added at the
+    /// end when there is none).
+    pub fn replace(&mut self, check: Check) {
+        match self.checks.iter_mut().find(|c| c.name == check.name) {
+            Some(slot) => *slot = check,
+            None => self.checks.push(check),
+        }
+    }
+
     /// One line: `VERDICT PASS: ...` or `VERDICT FAIL: ...`.
     pub fn verdict(&self) -> String {
         let count = |outcome| self.checks.iter().filter(|c| c.outcome == outcome).count();
@@ -551,7 +560,26 @@ fn check_binding(document: &Document, policy: &Policy) -> Vec<Check> {
         ),
         _ => Check::pass("user_data", described),
     };
-    let file_hash = match &policy.file_hash {
+    let file_hash = compare_file_hash(&binding, policy.file_hash.as_ref());
+    let vrf_proof = match document.public_key() {
+        None => Check::fail("vrf_proof", "the document carries no public_key"),
+        Some(public_key) => match binding.verify_proof(public_key) {
+            Ok(_) => Check::pass(
+                "vrf_proof",
+                format!(
+                    "{} proof verifies against the document's public_key",
+                    binding.vrf_suite
+                ),
+            ),
+            Err(error) => Check::fail("vrf_proof", error.to_string()),
+        },
+    };
+    vec![user_data, file_hash, vrf_proof]
+}
+
+/// `file_hash`: the binding's SHA3-512 against a local file's.
+fn compare_file_hash(binding: &UserData, local: Option<&LocalHash>) -> Check {
+    match local {
         None => Check::skip("file_hash", "no local file given"),
         Some(local) if local.digest == binding.sha3_512 => Check::pass(
             "file_hash",
@@ -570,21 +598,17 @@ fn check_binding(document: &Document, policy: &Policy) -> Vec<Check> {
                 short(&binding.sha3_512.to_hex())
             ),
         ),
-    };
-    let vrf_proof = match document.public_key() {
-        None => Check::fail("vrf_proof", "the document carries no public_key"),
-        Some(public_key) => match binding.verify_proof(public_key) {
-            Ok(_) => Check::pass(
-                "vrf_proof",
-                format!(
-                    "{} proof verifies against the document's public_key",
-                    binding.vrf_suite
-                ),
-            ),
-            Err(error) => Check::fail("vrf_proof", error.to_string()),
-        },
-    };
-    vec![user_data, file_hash, vrf_proof]
+    }
+}
+
+/// The `file_hash` check of a file document against `local`, for a local
+/// copy known only after the document was verified (a signed response's
+/// key); [`Report::replace`] puts it in place of the skipped one.
+pub fn file_hash_check(document: &Document, local: &LocalHash) -> Check {
+    match document.user_data().map(UserData::from_bytes) {
+        Some(Ok(binding)) => compare_file_hash(&binding, Some(local)),
+        _ => Check::skip("file_hash", "no binding"),
+    }
 }
 
 fn check_nonce(document: &Document, policy: &Policy) -> Check {

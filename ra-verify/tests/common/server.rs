@@ -3,6 +3,10 @@
 //! says, with real documents signed by the development NSM. It stands in
 //! for ra-web-srv, which depends on this crate and so cannot be used in its
 //! tests; the end-to-end test against ra-web-srv itself lives there.
+//!
+//! With an [`App`], every `POST` is answered as an app behind the TLS
+//! ingress that signs its answers (`ra_verify::response`) would, honestly
+//! or not.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +37,37 @@ pub enum Mode {
     Unsigned,
 }
 
+/// What the app endpoint (any `POST`) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    /// No app: `POST` is a 404.
+    None,
+    /// A JSON answer signed by the key of [`app_key`].
+    Honest,
+    /// A signed stream of server-sent events.
+    Stream,
+    /// Signs, then changes a byte of the answer.
+    AltersAnswer,
+    /// Signs with a key of its own and names it (not the attested one).
+    OtherKey,
+    /// No signature headers.
+    Unsigned,
+}
+
+/// The model hash the app's answers name.
+pub const APP_MODEL: &str = "f35525cc0510ed5271721594a8408db3a9414097dbda502bc33df0a8ca0e80c6e58c95415675fc948ccdc78acdcd9b70ee37c729a1984307e41b2d0ea478c899";
+
+/// The app's signing key (a fixed seed, so the test knows its file).
+pub fn app_key() -> ring::signature::Ed25519KeyPair {
+    ring::signature::Ed25519KeyPair::from_seed_unchecked(&[42; 32]).unwrap()
+}
+
+/// The key file of [`app_key`], as the app writes it.
+pub fn app_key_file() -> Vec<u8> {
+    use ring::signature::KeyPair;
+    ra_verify::response::key_file_contents(app_key().public_key().as_ref())
+}
+
 pub struct Server {
     pub addr: SocketAddr,
     /// A second listener with the same TLS key and certificate (what an
@@ -56,10 +91,16 @@ struct State {
     mode: Mode,
     spki: Vec<u8>,
     files: HashMap<String, Vec<u8>>,
+    app: App,
 }
 
 /// Starts a server serving documents for `files` (path -> content).
 pub async fn start(mode: Mode, files: &[(&str, &[u8])]) -> Server {
+    start_with_app(mode, files, App::None).await
+}
+
+/// [`start`], with an app answering every `POST`.
+pub async fn start_with_app(mode: Mode, files: &[(&str, &[u8])], app: App) -> Server {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert_der: CertificateDer<'static> = certified.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
@@ -83,6 +124,7 @@ pub async fn start(mode: Mode, files: &[(&str, &[u8])]) -> Server {
             .iter()
             .map(|(path, content)| (path.to_string(), content.to_vec()))
             .collect(),
+        app,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -116,18 +158,33 @@ async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, state
                 }
                 head.push(byte[0]);
             }
-            let line = String::from_utf8_lossy(&head)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string();
+            let head = String::from_utf8_lossy(&head).to_string();
+            let line = head.lines().next().unwrap_or("").to_string();
             let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-            let (status, body) = answer(&state, &target);
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.write_all(response.as_bytes()).await;
+            let response = if line.starts_with("POST ") && state.app != App::None {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0)
+                    .min(1 << 20);
+                let mut body = vec![0u8; length];
+                if tls.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                app_answer(state.app, &body)
+            } else {
+                let (status, body) = answer(&state, &target);
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            };
+            let _ = tls.write_all(&response).await;
             let _ = tls.shutdown().await;
         });
     }
@@ -214,4 +271,72 @@ fn answer(state: &State, target: &str) -> (&'static str, String) {
             serde_json::json!({"error": "no such endpoint", "nsm": "development"}).to_string(),
         ),
     }
+}
+
+/// The app's HTTP response to a `POST` of `request`.
+fn app_answer(app: App, request: &[u8]) -> Vec<u8> {
+    use ra_verify::hash::Sha3Digest;
+    use ra_verify::response::{StreamSignature, encode_signature, signed_message};
+    use ring::signature::KeyPair;
+    let key = app_key();
+    let other = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[43; 32]).unwrap();
+    let path = ra_verify::defs::DEFAULT_RESPONSE_KEY_PATH;
+    if app == App::Stream {
+        let mut body = Vec::new();
+        for piece in ["Red", ", green"] {
+            body.extend_from_slice(
+                format!(
+                    "data: {}\n\n",
+                    serde_json::json!({"object": "chat.completion.chunk", "model_sha3_512": APP_MODEL,
+                        "choices": [{"index": 0, "delta": {"content": piece}}]})
+                )
+                .as_bytes(),
+            );
+        }
+        let message = signed_message(request, &body, APP_MODEL).unwrap();
+        let event = StreamSignature {
+            signature: encode_signature(key.sign(&message).as_ref()),
+            signing_key: path.into(),
+            public_key: hex::encode(key.public_key().as_ref()),
+            response_sha3_512: Sha3Digest::of(&body).unwrap().to_hex(),
+            model_sha3_512: APP_MODEL.into(),
+        };
+        body.extend_from_slice(&event.sse_event().unwrap());
+        body.extend_from_slice(b"data: [DONE]\n\n");
+        let mut response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nx-enclave-signed: v1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(&body);
+        return response;
+    }
+    let body = serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "smollm2",
+        "model_sha3_512": APP_MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."},
+                     "finish_reason": "stop"}],
+    })
+    .to_string();
+    let signer = if app == App::OtherKey { &other } else { &key };
+    let message = signed_message(request, body.as_bytes(), APP_MODEL).unwrap();
+    let signature = encode_signature(signer.sign(&message).as_ref());
+    let body = if app == App::AltersAnswer {
+        body.replace("Paris.", "Rome..")
+    } else {
+        body
+    };
+    let headers = if app == App::Unsigned {
+        String::new()
+    } else {
+        format!(
+            "x-enclave-signed: v1\r\nx-enclave-signature: {signature}\r\nx-enclave-signing-key: {path}\r\nx-enclave-signing-public-key: {}\r\n",
+            hex::encode(signer.public_key().as_ref())
+        )
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }

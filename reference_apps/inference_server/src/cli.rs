@@ -39,6 +39,11 @@ pub struct Args {
     /// Tokens the --bench generation produces at most.
     #[arg(long, requires = "bench", default_value_t = 128)]
     pub bench_tokens: usize,
+    /// Sign every completion with a fresh Ed25519 key, whose public key is
+    /// written to DIR/response-key.pub (DIR: absolute, this user's, not
+    /// writable by group or others).
+    #[arg(long, value_name = "DIR", conflicts_with = "bench")]
+    pub signing_key_dir: Option<PathBuf>,
 }
 
 /// What the server runs with.
@@ -54,6 +59,8 @@ pub struct Config {
     pub queue: usize,
     /// The runtime-only benchmark, instead of serving.
     pub bench: Option<crate::bench::BenchConfig>,
+    /// Where to write the response-signing key (none: answers unsigned).
+    pub signing_key_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -69,6 +76,7 @@ impl Args {
             threads: self.threads.map_or(1, usize::from),
             queue: usize::from(self.queue),
             bench,
+            signing_key_dir: self.signing_key_dir,
         }
     }
 }
@@ -91,6 +99,7 @@ mod tests {
         assert_eq!(config.threads, 1);
         assert_eq!(config.queue, DEFAULT_QUEUE_CAPACITY);
         assert!(config.bench.is_none());
+        assert!(config.signing_key_dir.is_none());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! It serves GGUF llama models such as SmolLM2-135M-Instruct: completions
 //! and chat completions, streamed as server-sent events or whole, with
 //! every answer naming the SHA3-512 of the weights file that produced it,
-//! the value the framework's attestation server attests for that file.
+//! the value the framework's attestation server attests for that file;
+//! with a signing key, answers are signed by a key whose file the framework
+//! attests too.
 //!
 //! Layout:
 //! - [`defs`]: limits and defaults.
@@ -16,6 +18,8 @@
 //! - [`registry`]: the loaded models by name.
 //! - [`api`]: the JSON request and response types and their validation.
 //! - [`routes`]: the HTTP handlers and JSON errors.
+//! - [`signing`]: the response-signing key (`--signing-key-dir`) and the
+//!   signatures of answers.
 //! - [`server`]: the router and the serving loop.
 //! - [`cli`]: the command line.
 //! - [`bench`]: one generation with the runtime alone, for the benchmark.
@@ -32,8 +36,9 @@ pub mod registry;
 pub mod routes;
 pub mod sampling;
 pub mod server;
+pub mod signing;
 pub mod tokenizer;
 
 pub use engine::{Engine, ModelInfo};
 pub use registry::Registry;
-pub use server::{app, run};
+pub use server::{app, app_with_signer, run, run_with_signer};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use inference_server::cli::{Args, Config};
+use inference_server::signing::ResponseSigner;
 use inference_server::{Registry, bench};
 
 /// The variables candle reads for its thread count (once, at first use).
@@ -71,6 +72,19 @@ fn run_bench(config: &Config, bench_config: &bench::BenchConfig) -> anyhow::Resu
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    // The key first: a server that was asked to sign never answers unsigned.
+    let signer = match &config.signing_key_dir {
+        Some(dir) => {
+            let signer = ResponseSigner::create(dir).context("setting up the signing key")?;
+            tracing::info!(
+                key_file = signer.key_path(),
+                public_key = signer.public_key_hex(),
+                "signing responses"
+            );
+            Some(Arc::new(signer))
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,11 +103,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let address = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%address, threads = config.threads, "listening");
         let shutdown = cli_support::cancel_on_signals();
-        inference_server::run(
-            listener,
-            registry,
-            async move { shutdown.cancelled().await },
-        )
+        inference_server::run_with_signer(listener, registry, signer, async move {
+            shutdown.cancelled().await
+        })
         .await
         .context("serving")
     })

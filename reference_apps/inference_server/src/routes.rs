@@ -15,6 +15,12 @@
 //! With `"stream": true` the answer is server-sent events: `data: {chunk}`
 //! per new piece of text, then `data: [DONE]`. The response starts when the
 //! first piece is ready, so an error before it is still a JSON error.
+//!
+//! With a [`ResponseSigner`] every 200 answer of the completion routes is
+//! signed over the request's bytes, the response's bytes and the model
+//! hash (`ra_verify::response`): a whole answer in `x-enclave-*` headers, a
+//! stream in an `event: signature` before `data: [DONE]`. Errors are not
+//! signed.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +28,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
+use ra_verify::hash::{Sha3Digest, Sha3Hasher};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -40,6 +48,7 @@ use crate::defs::DEFAULT_MAX_TOKENS;
 use crate::engine::{Engine, GenerateError, Generation, GenerationRequest, LoadError};
 use crate::queue::{Event, QueueError};
 use crate::registry::{Registry, RegistryError};
+use crate::signing::ResponseSigner;
 
 /// The response header that names the weights' SHA3-512.
 pub const MODEL_HASH_HEADER: &str = "x-model-sha3-512";
@@ -48,15 +57,18 @@ pub const MODEL_HASH_HEADER: &str = "x-model-sha3-512";
 pub struct AppState {
     /// The loaded models.
     pub registry: Arc<Registry>,
+    /// Signs the answers, when the server has a signing key.
+    pub signer: Option<Arc<ResponseSigner>>,
     started: Instant,
     next_id: AtomicU64,
 }
 
 impl AppState {
-    /// State around `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
+    /// State around `registry`, signing with `signer` if any.
+    pub fn new(registry: Arc<Registry>, signer: Option<Arc<ResponseSigner>>) -> Self {
         Self {
             registry,
+            signer,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -138,6 +150,49 @@ impl From<JsonRejection> for ApiError {
             "invalid_json",
             rejection.body_text(),
         )
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        let status = if status.is_client_error() {
+            status
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self::new(
+            status,
+            "invalid_request_error",
+            "invalid_json",
+            rejection.body_text(),
+        )
+    }
+}
+
+/// A JSON body together with its exact bytes (what a signature covers).
+/// Rejections are those of axum's `Json` (content type, syntax, shape,
+/// body limit).
+pub struct RawJson<T> {
+    /// The parsed body.
+    pub value: T,
+    /// The body's bytes, as received.
+    pub bytes: Bytes,
+}
+
+impl<S, T> FromRequest<S> for RawJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        let again = Request::from_parts(parts, Body::from(bytes.clone()));
+        let Json(value) = Json::<T>::from_request(again, state).await?;
+        Ok(Self { value, bytes })
     }
 }
 
@@ -298,9 +353,12 @@ enum Prompt {
 /// `POST /v1/completions` and `POST /completions`.
 pub async fn completions(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<CompletionRequest>, JsonRejection>,
+    body: RawJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
+    let RawJson {
+        value: request,
+        bytes,
+    } = body;
     let prompt = Prompt::Text(request.prompt_text()?);
     let checked = request.params.check(None)?;
     generate(
@@ -309,6 +367,7 @@ pub async fn completions(
         prompt,
         checked,
         Kind::Completion,
+        &bytes,
     )
     .await
 }
@@ -316,9 +375,12 @@ pub async fn completions(
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<ChatRequest>, JsonRejection>,
+    body: RawJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body?;
+    let RawJson {
+        value: request,
+        bytes,
+    } = body;
     let prompt = Prompt::Chat(request.messages()?);
     let checked = request.params.check(request.max_completion_tokens)?;
     generate(
@@ -327,6 +389,7 @@ pub async fn chat_completions(
         prompt,
         checked,
         Kind::Chat,
+        &bytes,
     )
     .await
 }
@@ -445,6 +508,7 @@ async fn generate(
     prompt: Prompt,
     checked: Checked,
     kind: Kind,
+    request_body: &[u8],
 ) -> Result<Response, ApiError> {
     let handle = state.registry.get(model)?;
     let vocabulary = Arc::clone(handle.vocabulary());
@@ -484,12 +548,26 @@ async fn generate(
         sampling: checked.sampling,
         stop: checked.stop,
     })?;
+    let signing = match &state.signer {
+        Some(signer) => Some(Signing {
+            signer: Arc::clone(signer),
+            request: Sha3Digest::of(request_body).map_err(ApiError::internal)?,
+        }),
+        None => None,
+    };
     let response = if checked.stream {
-        stream_response(head.clone(), events).await?
+        stream_response(head.clone(), events, signing).await?
     } else {
-        whole_response(&head, events).await?
+        whole_response(&head, events, signing.as_ref()).await?
     };
     Ok(with_hash_header(response, &head.sha3))
+}
+
+/// What signing one answer needs.
+struct Signing {
+    signer: Arc<ResponseSigner>,
+    /// SHA3-512 of the request body.
+    request: Sha3Digest,
 }
 
 fn with_hash_header(mut response: Response, sha3: &str) -> Response {
@@ -504,11 +582,34 @@ fn with_hash_header(mut response: Response, sha3: &str) -> Response {
 async fn whole_response(
     head: &ResponseHead,
     mut events: UnboundedReceiver<Event>,
+    signing: Option<&Signing>,
 ) -> Result<Response, ApiError> {
     while let Some(event) = events.recv().await {
         match event {
             Event::Started { .. } | Event::Text(_) => {}
-            Event::Done(generation) => return Ok(Json(head.whole(&generation)).into_response()),
+            Event::Done(generation) => {
+                // Serialised here, so the bytes signed are the bytes sent.
+                let body =
+                    serde_json::to_vec(&head.whole(&generation)).map_err(ApiError::internal)?;
+                let signature = signing
+                    .map(|signing| signing.signer.headers(&signing.request, &body, &head.sha3))
+                    .transpose()
+                    .map_err(ApiError::internal)?;
+                let mut response = (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response();
+                for (name, value) in signature.into_iter().flatten() {
+                    response
+                        .headers_mut()
+                        .insert(HeaderName::from_static(name), value);
+                }
+                return Ok(response);
+            }
             Event::Failed(message) => return Err(ApiError::internal(message)),
         }
     }
@@ -517,20 +618,27 @@ async fn whole_response(
     ))
 }
 
-fn sse_json(value: &CompletionResponse) -> SseEvent {
+/// One server-sent event with one `data:` line (the JSON has no newline).
+fn sse_data(data: &str) -> Bytes {
+    Bytes::from(format!("data: {data}\n\n"))
+}
+
+fn sse_json(value: &CompletionResponse) -> Bytes {
     match serde_json::to_string(value) {
-        Ok(json) => SseEvent::default().data(json),
-        Err(error) => {
-            SseEvent::default().data(json!({"error": {"message": error.to_string()}}).to_string())
-        }
+        Ok(json) => sse_data(&json),
+        Err(error) => sse_data(&json!({"error": {"message": error.to_string()}}).to_string()),
     }
 }
+
+/// The stream's end.
+const SSE_DONE: &str = "[DONE]";
 
 /// Waits for the first piece (so errors before it are still HTTP errors),
 /// then streams the rest.
 async fn stream_response(
     head: ResponseHead,
     mut events: UnboundedReceiver<Event>,
+    signing: Option<Signing>,
 ) -> Result<Response, ApiError> {
     let first = loop {
         match events.recv().await {
@@ -544,34 +652,108 @@ async fn stream_response(
             }
         }
     };
-    let stream = sse_stream(head, first, events);
-    Ok(Sse::new(stream).into_response())
+    let signer_headers = signing
+        .as_ref()
+        .map(|signing| signing.signer.stream_headers());
+    let hasher = match &signing {
+        Some(_) => Some(Sha3Hasher::new().map_err(ApiError::internal)?),
+        None => None,
+    };
+    let stream = sse_stream(head, first, events, signing.zip(hasher));
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for (name, value) in signer_headers.into_iter().flatten() {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    Ok(response)
 }
 
+/// What the stream sends after the last data event.
+enum Tail {
+    /// These bytes.
+    Bytes(Bytes),
+    /// The signature event over everything sent so far.
+    Signature,
+}
+
+/// The events of a stream: each `data:` chunk as it is generated; at the
+/// end the finishing chunk, the usage chunk when asked, the signature event
+/// when signing (over every byte sent before it), and `data: [DONE]`.
 fn sse_stream(
     head: ResponseHead,
     first: Event,
     events: UnboundedReceiver<Event>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    signing: Option<(Signing, Sha3Hasher)>,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
     struct Walk {
         head: ResponseHead,
         pending: Option<Event>,
         events: UnboundedReceiver<Event>,
         first: bool,
-        tail: Vec<SseEvent>,
+        tail: std::collections::VecDeque<Tail>,
         done: bool,
+        signing: Option<(Signing, Sha3Hasher)>,
+    }
+    impl Walk {
+        /// `bytes`, hashed on their way out when signing.
+        fn send(&mut self, bytes: Bytes) -> Bytes {
+            if let Some((_, hasher)) = &mut self.signing
+                && let Err(error) = hasher.update(&bytes)
+            {
+                tracing::error!(%error, "hashing the stream; it will not be signed");
+                self.signing = None;
+            }
+            bytes
+        }
+
+        /// The signature event, or nothing when it cannot be made.
+        fn signature(&mut self) -> Option<Bytes> {
+            let (signing, hasher) = self.signing.take()?;
+            let event = hasher
+                .finish()
+                .map_err(|error| error.to_string())
+                .and_then(|response| {
+                    signing
+                        .signer
+                        .stream_event(&signing.request, &response, &self.head.sha3)
+                        .map_err(|error| error.to_string())
+                });
+            match event {
+                Ok(event) => Some(Bytes::from(event)),
+                Err(error) => {
+                    tracing::error!(%error, "signing the stream");
+                    None
+                }
+            }
+        }
     }
     let walk = Walk {
         head,
         pending: Some(first),
         events,
         first: true,
-        tail: Vec::new(),
+        tail: std::collections::VecDeque::new(),
         done: false,
+        signing,
     };
     futures::stream::unfold(walk, |mut walk| async move {
-        if let Some(event) = walk.tail.pop() {
-            return Some((Ok(event), walk));
+        while let Some(item) = walk.tail.pop_front() {
+            match item {
+                Tail::Bytes(bytes) => {
+                    let bytes = walk.send(bytes);
+                    return Some((Ok(bytes), walk));
+                }
+                Tail::Signature => {
+                    if let Some(event) = walk.signature() {
+                        return Some((Ok(event), walk));
+                    }
+                }
+            }
         }
         if walk.done {
             return None;
@@ -581,7 +763,7 @@ fn sse_stream(
             None => walk.events.recv().await,
         };
         let out = match event {
-            Some(Event::Started { .. }) => SseEvent::default().comment("started"),
+            Some(Event::Started { .. }) => Bytes::from_static(b":started\n\n"),
             Some(Event::Text(text)) => {
                 let chunk = walk.head.chunk(Some(text), walk.first, None);
                 walk.first = false;
@@ -589,27 +771,31 @@ fn sse_stream(
             }
             Some(Event::Done(generation)) => {
                 walk.done = true;
-                // Emitted in reverse order (popped from the end).
-                walk.tail.push(SseEvent::default().data("[DONE]"));
                 if walk.head.include_usage {
-                    walk.tail
-                        .push(sse_json(&walk.head.usage_chunk(&generation)));
+                    let usage = sse_json(&walk.head.usage_chunk(&generation));
+                    walk.tail.push_back(Tail::Bytes(usage));
                 }
+                walk.tail.push_back(Tail::Signature);
+                walk.tail.push_back(Tail::Bytes(sse_data(SSE_DONE)));
                 let finish = generation.finish_reason.as_str();
                 sse_json(&walk.head.chunk(None, walk.first, Some(finish)))
             }
             Some(Event::Failed(message)) => {
+                // A failed generation is an error: not signed.
                 walk.done = true;
-                walk.tail.push(SseEvent::default().data("[DONE]"));
-                SseEvent::default().data(
-                    json!({"error": {"message": message, "type": "server_error"}}).to_string(),
+                walk.signing = None;
+                walk.tail.push_back(Tail::Bytes(sse_data(SSE_DONE)));
+                sse_data(
+                    &json!({"error": {"message": message, "type": "server_error"}}).to_string(),
                 )
             }
             None => {
                 walk.done = true;
-                SseEvent::default().data("[DONE]")
+                walk.signing = None;
+                sse_data(SSE_DONE)
             }
         };
+        let out = walk.send(out);
         Some((Ok(out), walk))
     })
 }

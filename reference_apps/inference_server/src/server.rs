@@ -11,10 +11,16 @@ use tokio::net::TcpListener;
 use crate::defs::MAX_BODY_BYTES;
 use crate::registry::Registry;
 use crate::routes::{self, AppState};
+use crate::signing::ResponseSigner;
 
-/// The API's router over `registry`.
+/// The API's router over `registry`, answers unsigned.
 pub fn app(registry: Arc<Registry>) -> Router {
-    let state = Arc::new(AppState::new(registry));
+    app_with_signer(registry, None)
+}
+
+/// The API's router over `registry`, signing answers with `signer` if any.
+pub fn app_with_signer(registry: Arc<Registry>, signer: Option<Arc<ResponseSigner>>) -> Router {
+    let state = Arc::new(AppState::new(registry, signer));
     Router::new()
         .route("/v1/models", get(routes::list_models))
         .route("/v1/completions", post(routes::completions))
@@ -34,7 +40,17 @@ pub async fn run(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(registry))
+    run_with_signer(listener, registry, None, shutdown).await
+}
+
+/// [`run`], signing answers with `signer` if any.
+pub async fn run_with_signer(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    signer: Option<Arc<ResponseSigner>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app_with_signer(registry, signer))
         .with_graceful_shutdown(shutdown)
         .await
 }
