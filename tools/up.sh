@@ -9,7 +9,7 @@
 #   the model into /apps, curl to ra-web-srv's /generate, /proof/ and /doc/,
 #   curl to the inference server through its published TLS port (the
 #   reverse proxy), ra-verify on the model's attestation and on the
-#   endpoint's TLS key.
+#   endpoint's TLS key, and on a signed answer (ra-verify response).
 # It leaves the enclave running, says how to reach and stop it, and exits
 # non-zero when a step fails.
 #
@@ -54,7 +54,7 @@ APP=https://127.0.0.1:10443
 WORK=$(mktemp -d /tmp/enclave-up.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-STEPS=11
+STEPS=12
 STEP=0
 STEP_START=$SECONDS
 START=$SECONDS
@@ -196,6 +196,16 @@ printf '\n$ ra-verify doc --url %s --path %s --file %s %s --require-profile prod
     "$RA" "$MODEL_DEST" "$MODEL" "${TRUST[*]}" "$APP" >&2
 cat "$WORK/verify.out" >&2
 [ "$ok" -eq 1 ] || die "ra-verify did not pass"
+
+step "ra-verify response: a signed answer (the key's file attested; the signature over request, answer and model)"
+app_chat_request smollm2 "$QUESTION" 12 >"$WORK/signed-request.json" || die "writing the request"
+EVIDENCE=$KEY_DIR/$NAME-evidence
+rm -rf "$EVIDENCE"
+show "$BIN/ra-verify" response --url "$RA" --app-url "$APP/v1/chat/completions" \
+    --data "$WORK/signed-request.json" --nonce --model-file "$MODEL" --out "$EVIDENCE" \
+    "${TRUST[@]}" --require-profile production || die "ra-verify response did not pass"
+say "   the evidence (request, answer, signature, key, document) is in $EVIDENCE;"
+say "   anyone can check it later: ra-verify response --evidence $EVIDENCE ${TRUST[*]}"
 
 say "   done in $((SECONDS - STEP_START)) s"
 cat >&2 <<DONE

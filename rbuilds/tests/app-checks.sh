@@ -136,6 +136,45 @@ app_checks() {
     grep -q "^PASS file_hash:" "$WORK/verify-app.out" || fail "ra-verify: no PASS file_hash for the model"
     grep -Eq "^(PASS|SKIP) endpoint:" "$WORK/verify-app.out" || fail "ra-verify: no endpoint check of $url"
     say "app: ra-verify passes on $dest and checks the app's TLS endpoint $url"
+    app_signed_checks "$url" "$pcrs" "$model"
     status=$(timeout 30 "${INITCTL[@]}" status "$APP_TEST_NAME") || fail "initctl status $APP_TEST_NAME"
     say "app: $APP_TEST_NAME with the model loaded:$(grep -E '^ *(Status|Memory):' <<<"$status" | tr -s ' \n' ' ')"
+}
+
+# app_signed_checks URL PCRS MODEL: a signed answer. `ra-verify response`
+# sends a chat request through the published port once the key file's
+# attestation and the endpoint's key passed, and checks the answer's
+# signature by the attested key over the request, the answer and the model's
+# hash (the copied model's); the evidence it saves passes offline, and fails
+# once the answer or the model hash in it is altered.
+app_signed_checks() {
+    local url=$1 pcrs=$2 model=$3 t=$SECONDS ev=$WORK/evidence
+    local trust=(--allow-unsigned --pcrs "$pcrs" --require-profile production)
+    app_chat_request smollm2 "Which city is the capital of France?" 8 >"$WORK/signed-request.json" ||
+        fail "writing the signed request"
+    ip netns exec "$NETNS" timeout 900 "$BIN/ra-verify" response --url https://127.0.0.1:8443 \
+        --app-url "$url/v1/chat/completions" --data "$WORK/signed-request.json" --nonce \
+        --model-file "$model" --out "$ev" "${trust[@]}" --timeout 20 >"$WORK/verify-response.out" 2>&1 ||
+        { cat "$WORK/verify-response.out" >&2; fail "ra-verify response did not pass on a signed answer"; }
+    cat "$WORK/verify-response.out" >&2
+    local check
+    for check in signing_key file_hash response_signature model_file nonce; do
+        grep -q "^PASS $check:" "$WORK/verify-response.out" || fail "ra-verify response: no PASS $check"
+    done
+    "$BIN/ra-verify" response --evidence "$ev" --model-file "$model" "${trust[@]}" >"$WORK/evidence.out" 2>&1 ||
+        { cat "$WORK/evidence.out" >&2; fail "the saved evidence does not pass offline"; }
+    # The host alters the saved answer, then the model hash in it.
+    python3 - "$ev/response.json" <<'PY' || fail "altering the saved answer"
+import json, sys
+path = sys.argv[1]
+j = json.load(open(path))
+j["choices"][0]["message"]["content"] = "The capital of France is Lyon."
+json.dump(j, open(path, "w"))
+PY
+    if "$BIN/ra-verify" response --evidence "$ev" "${trust[@]}" >"$WORK/evidence-forged.out" 2>&1; then
+        fail "an altered answer passed ra-verify response"
+    fi
+    grep -q "^FAIL response_signature:" "$WORK/evidence-forged.out" ||
+        { cat "$WORK/evidence-forged.out" >&2; fail "the altered answer did not fail response_signature"; }
+    say "app: a signed answer verified (key file attested, signature over request, answer and model) in $((SECONDS - t)) s; its evidence passes offline, and an altered answer fails"
 }
