@@ -14,7 +14,13 @@
 # runs each; ratios are http / runtime (ttft above 1 and tokens/s below 1
 # are the server's overhead). Both must produce the same text.
 #
+# With BENCH_VM_URL (the enclave's published port, e.g. https://127.0.0.1:10443
+# once `tools/devtool up` has loaded the model), the same streaming request
+# of BENCH_VM_TOKENS tokens through the reverse proxy into the enclave: the
+# VM figure, next to the runtime's in the same run.
+#
 # Environment: BENCH_RUNS (3), BENCH_TOKENS (128), BENCH_THREADS (1),
+# BENCH_VM_URL (none), BENCH_VM_TOKENS (16),
 # INFERENCE_MODEL_GGUF (default: fetched by fetch-model.sh).
 set -euo pipefail
 
@@ -27,6 +33,7 @@ source "$ROOT_DIR/bench/lib/common.sh"
 RUNS=${BENCH_RUNS:-3}
 TOKENS=${BENCH_TOKENS:-128}
 THREADS=${BENCH_THREADS:-1}
+VM_TOKENS=${BENCH_VM_TOKENS:-16}
 PROMPT="Write a short story about a robot who learns to paint."
 
 bench_help "$@"
@@ -92,15 +99,22 @@ request "$TOKENS" >"$WORK/request.json"
 curl -sS -o /dev/null -H 'content-type: application/json' --data-binary @"$WORK/warmup.json" \
     "http://$address/v1/chat/completions" || die "the warm-up request failed"
 
-say "http: $RUNS runs of $TOKENS tokens"
-best_http_ttft=""
-best_http_tps=""
-for run in $(seq "$RUNS"); do
-    times=$(curl -sS -N -o "$WORK/http-$run.sse" -w '%{time_starttransfer} %{time_total}' \
-        -H 'content-type: application/json' --data-binary @"$WORK/request.json" \
-        "http://$address/v1/chat/completions") || die "the request failed"
-    read -r first total <<<"$times"
-    python3 - "$WORK/http-$run.sse" "$WORK/http-$run.json" <<'PY'
+# measure_http LABEL URL REQUEST [CURL_ARGS...]: RUNS streaming requests of
+# REQUEST to URL/v1/chat/completions, timed by curl; sets BEST_TTFT (ms),
+# BEST_TPS of the best runs, TOKENS_OUT (the tokens of the last), the text
+# of the first in
+# $WORK/LABEL.txt.
+measure_http() {
+    local label=$1 url=$2 request=$3 run times first total ttft tps
+    shift 3
+    BEST_TTFT=""
+    BEST_TPS=""
+    for run in $(seq "$RUNS"); do
+        times=$(curl -sS -N "$@" -o "$WORK/$label-$run.sse" -w '%{time_starttransfer} %{time_total}' \
+            -H 'content-type: application/json' --data-binary @"$request" \
+            "$url/v1/chat/completions") || die "the request to $url failed"
+        read -r first total <<<"$times"
+        python3 - "$WORK/$label-$run.sse" "$WORK/$label-$run.json" <<'PY'
 import json, sys
 text, usage = "", None
 for line in open(sys.argv[1], encoding="utf-8"):
@@ -112,17 +126,24 @@ for line in open(sys.argv[1], encoding="utf-8"):
     chunk = json.loads(data)
     if chunk.get("usage"):
         usage = chunk["usage"]
-    for choice in chunk["choices"]:
+    for choice in chunk.get("choices", []):
         text += choice.get("delta", {}).get("content") or ""
 json.dump({"text": text, "completion_tokens": usage["completion_tokens"]}, open(sys.argv[2], "w"))
 PY
-    tokens=$(json "$WORK/http-$run.json" 'j["completion_tokens"]')
-    ttft=$(awk -v f="$first" 'BEGIN { printf "%.3f", f * 1000 }')
-    tps=$(awk -v n="$tokens" -v f="$first" -v t="$total" 'BEGIN { if (t > f) printf "%.3f", (n - 1) / (t - f); else print 0 }')
-    if [ -z "$best_http_ttft" ] || awk -v a="$ttft" -v b="$best_http_ttft" 'BEGIN { exit !(a < b) }'; then best_http_ttft=$ttft; fi
-    if [ -z "$best_http_tps" ] || awk -v a="$tps" -v b="$best_http_tps" 'BEGIN { exit !(a > b) }'; then best_http_tps=$tps; fi
-done
-json "$WORK/http-1.json" 'j["text"]' >"$WORK/http.txt"
+        TOKENS_OUT=$(json "$WORK/$label-$run.json" 'j["completion_tokens"]')
+        ttft=$(awk -v f="$first" 'BEGIN { printf "%.3f", f * 1000 }')
+        tps=$(awk -v n="$TOKENS_OUT" -v f="$first" -v t="$total" 'BEGIN { if (t > f) printf "%.3f", (n - 1) / (t - f); else print 0 }')
+        if [ -z "$BEST_TTFT" ] || awk -v a="$ttft" -v b="$BEST_TTFT" 'BEGIN { exit !(a < b) }'; then BEST_TTFT=$ttft; fi
+        if [ -z "$BEST_TPS" ] || awk -v a="$tps" -v b="$BEST_TPS" 'BEGIN { exit !(a > b) }'; then BEST_TPS=$tps; fi
+    done
+    json "$WORK/$label-1.json" 'j["text"]' >"$WORK/$label.txt"
+}
+
+say "http: $RUNS runs of $TOKENS tokens"
+measure_http http "http://$address" "$WORK/request.json"
+best_http_ttft=$BEST_TTFT
+best_http_tps=$BEST_TPS
+tokens=$TOKENS_OUT
 same=no
 cmp -s "$WORK/runtime.txt" "$WORK/http.txt" && same=yes
 
@@ -133,3 +154,20 @@ printf 'ttft       runtime %8.1f ms     http %8.1f ms     ratio %s\n' \
 printf 'decode     runtime %8.1f tok/s  http %8.1f tok/s  ratio %s\n' \
     "$best_rt_tps" "$best_http_tps" "$(ratio "$best_http_tps" "$best_rt_tps")"
 [ "$same" = yes ] || die "the server and the runtime produced different text"
+
+# The VM figure: the same request, shorter (a VM under TCG emulation decodes
+# about a hundred times slower), through the enclave's published TLS port.
+if [ -n "${BENCH_VM_URL:-}" ]; then
+    request "$VM_TOKENS" >"$WORK/vm-request.json"
+    say "vm: $RUNS runs of $VM_TOKENS tokens through $BENCH_VM_URL"
+    # -k: the enclave's self-signed certificate (ra-verify --endpoint checks it).
+    measure_http vm "$BENCH_VM_URL" "$WORK/vm-request.json" -k
+    vm_same=no
+    [ -s "$WORK/vm.txt" ] || die "the enclave's server answered no text"
+    case "$(cat "$WORK/runtime.txt")" in "$(cat "$WORK/vm.txt")"*) vm_same=yes ;; esac
+    printf 'vm         %s tokens through %s, the same text as the runtime'"'"'s start: %s\n' \
+        "$TOKENS_OUT" "$BENCH_VM_URL" "$vm_same"
+    printf 'ttft       vm %8.1f ms   ratio to runtime %s\n' "$BEST_TTFT" "$(ratio "$BEST_TTFT" "$best_rt_ttft")"
+    printf 'decode     vm %8.3f tok/s ratio to runtime %s\n' "$BEST_TPS" "$(ratio "$BEST_TPS" "$best_rt_tps")"
+    [ "$vm_same" = yes ] || die "the enclave's server produced other text than the runtime"
+fi
