@@ -52,6 +52,8 @@ DEBUG=0
 NETWORK=${RBUILDS_NETWORK:-0}
 TTY=0
 DOCKERFILE=${RBUILDS_DOCKERFILE:-}
+# The build context of --dockerfile (default: the Dockerfile's directory).
+DOCKER_CONTEXT=${RBUILDS_DOCKER_CONTEXT:-}
 # production: no remote exec, an attested and encrypted pipeline for the
 # keys of AUTHORIZED_KEYS only (none: no pipeline listener), init control
 # from the host read-only; debug: the host is root in the enclave.
@@ -646,6 +648,9 @@ Options:
                      proxies when it runs (egress policy: RBUILDS_EGRESS_POLICY, default deny)
   --dockerfile FILE  (hosts with a Docker engine) the image built from FILE is the bottom
                      layer of the root file system; its ENTRYPOINT/CMD runs as service `app`
+  --docker-context DIR
+                     the build context of --dockerfile (default: the Dockerfile's directory;
+                     the repository root for reference_apps/inference_server/Dockerfile)
   --profile NAME     production (the default: no remote exec, an attested and encrypted
                      pipeline for the --authorized-keys only, init control from the host
                      read-only) or debug (the host is root in the enclave); measured in
@@ -786,6 +791,11 @@ main() {
             --dockerfile)
                 [ $# -ge 2 ] || die "--dockerfile needs a path"
                 DOCKERFILE=$(realpath -m "$2")
+                shift
+                ;;
+            --docker-context)
+                [ $# -ge 2 ] || die "--docker-context needs a directory"
+                DOCKER_CONTEXT=$(realpath -m "$2")
                 shift
                 ;;
             *) die "unknown option: $1 (see --man)" ;;

@@ -3,7 +3,8 @@
 # built from FILE becomes the bottom layer of the enclave's root file system
 # (its exported files; our binaries and configuration go on top), and its
 # ENTRYPOINT/CMD/ENV/WORKDIR become /service/app.service (rbuilds-tool
-# app-service; an image with nothing to run is refused). Without a Docker
+# app-service; an image with nothing to run is refused). The build context is
+# --docker-context, or the Dockerfile's directory. Without a Docker
 # engine the build stops with the reason. Sourced by rbuilds.sh.
 #
 # Reproducibility: the layer's bytes are those of the image; the ramdisk
@@ -16,6 +17,8 @@ docker_app_layer() {
     local root=$1 tag container tty=()
     [ -n "$DOCKERFILE" ] || return 0
     [ -f "$DOCKERFILE" ] || die "--dockerfile $DOCKERFILE: no such file"
+    local context=${DOCKER_CONTEXT:-$(dirname "$DOCKERFILE")}
+    [ -d "$context" ] || die "--docker-context $context: no such directory"
     command -v docker >/dev/null 2>&1 || die "--dockerfile needs the docker client"
     docker info >/dev/null 2>&1 ||
         die "--dockerfile needs a running Docker engine (\`docker info\` fails here)"
@@ -23,7 +26,7 @@ docker_app_layer() {
     tag=rbuilds-app:$(sha256sum "$DOCKERFILE" | cut -c1-16)
     step "docker build $DOCKERFILE"
     docker build "${tty[@]}" --platform linux/amd64 -f "$DOCKERFILE" -t "$tag" \
-        "$(dirname "$DOCKERFILE")" >&2 || die "docker build of $DOCKERFILE failed"
+        "$context" >&2 || die "docker build of $DOCKERFILE (context $context) failed"
     container=$(docker create --platform linux/amd64 "$tag") || die "docker create $tag failed"
     # Containers get /dev, /proc, /sys and /etc/hosts from the engine; the
     # enclave's init mounts its own.

@@ -5,8 +5,10 @@
 //! What containers get implicitly, an enclave must be told: the program is
 //! `ENTRYPOINT` followed by `CMD` (an image with neither has nothing to run:
 //! an enclave built from it would stop at once, so this is an error), the
-//! working directory is `WORKDIR` (it is not kept otherwise), and `ENV`
-//! becomes the service's environment.
+//! working directory is `WORKDIR` (it is not kept otherwise), `ENV`
+//! becomes the service's environment, and `USER` (`name`, `uid`,
+//! `user:group`) becomes `User` and `Group`: without it the app would run as
+//! init's user, root.
 
 use std::path::Path;
 
@@ -32,6 +34,9 @@ pub enum AppServiceError {
     /// WORKDIR is not an absolute path.
     #[error("WORKDIR {0:?} is not an absolute path")]
     BadWorkdir(String),
+    /// USER is not `user` or `user:group` of names or numbers.
+    #[error("USER {0:?} is not USER or USER:GROUP (names of letters, digits, _ and -, or numbers)")]
+    BadUser(String),
     /// A word contains a NUL or newline, which a command line cannot carry.
     #[error("{0:?} cannot be written into a service file (NUL or newline)")]
     Unrepresentable(String),
@@ -53,6 +58,9 @@ pub struct ImageConfig {
     /// `WORKDIR` (empty when unset).
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// `USER` (empty when unset): `user` or `user:group`.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl ImageConfig {
@@ -103,8 +111,34 @@ pub fn render(config: &ImageConfig) -> Result<String, AppServiceError> {
         }
         text.push_str(&format!("WorkingDirectory = {}\n", toml_string(dir)));
     }
+    if let Some(spec) = config.user.as_deref().filter(|spec| !spec.is_empty()) {
+        let (user, group) = match spec.split_once(':') {
+            Some((user, group)) => (user, Some(group)),
+            None => (spec, None),
+        };
+        for id in std::iter::once(user).chain(group) {
+            if !is_id(id) {
+                return Err(AppServiceError::BadUser(spec.to_string()));
+            }
+        }
+        text.push_str(&format!("User = {}\n", toml_string(user)));
+        if let Some(group) = group {
+            text.push_str(&format!("Group = {}\n", toml_string(group)));
+        }
+    }
     text.push_str("Restart = \"on-failure\"\nRestartSec = 1\n");
     Ok(text)
+}
+
+/// A user or group as init's service files take it: a number, or a name of
+/// ASCII letters, digits, `_` and `-` not starting with `-`.
+fn is_id(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && !text.starts_with('-')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One word of a service command line, in double quotes (init's
@@ -165,6 +199,27 @@ mod tests {
         );
         assert!(!text.contains("Environment"));
         assert!(!text.contains("WorkingDirectory"));
+    }
+
+    #[test]
+    fn user_becomes_user_and_group() {
+        let value: toml::Value =
+            toml::from_str(&render(&config(r#"{"Cmd":["x"],"User":"210:210"}"#)).unwrap()).unwrap();
+        assert_eq!(value["User"].as_str().unwrap(), "210");
+        assert_eq!(value["Group"].as_str().unwrap(), "210");
+        let text = render(&config(r#"{"Cmd":["x"],"User":"inference"}"#)).unwrap();
+        let value: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(value["User"].as_str().unwrap(), "inference");
+        assert!(!text.contains("Group"));
+        let text = render(&config(r#"{"Cmd":["x"],"User":""}"#)).unwrap();
+        assert!(!text.contains("User"), "no USER: init's user");
+        for bad in ["a:b:c", ":", "root:", "-x", "a b", "x\nExecStart = \"sh\""] {
+            let json = serde_json::json!({"Cmd": ["x"], "User": bad}).to_string();
+            assert!(
+                matches!(render(&config(&json)), Err(AppServiceError::BadUser(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
