@@ -13,6 +13,8 @@ report_errors() {
 errtrap_report() {
     local status=$1 line=$2 command=$3
     [[ $- == *e* ]] || return 0
+    # (the backquotes are printed around the failed command, not run)
+    # shellcheck disable=SC2016
     printf '[%s] ERROR: %s:%s: `%s` failed (exit status %s)\n' \
         "$ERRTRAP_TAG" "${BASH_SOURCE[1]##*/}" "$line" "$command" "$status" >&2
 }

@@ -69,7 +69,9 @@ make_qemu() {
         /^[^ ]/ { on = 0 }
         on && v == ver && $3 == f && !found { print $1; found = 1 }' "$src/showsrc")
     got=$(sha256sum <"$tarball" | cut -c1-64)
-    [ -n "$want" ] && [ "$want" = "$got" ] || die "$(basename "$tarball"): sha256 $got, the source index says ${want:-nothing}"
+    if [ -z "$want" ] || [ "$want" != "$got" ]; then
+        die "$(basename "$tarball"): sha256 $got, the source index says ${want:-nothing}"
+    fi
     log "unpacking $(basename "$tarball") (sha256 checked)"
     tar -xJf "$tarball" -C "$src" --strip-components=1 || die "cannot unpack $tarball"
     python3 -m venv "$src/venv" || die "cannot make a Python venv"
