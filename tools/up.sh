@@ -72,7 +72,14 @@ die() {
 }
 # show COMMAND...: prints the command as a user would type it, then runs it.
 show() {
-    printf '\n$ %s\n' "$*" >&2
+    local word shown=''
+    for word in "$@"; do
+        case $word in
+            '' | *[!A-Za-z0-9_./:=@%+,-]*) shown+=" '${word//\'/\'\\\'\'}'" ;;
+            *) shown+=" $word" ;;
+        esac
+    done
+    printf '\n$%s\n' "$shown" >&2
     "$@"
 }
 
