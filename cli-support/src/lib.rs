@@ -1,9 +1,14 @@
 //! What every binary of the workspace does at its edge: parse the command
 //! line with the project's exit codes (64 for bad usage, 0 after `--help`
 //! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
-//! and turn SIGTERM or SIGINT into a shutdown token.
+//! turn SIGTERM or SIGINT into a shutdown token, and read small input files
+//! with a size limit ([`read_limited`]).
 
 use std::process::ExitCode;
+
+mod files;
+
+pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
 
 use tokio_util::sync::CancellationToken;
 

@@ -11,9 +11,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LimitedReadError, read_limited};
 use crate::defs::{MAX_ACCOUNT_NAME_LEN, MAX_ACCOUNTS_FILE_SIZE, MAX_SUPPLEMENTARY_GROUPS};
 
 /// Why a user or group could not be resolved.
@@ -178,11 +178,11 @@ struct GroupEntry {
 }
 
 fn read(path: &Path) -> Result<String, AccountError> {
-    read_limited(path, MAX_ACCOUNTS_FILE_SIZE).map_err(|err| match err {
-        LimitedReadError::TooLarge => AccountError::TooLarge { path: path.into() },
-        LimitedReadError::Io(source) => AccountError::Read {
+    read_limited_to_string(path, MAX_ACCOUNTS_FILE_SIZE).map_err(|err| match err {
+        ReadLimitedError::TooLarge { .. } => AccountError::TooLarge { path: path.into() },
+        err => AccountError::Read {
             path: path.into(),
-            source,
+            source: err.into_io_error(),
         },
     })
 }

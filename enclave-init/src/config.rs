@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::Deserialize;
 use transport::Address;
 use transport::defs::VSOCK_CID_ANY;
@@ -438,12 +439,12 @@ impl Config {
         } else {
             return validate(RawConfig::default(), ConfigSource::BuiltIn);
         };
-        let text = read_limited(path, MAX_CONFIG_FILE_SIZE).map_err(|err| match err {
-            LimitedReadError::TooLarge => ConfigError::TooLarge { path: path.into() },
-            LimitedReadError::Io(source) => ConfigError::Read {
+        let text = read_limited_to_string(path, MAX_CONFIG_FILE_SIZE).map_err(|err| match err {
+            ReadLimitedError::TooLarge { .. } => ConfigError::TooLarge { path: path.into() },
+            err => ConfigError::Read {
                 path: path.into(),
                 origin,
-                source,
+                source: err.into_io_error(),
             },
         })?;
         Self::parse(&text, source)
@@ -713,30 +714,6 @@ pub fn check_env_pair(key: &str, value: &str) -> Result<(), String> {
         return Err(format!("value of {key} contains a NUL byte"));
     }
     Ok(())
-}
-
-/// Failure of [`read_limited`].
-#[derive(Debug)]
-pub enum LimitedReadError {
-    /// Larger than the limit.
-    TooLarge,
-    /// Could not be read.
-    Io(std::io::Error),
-}
-
-/// Reads a UTF-8 text file of at most `max` bytes without allocating more.
-pub fn read_limited(path: &Path, max: u64) -> Result<String, LimitedReadError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(LimitedReadError::Io)?;
-    let mut text = String::new();
-    let read = file
-        .take(max + 1)
-        .read_to_string(&mut text)
-        .map_err(LimitedReadError::Io)?;
-    if read as u64 > max {
-        return Err(LimitedReadError::TooLarge);
-    }
-    Ok(text)
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::Deserialize;
 use transport::Address;
 
-use crate::config::{LimitedReadError, read_limited};
 use crate::defs::*;
 
 /// Why the initctl configuration is unusable.
@@ -141,11 +141,11 @@ pub fn resolve_with_default(
 }
 
 fn parse_file(path: &Path) -> Result<RawCtlConfig, CtlConfigError> {
-    let text = read_limited(path, MAX_CONFIG_FILE_SIZE).map_err(|err| match err {
-        LimitedReadError::TooLarge => CtlConfigError::TooLarge { path: path.into() },
-        LimitedReadError::Io(source) => CtlConfigError::Read {
+    let text = read_limited_to_string(path, MAX_CONFIG_FILE_SIZE).map_err(|err| match err {
+        ReadLimitedError::TooLarge { .. } => CtlConfigError::TooLarge { path: path.into() },
+        err => CtlConfigError::Read {
             path: path.into(),
-            source,
+            source: err.into_io_error(),
         },
     })?;
     if text.trim().is_empty() {

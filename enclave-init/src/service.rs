@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::IdSpec;
-use crate::config::{LimitedReadError, RawId, check_env_pair, read_limited};
+use crate::config::{RawId, check_env_pair};
 use crate::defs::*;
 use crate::health::{HealthCheck, RawHealthCheck};
 use crate::privileges::{Mode, RawMode};
@@ -502,13 +503,14 @@ impl ServiceDef {
 
     /// Reads and parses one service file.
     pub fn load(name: &str, path: &Path, file_enabled: bool) -> Result<Self, ServiceError> {
-        let text = read_limited(path, MAX_SERVICE_FILE_SIZE).map_err(|err| match err {
-            LimitedReadError::TooLarge => ServiceError::TooLarge { path: path.into() },
-            LimitedReadError::Io(source) => ServiceError::Read {
-                path: path.into(),
-                source,
-            },
-        })?;
+        let text =
+            read_limited_to_string(path, MAX_SERVICE_FILE_SIZE).map_err(|err| match err {
+                ReadLimitedError::TooLarge { .. } => ServiceError::TooLarge { path: path.into() },
+                err => ServiceError::Read {
+                    path: path.into(),
+                    source: err.into_io_error(),
+                },
+            })?;
         Self::parse(name, path, &text, file_enabled)
     }
 }
@@ -611,15 +613,16 @@ pub fn enable_file(dir: &Path, name: &str) -> Result<PathBuf, ServiceError> {
             source,
         })?;
     }
-    let text = read_limited(&enabled, MAX_SERVICE_FILE_SIZE).map_err(|err| match err {
-        LimitedReadError::TooLarge => ServiceError::TooLarge {
-            path: enabled.clone(),
-        },
-        LimitedReadError::Io(source) => ServiceError::Read {
-            path: enabled.clone(),
-            source,
-        },
-    })?;
+    let text =
+        read_limited_to_string(&enabled, MAX_SERVICE_FILE_SIZE).map_err(|err| match err {
+            ReadLimitedError::TooLarge { .. } => ServiceError::TooLarge {
+                path: enabled.clone(),
+            },
+            err => ServiceError::Read {
+                path: enabled.clone(),
+                source: err.into_io_error(),
+            },
+        })?;
     let mut doc = text
         .parse::<toml_edit::DocumentMut>()
         .map_err(|err| ServiceError::Syntax {

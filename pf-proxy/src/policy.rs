@@ -33,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -55,6 +56,15 @@ pub enum PolicyError {
     /// The file is larger than [`POLICY_MAX_FILE`].
     #[error("policy {0} is larger than {POLICY_MAX_FILE} bytes")]
     TooLarge(String),
+    /// The path is a directory, FIFO, socket or device (`/dev/zero`), not a
+    /// regular file.
+    #[error("policy {path} is not a regular file but {kind}")]
+    NotRegularFile {
+        /// The path.
+        path: String,
+        /// What it is instead ("a FIFO", "a character device", ...).
+        kind: &'static str,
+    },
     /// Not valid YAML of the expected shape.
     #[error("invalid policy: {0}")]
     Syntax(#[from] serde_yaml_ng::Error),
@@ -227,18 +237,20 @@ impl Policy {
         }
     }
 
-    /// Reads and validates a policy file.
+    /// Reads and validates a policy file: a regular file of at most
+    /// [`POLICY_MAX_FILE`] bytes.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let shown = path.display().to_string();
-        let read_err = |source| PolicyError::Read {
-            path: shown.clone(),
-            source,
-        };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > POLICY_MAX_FILE {
-            return Err(PolicyError::TooLarge(shown));
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let text = read_limited_to_string(path, POLICY_MAX_FILE).map_err(|err| match err {
+            ReadLimitedError::Io { source, .. } => PolicyError::Read {
+                path: shown,
+                source,
+            },
+            ReadLimitedError::NotRegularFile { kind, .. } => {
+                PolicyError::NotRegularFile { path: shown, kind }
+            }
+            ReadLimitedError::TooLarge { .. } => PolicyError::TooLarge(shown),
+        })?;
         Self::from_yaml(&text)
     }
 
@@ -463,6 +475,32 @@ mod tests {
 
     fn dst(text: &str) -> SocketAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn load_reads_regular_files_up_to_the_limit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        let at_limit = format!("allow: all\n{}", "#".repeat(POLICY_MAX_FILE as usize - 11));
+        std::fs::write(&path, &at_limit).unwrap();
+        assert!(Policy::load(&path).is_ok());
+        std::fs::write(&path, at_limit + "#").unwrap();
+        let err = Policy::load(&path).unwrap_err();
+        assert!(matches!(err, PolicyError::TooLarge(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "policy {} is larger than {POLICY_MAX_FILE} bytes",
+                path.display()
+            )
+        );
+        let err = Policy::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "policy /dev/zero is not a regular file but a character device"
+        );
+        let err = Policy::load(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(err, PolicyError::Read { .. }), "{err:?}");
     }
 
     #[tokio::test]

@@ -1,9 +1,9 @@
 //! Reading small input files (roots, PCR files, saved documents) with a
 //! size limit, so a wrong path (a disk image, `/dev/zero`) is refused
-//! instead of read into memory.
+//! instead of read into memory: [`cli_support::read_limited`], which also
+//! refuses anything but a regular file (a FIFO, a directory, a device).
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 /// Why a small file could not be read.
@@ -17,14 +17,12 @@ pub enum ReadError {
     TooLarge(u64),
 }
 
-/// The whole of `path`, if it is at most `max` bytes.
+/// The whole of the regular file `path`, if it is at most `max` bytes.
 pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
-    let mut bytes = Vec::new();
-    File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(ReadError::TooLarge(max));
-    }
-    Ok(bytes)
+    cli_support::read_limited(path, max).map_err(|err| match err {
+        cli_support::ReadLimitedError::TooLarge { max, .. } => ReadError::TooLarge(max),
+        err => ReadError::Io(err.into_io_error()),
+    })
 }
 
 #[cfg(test)]
@@ -43,7 +41,7 @@ mod tests {
         ));
         assert!(matches!(
             read_limited(Path::new("/dev/zero"), 1024),
-            Err(ReadError::TooLarge(1024))
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::InvalidInput
         ));
         assert!(matches!(
             read_limited(&dir.path().join("missing"), 5),

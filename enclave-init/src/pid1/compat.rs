@@ -6,21 +6,21 @@
 
 use std::path::Path;
 
-use crate::config::{LimitedReadError, read_limited};
+use cli_support::{ReadLimitedError, read_limited_to_string};
+
 use crate::defs::{COMPAT_CMD_FILE, COMPAT_CMD_SERVICE, COMPAT_ENV_FILE, MAX_COMPAT_FILE_SIZE};
 use crate::service::{Dependencies, RestartPolicy, ServiceDef, parse_env_entry};
 
 fn read_optional(root_file: &Path) -> Result<Option<String>, String> {
-    match read_limited(root_file, MAX_COMPAT_FILE_SIZE) {
+    match read_limited_to_string(root_file, MAX_COMPAT_FILE_SIZE) {
         Ok(text) => Ok(Some(text)),
-        Err(LimitedReadError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(LimitedReadError::Io(err)) => {
-            Err(format!("cannot read {}: {err}", root_file.display()))
+        Err(ReadLimitedError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
         }
-        Err(LimitedReadError::TooLarge) => Err(format!(
-            "{} is larger than {MAX_COMPAT_FILE_SIZE} bytes",
-            root_file.display()
-        )),
+        // "cannot read PATH: ...", "PATH is larger than N bytes", ...
+        Err(err) => Err(err.to_string()),
     }
 }
 
