@@ -694,7 +694,11 @@ Other:
 Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_IMAGE_NAME
 (enclave), RBUILDS_APP (--app), RBUILDS_PROFILE (production), RBUILDS_AUTHORIZED_KEYS, RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
 RBUILDS_MEMORY_MIB (512), RBUILDS_CPUS (2), RBUILDS_GUEST_CID (16), RBUILDS_BOOT_TIMEOUT (120 s),
-RBUILDS_ACCEL (tcg; kvm where it works).
+RBUILDS_ACCEL (tcg; kvm where it works), RBUILDS_MACHINE (microvm or nitro-enclave; default: nitro-enclave
+once make_qemu built it), RBUILDS_NETWORK (1: --network), RBUILDS_DOCKERFILE (--dockerfile),
+RBUILDS_DOCKER_CONTEXT (--docker-context), RBUILDS_HTTPS_PORT (8443: the host port of the
+enclave's HTTPS), RBUILDS_HOST_NETNS (run the host-side proxies in this network namespace; tests),
+RBUILDS_GUEST_CID_FIXED (Nitro: the CID nitro-cli gives the enclave).
 MAN
 }
 

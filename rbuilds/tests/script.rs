@@ -60,6 +60,38 @@ fn scripts_pass_shellcheck() {
     );
 }
 
+/// Every `RBUILDS_*` setting the scripts read is in the man page.
+#[test]
+fn man_names_every_setting_the_scripts_read() {
+    let dir = rbuilds_dir();
+    let mut sources = vec![dir.join("rbuilds.sh")];
+    for entry in std::fs::read_dir(dir.join("lib")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sh") {
+            sources.push(path);
+        }
+    }
+    let mut settings = std::collections::BTreeSet::new();
+    for path in &sources {
+        let text = std::fs::read_to_string(path).unwrap();
+        for (at, _) in text.match_indices("${RBUILDS_") {
+            let name: String = text[at + 2..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            settings.insert(name);
+        }
+    }
+    assert!(settings.len() > 10, "found only {settings:?}");
+    let build = tempfile::tempdir().unwrap();
+    let man = text(&script(&["--man"], "", build.path()).stdout);
+    let missing: Vec<_> = settings
+        .iter()
+        .filter(|s| !man.contains(s.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not in --man: {missing:?}");
+}
+
 #[test]
 fn man_and_info_describe_the_commands_and_inputs() {
     let build = tempfile::tempdir().unwrap();
