@@ -50,13 +50,6 @@ pub const HVSOCK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Poll interval while waiting for a hybrid-vsock socket to drain.
 pub const HVSOCK_DRAIN_POLL: Duration = Duration::from_millis(5);
 
-/// Default vsock port of the transparent egress proxy (enclave `127.0.0.1:8888`
-/// to parent port 8888).
-pub const DEFAULT_EGRESS_PORT: u32 = 8888;
-
-/// Default vsock port of DNS over vsock.
-pub const DEFAULT_DNS_VSOCK_PORT: u32 = 8053;
-
 /// Longest DNS message (DNS over TCP carries a 16-bit length).
 pub const DNS_MAX_MESSAGE: usize = 65_535;
 
@@ -72,9 +65,6 @@ pub const DNS_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// DNS queries in flight at once in one forwarder; more are dropped (the
 /// client retries, as it would after a lost UDP datagram).
 pub const DNS_MAX_IN_FLIGHT: usize = 256;
-
-/// Queries one DNS-over-stream connection may carry at once on the host side.
-pub const DNS_MAX_PIPELINED: usize = 64;
 
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;

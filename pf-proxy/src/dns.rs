@@ -179,7 +179,9 @@ enum ResolverHop {
 }
 
 /// Host side: answers the framed queries of every connection on `listener`
-/// by asking `upstream`, until `shutdown` is cancelled.
+/// by asking `upstream`, until `shutdown` is cancelled. A connection's
+/// queries are answered one at a time, in order, so a peer cannot have more
+/// than one of them in flight.
 pub async fn serve_stream(
     listener: Listener,
     upstream: SocketAddr,
