@@ -69,12 +69,17 @@ log() {
         printf '[rbuilds] %s\n' "$*" >&2
     fi
 }
+# step NAME: announces a build step.
+step() { log "== $* =="; }
+# ensure_apt and ensure_cargo_tool, shared with tools/devtool; they report
+# through say and die, which are rbuilds's own here (defined after).
+# shellcheck source=tools/functions
+source "$ROOT_DIR/tools/functions"
+say() { log "$@"; }
 die() {
     printf '[rbuilds] ERROR: %s\n' "$*" >&2
     exit 1
 }
-# step NAME: announces a build step.
-step() { log "== $* =="; }
 # shellcheck source=rbuilds/lib/errtrap.sh
 source "$RBUILDS_DIR/lib/errtrap.sh"
 report_errors rbuilds
@@ -115,25 +120,6 @@ ensure_root_or_sudo() {
     fi
 }
 
-# ensure_apt [-t SUITE] PKG...: installs the Debian packages that are missing.
-ensure_apt() {
-    local suite=() missing=() pkg
-    if [ "${1:-}" = -t ]; then
-        suite=(-t "$2")
-        shift 2
-    fi
-    for pkg in "$@"; do
-        [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] ||
-            missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    ensure_root_or_sudo
-    log "installing Debian packages: ${missing[*]}"
-    "${SUDO[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends \
-        "${suite[@]}" "${missing[@]}" >&2 || die "apt-get install ${missing[*]} failed"
-}
-
 # The kernel source and QEMU 10 come from bookworm-backports.
 ensure_backports() {
     local list=/etc/apt/sources.list.d/bookworm-backports.sources
@@ -144,13 +130,6 @@ ensure_backports() {
         "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" |
         "${SUDO[@]}" tee "$list" >/dev/null || die "cannot write $list"
     "${SUDO[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-}
-
-ensure_cargo_tool() {
-    local bin=$1 crate=$2
-    command -v "$bin" >/dev/null 2>&1 && return 0
-    log "installing $crate (cargo install $crate --locked)"
-    cargo install --quiet --locked "$crate" >&2 || die "cargo install $crate failed"
 }
 
 # The host-side helper (cpio writer, EIF reader, heartbeat answer).
