@@ -2,13 +2,16 @@
 //! line with the project's exit codes (64 for bad usage, 0 after `--help`
 //! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
 //! turn SIGTERM or SIGINT into a shutdown token, and read small input files
-//! with a size limit ([`read_limited`]).
+//! with a size limit ([`read_limited`]), and write UTC time stamps
+//! ([`utc_millis`], [`utc_seconds`]).
 
 use std::process::ExitCode;
 
 mod files;
+mod utc;
 
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
+pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
 use tokio_util::sync::CancellationToken;
 

@@ -651,26 +651,10 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch.
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch (a
+/// document's time stamp: clamped to what RFC 3339 can write).
 pub fn format_utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    cli_support::utc_seconds_from_millis(ms)
 }
 
 #[cfg(test)]
@@ -682,6 +666,7 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_utc(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(format_utc(1_789_000_000_123), "2026-09-10T00:26:40Z");
+        assert_eq!(format_utc(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]
