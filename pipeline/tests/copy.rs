@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Kind, Server, eventually, snapshot, stderr, temp_leftovers, write_pattern};
+use common::{Kind, Server, snapshot, stderr, temp_leftovers, write_pattern};
 use filetime::FileTime;
 
 fn set_mtime(path: &Path, secs: i64, nanos: u32) {
@@ -438,14 +438,14 @@ fn interrupted_upload_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || !temp_leftovers(&remote)
+        testkit::eventually(Duration::from_secs(30), || !temp_leftovers(&remote)
             .is_empty()),
         "the transfer never started"
     );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || temp_leftovers(&remote)
+        testkit::eventually(Duration::from_secs(10), || temp_leftovers(&remote)
             .is_empty()),
         "temporary copy left: {:?}",
         temp_leftovers(&remote)
@@ -475,7 +475,7 @@ fn interrupted_download_leaves_nothing_behind() {
         .spawn()
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || !temp_leftovers(work.path())
+        testkit::eventually(Duration::from_secs(30), || !temp_leftovers(work.path())
             .is_empty()),
         "the transfer never started"
     );

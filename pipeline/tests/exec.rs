@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Kind, Server, eventually, stderr, stdout};
+use common::{Kind, Server, stderr, stdout};
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("client exited normally")
@@ -233,7 +233,7 @@ fn no_wait_returns_the_pid_and_leaves_no_zombie() {
     );
     // Once it ends, the server reaps it: the process entry disappears
     // instead of lingering as a zombie.
-    let gone = eventually(Duration::from_secs(10), || {
+    let gone = testkit::eventually(Duration::from_secs(10), || {
         !std::path::Path::new(&status_path).exists()
     });
     let state = std::fs::read_to_string(&status_path).unwrap_or_default();

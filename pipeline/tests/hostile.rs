@@ -284,7 +284,7 @@ async fn traversal_and_corruption_in_uploads_are_refused() {
     drop(stream);
     let base_clone = base.clone();
     let clean = tokio::task::spawn_blocking(move || {
-        common::eventually(std::time::Duration::from_secs(10), || {
+        testkit::eventually(std::time::Duration::from_secs(10), || {
             temp_leftovers(&base_clone).is_empty()
         })
     })
@@ -433,7 +433,7 @@ async fn stalled_clients_are_dropped_and_cleaned_up() {
 
     let log_has_it = {
         let server = &server;
-        common::eventually(std::time::Duration::from_secs(20), || {
+        testkit::eventually(std::time::Duration::from_secs(20), || {
             let log = server.log();
             log.contains("sent nothing for 1s") && log.contains("stopped reading for 1s")
         })

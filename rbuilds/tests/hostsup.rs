@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn lib() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/hostsup.sh")
@@ -43,15 +43,8 @@ fn alive(pid: &str) -> bool {
         .starts_with('Z')
 }
 
-fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
+fn wait_until(what: &str, check: impl FnMut() -> bool) {
+    testkit::wait_until(what, Duration::from_secs(20), check);
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //!
 //! - [`NatsServer`]: the distribution's `nats-server` with JetStream, as the
 //!   enclave runs it (`tools/devtool deps` installs it).
+//! - [`eventually`], [`wait_until`], [`eventually_async`]: polling until
+//!   another process is ready, the same way in every test.
 
 pub mod nats;
+pub mod wait;
 
 pub use nats::NatsServer;
+pub use wait::{eventually, eventually_async, wait_until};

@@ -182,13 +182,9 @@ impl Init {
     }
 
     /// Polls `check` until it holds, or panics with `what` and init's log.
-    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if check() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
+    pub fn wait_for(&self, what: &str, timeout: Duration, check: impl FnMut() -> bool) {
+        if testkit::eventually(timeout, check) {
+            return;
         }
         panic!(
             "timed out waiting for {what}; init's log:\n{}",

@@ -134,11 +134,9 @@ pub fn bin(name: &str) -> std::path::PathBuf {
 
 /// Waits until `path` exists (a Unix socket a child process binds).
 pub async fn wait_for_path(path: &Path) {
-    for _ in 0..2000 {
-        if path.exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{} never appeared", path.display());
+    assert!(
+        testkit::eventually_async(Duration::from_secs(20), || path.exists()).await,
+        "{} never appeared",
+        path.display()
+    );
 }

@@ -291,18 +291,6 @@ pub fn temp_leftovers(dir: &Path) -> Vec<String> {
     found
 }
 
-/// Polls `check` until it holds or `limit` passes.
-pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check()
-}
-
 /// A stand-in for vhost-device-vsock: accepts host connections on
 /// `vm_socket`, answers `CONNECT <port>` with `OK`, and relays the stream to
 /// the guest's listener at `guest` (a Unix socket). Like the real one, a
