@@ -6,11 +6,14 @@ use std::time::Duration;
 /// secure local channel). Anything else is not a pipeline client.
 pub const MAGIC: [u8; 4] = *b"PLSC";
 
-/// Protocol version spoken by this build.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Protocol version spoken by this build. 2: control messages in postcard
+/// (1 was bincode 2, unmaintained). `Hello` and the version error are the
+/// same bytes in both, so a peer of the other version is told why it is
+/// refused.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Size of a frame header: a `u32` big-endian length, then a `u8` kind.
 pub const FRAME_HEADER_LEN: usize = 5;

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::defs::{FRAME_HEADER_LEN, MAX_FRAME_LEN};
 use crate::protocol::message::Message;
 
-/// Frame kind of a bincode-encoded [`Message`].
+/// Frame kind of a postcard-encoded [`Message`].
 const KIND_CONTROL: u8 = 0;
 
 /// Which stream the raw bytes of a data frame belong to.
@@ -72,10 +72,6 @@ pub enum FrameError {
     Encode(String),
 }
 
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
-}
-
 impl Frame {
     /// Validates the header at the front of `buf` and returns the length of
     /// the whole frame, header included.
@@ -125,16 +121,15 @@ impl Frame {
 
     /// Appends the complete encoding of `message` (header and body) to `out`.
     pub fn encode_control(message: &Message, out: &mut Vec<u8>) -> Result<(), FrameError> {
-        let start = out.len();
-        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
-        bincode::serde::encode_into_std_write(message, out, bincode_config())
-            .map_err(|err| FrameError::Encode(err.to_string()))?;
-        let len = out.len() - start - FRAME_HEADER_LEN;
-        if len > MAX_FRAME_LEN {
-            out.truncate(start);
-            return Err(FrameError::TooLong { len });
+        // Encoded apart first: a message that fails or is too long leaves
+        // `out` as it was.
+        let body =
+            postcard::to_allocvec(message).map_err(|err| FrameError::Encode(err.to_string()))?;
+        if body.len() > MAX_FRAME_LEN {
+            return Err(FrameError::TooLong { len: body.len() });
         }
-        out[start..start + FRAME_HEADER_LEN].copy_from_slice(&header(len, KIND_CONTROL));
+        out.extend_from_slice(&header(body.len(), KIND_CONTROL));
+        out.extend_from_slice(&body);
         Ok(())
     }
 }
@@ -146,12 +141,15 @@ fn header(len: usize, kind: u8) -> [u8; FRAME_HEADER_LEN] {
 }
 
 fn decode_message(body: &[u8]) -> Result<Message, FrameError> {
-    let (message, used) = bincode::serde::decode_from_slice::<Message, _>(body, bincode_config())
+    // The body is at most MAX_FRAME_LEN bytes (checked before); for a
+    // claimed sequence length serde reserves at most 1 MiB, and every
+    // element, string or byte string must come out of the body's bytes.
+    let (message, rest) = postcard::take_from_bytes::<Message>(body)
         .map_err(|err| FrameError::Decode(err.to_string()))?;
-    if used != body.len() {
+    if !rest.is_empty() {
         return Err(FrameError::Decode(format!(
             "{} trailing bytes after the message",
-            body.len() - used
+            rest.len()
         )));
     }
     Ok(message)
@@ -167,6 +165,27 @@ mod tests {
         let mut out = Vec::new();
         Frame::encode_control(message, &mut out).unwrap();
         BytesMut::from(&out[..])
+    }
+
+    /// A protocol 1 client's `Hello` (bincode 2, standard configuration) is
+    /// the same bytes in postcard, so the server can tell it which versions
+    /// it speaks instead of failing to decode it.
+    #[test]
+    fn a_version_1_hello_decodes_so_the_peer_can_be_told_why() {
+        // length 6, kind 0; variant 0 (Hello), min 1, max 1, client "v1".
+        let mut buf = BytesMut::from(&[0, 0, 0, 6, 0, 0, 1, 1, 2, b'v', b'1'][..]);
+        let frame = Frame::parse(&mut buf).unwrap().unwrap();
+        match frame {
+            Frame::Control(Message::Hello {
+                min_version,
+                max_version,
+                client,
+            }) => {
+                assert_eq!((min_version, max_version), (1, 1));
+                assert_eq!(client, "v1");
+            }
+            other => panic!("not a Hello: {other:?}"),
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!
 //! `length` counts the body only and is at most
 //! [`MAX_FRAME_LEN`](crate::defs::MAX_FRAME_LEN). Kind 0 is a control
-//! message, encoded with bincode (serde); kinds 1 to 4 carry raw bytes
+//! message, encoded with postcard (serde); kinds 1 to 4 carry raw bytes
 //! (file content, stdout, stderr, stdin) and are never re-encoded.
 //!
 //! One connection carries one operation. The client sends its request
