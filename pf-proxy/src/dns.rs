@@ -22,49 +22,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::{Address, ConnectOptions, Listener, Peer, Stream};
 
-use crate::defs::{DNS_HEADER_LEN, DNS_MAX_IN_FLIGHT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER};
+use crate::defs::{DNS_MAX_IN_FLIGHT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER};
+use crate::dns_stream::{read_message, write_message};
 use crate::dns_wire;
 use crate::resolver;
 use crate::server::{Limits, ServeError, Throttle, serve};
-
-/// Reads one length-prefixed message; `None` at a clean end of stream.
-pub async fn read_message<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 2];
-    match reader.read_exact(&mut len[..1]).await {
-        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        other => other?,
-    };
-    reader.read_exact(&mut len[1..]).await?;
-    // A u16 length is within DNS_MAX_MESSAGE by construction.
-    let len = usize::from(u16::from_be_bytes(len));
-    if len < DNS_HEADER_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("framed DNS message of {len} byte(s) is shorter than a DNS header"),
-        ));
-    }
-    let mut msg = vec![0u8; len];
-    reader.read_exact(&mut msg).await?;
-    Ok(Some(msg))
-}
-
-/// Writes one length-prefixed message in one write.
-pub async fn write_message<W: AsyncWrite + Unpin>(writer: &mut W, msg: &[u8]) -> io::Result<()> {
-    let prefix = dns_wire::length_prefix(msg)
-        .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
-    let mut framed = Vec::with_capacity(2 + msg.len());
-    framed.extend_from_slice(&prefix);
-    framed.extend_from_slice(msg);
-    writer.write_all(&framed).await?;
-    writer.flush().await
-}
 
 /// Enclave side: answers UDP queries on `socket` by asking `target` over a
 /// stream, until `shutdown` is cancelled.

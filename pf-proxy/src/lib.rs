@@ -23,6 +23,7 @@
 pub mod cli;
 pub mod defs;
 pub mod dns;
+pub mod dns_stream;
 pub mod dns_wire;
 pub mod duplex;
 pub mod header;

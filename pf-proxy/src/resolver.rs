@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 use transport::{Address, ConnectOptions};
 
 use crate::defs::{DNS_PORT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER, RESOLV_CONF};
-use crate::dns::{read_message, write_message};
+use crate::dns_stream::{read_message, write_message};
 use crate::dns_wire::{self, TYPE_A, TYPE_AAAA, WireError};
 
 /// Why a DNS exchange failed.

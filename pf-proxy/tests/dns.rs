@@ -94,9 +94,9 @@ async fn upstream() -> Upstream {
             let t = Arc::clone(&t);
             tokio::spawn(async move {
                 let mut stream = transport::Stream::from_tcp(stream);
-                while let Ok(Some(query)) = pf_proxy::dns::read_message(&mut stream).await {
+                while let Ok(Some(query)) = pf_proxy::dns_stream::read_message(&mut stream).await {
                     let reply = answer(&t, &query);
-                    pf_proxy::dns::write_message(&mut stream, &reply)
+                    pf_proxy::dns_stream::write_message(&mut stream, &reply)
                         .await
                         .unwrap();
                 }
@@ -157,8 +157,10 @@ async fn ask_udp(server: SocketAddr, query: &[u8]) -> Vec<u8> {
 
 /// One framed query and its framed answer on a DNS-over-TCP stream.
 async fn ask_stream(stream: &mut transport::Stream, query: &[u8]) -> Vec<u8> {
-    pf_proxy::dns::write_message(stream, query).await.unwrap();
-    timeout(BOUND, pf_proxy::dns::read_message(stream))
+    pf_proxy::dns_stream::write_message(stream, query)
+        .await
+        .unwrap();
+    timeout(BOUND, pf_proxy::dns_stream::read_message(stream))
         .await
         .unwrap()
         .unwrap()
