@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::filter::IgnoreFileError;
+
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -28,13 +30,8 @@ pub enum ConfigError {
         inner: PathBuf,
     },
     /// The ignore file cannot be read or has a bad pattern.
-    #[error("--ignore-file {path}: {message}")]
-    IgnoreFile {
-        /// As given.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    IgnoreFile(#[from] IgnoreFileError),
     /// An empty or malformed bucket name.
     #[error("--kv-bucket-name {0:?}: a bucket name is letters, digits, '-' and '_'")]
     BucketName(String),
@@ -100,7 +97,7 @@ impl Config {
         // must still be noticed), parsed once here so a bad file fails at start.
         let ignore_file = match ignore_file {
             Some(path) => {
-                let absolute = std::path::absolute(path).map_err(|e| ConfigError::IgnoreFile {
+                let absolute = std::path::absolute(path).map_err(|e| IgnoreFileError {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?;

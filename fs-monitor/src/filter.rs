@@ -11,7 +11,15 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::config::ConfigError;
+/// The ignore file cannot be read or has a bad pattern.
+#[derive(Debug, thiserror::Error)]
+#[error("--ignore-file {path}: {message}")]
+pub struct IgnoreFileError {
+    /// The file, as given.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
 
 /// Decides which paths are ignored.
 #[derive(Debug, Clone)]
@@ -22,12 +30,12 @@ pub struct Filter {
 
 impl Filter {
     /// Reads `ignore_file` (if any) for `roots`.
-    pub fn new(roots: &[PathBuf], ignore_file: Option<&Path>) -> Result<Self, ConfigError> {
+    pub fn new(roots: &[PathBuf], ignore_file: Option<&Path>) -> Result<Self, IgnoreFileError> {
         let mut matchers = Vec::new();
         let Some(file) = ignore_file else {
             return Ok(Self { matchers });
         };
-        let fail = |message: String| ConfigError::IgnoreFile {
+        let fail = |message: String| IgnoreFileError {
             path: file.to_path_buf(),
             message,
         };

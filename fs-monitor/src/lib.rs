@@ -90,7 +90,8 @@ pub async fn run(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) -> Result<(), MonitorError> {
-    let filter = filter::Filter::new(&config.roots, config.ignore_file.as_deref())?;
+    let filter = filter::Filter::new(&config.roots, config.ignore_file.as_deref())
+        .map_err(ConfigError::from)?;
     let ignore_changes = config.ignore_file.as_deref().and_then(|file| {
         ignore_watch::changes(file)
             .inspect_err(|error| {
