@@ -20,7 +20,7 @@ use crate::defs::{
 use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
-use crate::store::Status;
+use crate::store::{Page, Status};
 use crate::views::{self, VIEW_NAMES, View};
 
 /// `?path=`
@@ -58,13 +58,6 @@ pub struct ListQuery {
     pub after: Option<String>,
 }
 
-/// One page of a list, in path order.
-struct Page<T> {
-    items: Vec<T>,
-    /// The `after=` of the next page; `None` on the last one.
-    next: Option<String>,
-}
-
 impl<T> Page<T> {
     /// `items` under `name`, with `count` and `next`, added to `into`.
     fn listing(&self, name: &str, items: Vec<Value>, into: &mut Value) {
@@ -81,15 +74,9 @@ impl<T> Page<T> {
     }
 }
 
-/// The page of `items` (sorted by path) that `q`'s `prefix`, `limit` and
-/// `after` ask for, or a 400 for a bad `limit`.
-fn page<T>(
-    app: &App,
-    items: Vec<T>,
-    path_of: impl Fn(&T) -> &str,
-    q: &ListQuery,
-) -> Result<Page<T>, Failure> {
-    let (prefix, after) = (q.prefix.as_deref(), q.after.as_deref());
+/// The `limit` of `q` (default [`DEFAULT_LIST_LIMIT`]), or a 400 when it
+/// is out of range.
+fn limit(app: &App, q: &ListQuery) -> Result<usize, Failure> {
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(app.fail(
@@ -97,24 +84,16 @@ fn page<T>(
             format!("limit: 1 to {MAX_LIST_LIMIT}, not {limit}"),
         ));
     }
-    let mut items: Vec<T> = items
-        .into_iter()
-        .filter(|item| prefix.is_none_or(|p| path_of(item).starts_with(p)))
-        .filter(|item| after.is_none_or(|a| path_of(item) > a))
-        .take(limit + 1)
-        .collect();
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|item| path_of(item).to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next })
+    Ok(limit)
 }
 
-/// The page of records `q` asks for.
+/// The page of records `q`'s `prefix`, `limit` and `after` ask for, or a
+/// 400 for a bad `limit`.
 fn record_page(app: &App, q: &ListQuery) -> Result<Page<Arc<Record>>, Failure> {
-    page(app, app.store.records(), |r| r.path.as_str(), q)
+    let limit = limit(app, q)?;
+    Ok(app
+        .store
+        .record_page(q.prefix.as_deref(), q.after.as_deref(), limit))
 }
 
 /// `?nonce=`
@@ -360,7 +339,10 @@ pub async fn readiness(
     if let Some(path) = &q.path {
         return ok(&app, path_status(&app, path)?.1);
     }
-    let page = page(&app, app.store.states(), |(path, _)| path.as_str(), &q)?;
+    let limit = limit(&app, &q)?;
+    let page = app
+        .store
+        .state_page(q.prefix.as_deref(), q.after.as_deref(), limit);
     let paths: Vec<Value> = page
         .items
         .iter()
