@@ -262,6 +262,20 @@ impl AppAnswer {
     }
 }
 
+/// `text` as an `https://` URL; anything else is [`ClientError::BadUrl`],
+/// with `not_https` as the reason for another scheme.
+fn parse_https(text: &str, not_https: &str) -> Result<Url, ClientError> {
+    let bad = |why: String| ClientError::BadUrl {
+        url: text.to_string(),
+        why,
+    };
+    let url = Url::parse(text).map_err(|error| bad(error.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(bad(not_https.to_string()));
+    }
+    Ok(url)
+}
+
 /// POSTs `body` (`application/json`) to an application behind the TLS
 /// ingress, `https://HOST:PORT/PATH`, over a session whose certificate is
 /// accepted whatever it is ([`bind_later_config`]); the caller checks the
@@ -272,16 +286,10 @@ pub async fn post_app(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<AppAnswer, ClientError> {
-    let bad_url = |why: &str| ClientError::BadUrl {
-        url: url.to_string(),
-        why: why.to_string(),
-    };
-    let parsed = Url::parse(url).map_err(|error| bad_url(&error.to_string()))?;
-    if parsed.scheme() != "https" {
-        return Err(bad_url(
-            "the app is reached over TLS: use https://HOST:PORT/PATH",
-        ));
-    }
+    let parsed = parse_https(
+        url,
+        "the app is reached over TLS: use https://HOST:PORT/PATH",
+    )?;
     let client = http_client(timeout)?;
     let mut response = client
         .post(parsed)
@@ -420,12 +428,10 @@ impl Endpoint {
             url: text.to_string(),
             why: why.to_string(),
         };
-        let url = Url::parse(text).map_err(|error| bad(&error.to_string()))?;
-        if url.scheme() != "https" {
-            return Err(bad(
-                "an endpoint is checked over TLS: use https://HOST:PORT",
-            ));
-        }
+        let url = parse_https(
+            text,
+            "an endpoint is checked over TLS: use https://HOST:PORT",
+        )?;
         let shown_host = url.host_str().ok_or_else(|| bad("no host"))?;
         let port = url.port_or_known_default().unwrap_or(443);
         Ok(Self {

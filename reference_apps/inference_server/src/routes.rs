@@ -136,37 +136,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
+impl ApiError {
+    /// A request body axum refused: its own client-error status (else 400)
+    /// and its text.
+    fn rejected(status: StatusCode, text: String) -> Self {
         let status = if status.is_client_error() {
             status
         } else {
             StatusCode::BAD_REQUEST
         };
-        Self::new(
-            status,
-            "invalid_request_error",
-            "invalid_json",
-            rejection.body_text(),
-        )
+        Self::new(status, "invalid_request_error", "invalid_json", text)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::rejected(rejection.status(), rejection.body_text())
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
-        let status = rejection.status();
-        let status = if status.is_client_error() {
-            status
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        Self::new(
-            status,
-            "invalid_request_error",
-            "invalid_json",
-            rejection.body_text(),
-        )
+        Self::rejected(rejection.status(), rejection.body_text())
     }
 }
 
