@@ -5,45 +5,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::{DevPki, PCR0_BYTE, file_document, pcrs_file, unsigned_document};
+use common::{DevPki, PCR0_BYTE, Run, file_document, pcrs_file, ra_verify, unsigned_document};
 use ra_verify::UserData;
 use ra_verify::hash::Sha3Digest;
 use ra_verify::proof::{Suite, VrfKey};
 
 const PATH: &str = "/data/report.txt";
 const CONTENT: &[u8] = b"the attested content\n";
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ra_verify(args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_ra-verify"))
-        .args(args)
-        .output()
-        .unwrap();
-    let run = Run {
-        status: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
-    eprintln!(
-        "$ ra-verify {}\n{}{}[{}]",
-        args.join(" "),
-        run.stdout,
-        run.stderr,
-        run.status
-    );
-    run
-}
 
 /// A directory with a development root (PEM), a .pcrs file, the local copy
 /// of the file, and documents.

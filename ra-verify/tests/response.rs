@@ -7,44 +7,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::server::{self, App, Mode};
-use common::{PCR0_BYTE, file_document, pcrs_file};
+use common::{PCR0_BYTE, Run, file_document, pcrs_file, ra_verify};
 use ra_verify::defs::DEFAULT_RESPONSE_KEY_PATH;
 
 const REQUEST: &[u8] =
     br#"{"messages":[{"role":"user","content":"Capital of France?"}],"temperature":0}"#;
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn ra_verify(args: &[String]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_ra-verify"))
-        .args(args)
-        .output()
-        .unwrap();
-    let run = Run {
-        status: status.code().unwrap(),
-        stdout: String::from_utf8(stdout).unwrap(),
-        stderr: String::from_utf8(stderr).unwrap(),
-    };
-    eprintln!(
-        "$ ra-verify {}\n{}{}[{}]",
-        args.join(" "),
-        run.stdout,
-        run.stderr,
-        run.status
-    );
-    run
-}
 
 async fn ra_verify_async(args: Vec<String>) -> Run {
     tokio::task::spawn_blocking(move || ra_verify(&args))

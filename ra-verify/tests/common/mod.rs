@@ -6,6 +6,40 @@
 
 pub mod server;
 
+/// What a run of the `ra-verify` binary printed and its exit status.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `ra-verify` binary with `args`, echoing the exchange for the
+/// test's log.
+pub fn ra_verify<S: AsRef<std::ffi::OsStr> + std::fmt::Display>(args: &[S]) -> Run {
+    let std::process::Output {
+        status,
+        stdout,
+        stderr,
+    } = std::process::Command::new(env!("CARGO_BIN_EXE_ra-verify"))
+        .args(args)
+        .output()
+        .unwrap();
+    let run = Run {
+        status: status.code().unwrap(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    };
+    let shown: Vec<String> = args.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "$ ra-verify {}\n{}{}[{}]",
+        shown.join(" "),
+        run.stdout,
+        run.stderr,
+        run.status
+    );
+    run
+}
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
