@@ -21,11 +21,8 @@
 # BENCH_RESTARTS (5), BENCH_LOG_LINES (1000000).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 N=${BENCH_SERVICES:-50}
 RUNS=${BENCH_RUNS:-5}
@@ -37,12 +34,12 @@ bench_help "$@"
 
 ensure_apt runit
 say "building enclave-init (release)"
-(cd "$ROOT_DIR" && cargo build --release --locked -p enclave-init >&2)
+bench_build -p enclave-init
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 INIT=$TARGET_DIR/release/init
 INITCTL=$TARGET_DIR/release/initctl
 
-bench_workdir
+bench_workdir "${TMPDIR:-/tmp}"
 # runsv processes outlive runsvdir: stop each service and its runsv.
 # shellcheck disable=SC2317 # called by bench_cleanup
 bench_after_stop() {

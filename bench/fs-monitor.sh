@@ -23,11 +23,8 @@
 # BENCH_SINGLES (50).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 FILES=${BENCH_FILES:-10000}
 PORT=${BENCH_NATS_PORT:-17400}
@@ -39,7 +36,7 @@ bench_help "$@"
 
 ensure_apt nats-server rhash openssl bc findutils
 say "building fs-monitor (release)"
-(cd "$ROOT_DIR" && cargo build --release --locked -p fs-monitor --bin fs-monitor --example burst) >&2
+bench_build -p fs-monitor --bin fs-monitor --example burst
 shm=/dev/shm
 [ -d "$shm" ] && [ -w "$shm" ] || shm=/tmp
 bench_workdir "$shm"

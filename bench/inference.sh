@@ -24,11 +24,8 @@
 # INFERENCE_MODEL_GGUF (default: fetched by fetch-model.sh).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 RUNS=${BENCH_RUNS:-3}
 TOKENS=${BENCH_TOKENS:-128}
@@ -50,11 +47,11 @@ fi
 
 say "building inference-server (release)"
 cd "$ROOT_DIR"
-cargo build --release --locked -p inference-server --bin inference-server
+bench_build -p inference-server --bin inference-server
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 SERVER=$TARGET_DIR/release/inference-server
 
-bench_workdir
+bench_workdir "${TMPDIR:-/tmp}"
 
 # json FILE EXPR: evaluates the Python expression EXPR over the JSON in FILE (as j).
 json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }

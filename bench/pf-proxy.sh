@@ -16,11 +16,8 @@
 # BENCH_ROUNDS (5000).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 PORT_BASE=${BENCH_PORT_BASE:-17100}
 ONE_STREAM_MIB=${BENCH_ONE_STREAM_MIB:-2048}
@@ -74,11 +71,11 @@ main() {
     cd "$ROOT_DIR"
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
     say "building pf-proxy (release)"
-    cargo build --release --locked -p pf-proxy --bins --example pf-bench >&2
+    bench_build -p pf-proxy --bins --example pf-bench
     local bin=$CARGO_TARGET_DIR/release
     local bench=$bin/examples/pf-bench
 
-    bench_workdir
+    bench_workdir "${TMPDIR:-/tmp}"
 
     "$bench" server "127.0.0.1:$SERVER_PORT" &
     bench_track "$!"

@@ -9,11 +9,8 @@
 # Prints a table with ratios; figures go to the README's performance section.
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-5}
@@ -22,14 +19,14 @@ bench_help "$@"
 
 ensure_apt socat hyperfine jq
 cd "$ROOT_DIR"
-cargo build --release --locked -p pipeline >&2
+bench_build -p pipeline
 PIPELINE="$ROOT_DIR/target/release/pipeline"
 # The static build is what goes into enclave images; it also starts faster.
 RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target x86_64-unknown-linux-gnu -p pipeline >&2
+    bench_build --target x86_64-unknown-linux-gnu -p pipeline
 STATIC="$ROOT_DIR/target/x86_64-unknown-linux-gnu/release/pipeline"
 
-bench_workdir
+bench_workdir "${TMPDIR:-/tmp}"
 
 say "writing a ${SIZE_MIB} MiB input file"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$WORK/in.bin"

@@ -16,11 +16,8 @@
 # Environment: BENCH_CALLS (200), BENCH_RUNS (3), BENCH_SIZE_MIB (1024).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 CALLS=${BENCH_CALLS:-200}
 RUNS=${BENCH_RUNS:-3}
@@ -30,7 +27,7 @@ bench_help "$@"
 
 say "building ra-verify (release)"
 cd "$ROOT_DIR"
-cargo build --release --locked -p ra-verify --bin ra-verify
+bench_build -p ra-verify --bin ra-verify
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 RA_VERIFY=$TARGET_DIR/release/ra-verify
 

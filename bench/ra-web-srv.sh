@@ -34,11 +34,8 @@
 # and burst, which share one server; pages alone: BENCH_FIGURES=pages).
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 FILE_MIB=${BENCH_FILE_MIB:-1024}
 SECONDS_RUN=${BENCH_SECONDS:-10}
@@ -60,7 +57,7 @@ if want server; then
 fi
 say "building ra-web-srv (release)"
 cd "$ROOT_DIR"
-cargo build --release --locked -p ra-web-srv --bin ra-web-srv --example fs-hashes-burst --example list-pages >&2
+bench_build -p ra-web-srv --bin ra-web-srv --example fs-hashes-burst --example list-pages
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 BIN="$target_dir/release/ra-web-srv"
 

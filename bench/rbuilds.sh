@@ -5,17 +5,14 @@
 # 5 runs of each and the ratio.
 set -euo pipefail
 
-ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=/dev/null
-source "$ROOT_DIR/tools/functions"
-# shellcheck source=/dev/null
-source "$ROOT_DIR/bench/lib/common.sh"
+# shellcheck source=bench/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
 RUNS=${RUNS:-5}
 bench_help "$@"
 ensure_apt cpio bc
-bench_workdir
-(cd "$ROOT_DIR" && cargo build --quiet --release --locked -p rbuilds --bin rbuilds-tool)
+bench_workdir "${TMPDIR:-/tmp}"
+bench_build --quiet -p rbuilds --bin rbuilds-tool
 TOOL=$TARGET/release/rbuilds-tool
 
 tree=$WORK/tree

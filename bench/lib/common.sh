@@ -1,7 +1,13 @@
-# Shared by the benchmark scripts of bench/ (sourced after tools/functions):
-# their help text, a work directory removed at exit together with the
-# processes started for the run, and the arithmetic of the figures.
+# Shared by the benchmark scripts of bench/ (each sources it first): the
+# repository's root ($ROOT_DIR) and tools/functions, their help text, the
+# release build of what they measure, a work directory removed at exit
+# together with the processes started for the run, and the arithmetic of the
+# figures.
 # shellcheck shell=bash
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=tools/functions
+source "$ROOT_DIR/tools/functions"
 
 BENCH_PIDS=()
 WORK=""
@@ -21,10 +27,16 @@ bench_help() {
     esac
 }
 
-# bench_workdir [PARENT]: makes the work directory $WORK under PARENT (default
-# $TMPDIR or /tmp); at exit the tracked processes are stopped and it is removed.
+# bench_build CARGO_ARGS...: a locked release build in the repository (its
+# output goes to stderr, so the figures on stdout stay clean).
+bench_build() {
+    (cd "$ROOT_DIR" && cargo build --release --locked "$@") >&2
+}
+
+# bench_workdir PARENT: makes the work directory $WORK under PARENT; at exit
+# the tracked processes are stopped and it is removed.
 bench_workdir() {
-    WORK=$(mktemp -d "${1:-${TMPDIR:-/tmp}}/bench.XXXXXX") || die "cannot make a work directory"
+    WORK=$(mktemp -d "$1/bench.XXXXXX") || die "cannot make a work directory"
     trap bench_cleanup EXIT
 }
 
