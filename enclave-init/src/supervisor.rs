@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{Accounts, Credentials};
 use crate::config::Config;
-use crate::control::cmd::{
+use crate::api::{
     BrokenFile, ExitInfo, Health, MemoryInfo, Parsed, Request, Response, ServiceInfo,
     ServiceSummary, SystemInfo,
 };
