@@ -118,7 +118,23 @@ impl Harness {
         self.sup.handle(cmd);
         what
     }
+
+    /// Hands the supervisor health results until `name` stops running.
+    async fn until_unhealthy(&mut self, name: &str) {
+        while self.state(name) == "running" {
+            let event = tokio::time::timeout(NEVER, self.sup.health_rx.recv())
+                .await
+                .expect("no health event")
+                .unwrap();
+            self.sup.on_health(event);
+        }
+    }
 }
+
+/// A health check that fails (nothing listens on port 1), twice in a row
+/// makes the service unhealthy.
+const FAILING_CHECK: &str =
+    "HealthCheckTcp = \"127.0.0.1:1\"\nHealthCheckIntervalSec = 1\nHealthCheckRetries = 2\n";
 
 impl Drop for Harness {
     fn drop(&mut self) {
@@ -418,4 +434,61 @@ async fn shutdown_answers_a_restart_waiting_for_the_stop() {
         "init is shutting down"
     );
     assert_eq!(h.state("web"), "inactive");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_service_is_stopped_and_restarted_as_after_a_failure() {
+    let mut h = Harness::new(NEVER);
+    let extra = format!("Restart = \"on-failure\"\nRestartSec = 3\n{FAILING_CHECK}");
+    let pid = h.running("web", &extra);
+    h.until_unhealthy("web").await;
+    assert_eq!(h.state("web"), "stopping");
+    h.exited(pid).await;
+    let status = h.status("web");
+    assert_eq!(status.state, "restarting");
+    assert_eq!(status.last_exit.unwrap().signal, Some(15));
+    assert_eq!(status.health.unwrap().unhealthy_restarts, 1);
+    assert_eq!(h.timer().await, "RestartDue(web)");
+    assert_eq!(h.state("web"), "running");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_health_stop_keeps_the_service_stopped() {
+    let mut h = Harness::new(NEVER);
+    let pid = h.running("web", &format!("Restart = \"always\"\n{FAILING_CHECK}"));
+    h.until_unhealthy("web").await;
+    let stopped = h.ask(stop("web"));
+    h.exited(pid).await;
+    assert_eq!(answer(stopped).await.unwrap(), "Service 'web' stopped");
+    let status = h.status("web");
+    assert_eq!(status.state, "inactive");
+    assert_eq!(status.health.unwrap().unhealthy_restarts, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sigkill_while_the_kernel_counts_an_oom_kill_is_an_oom_kill() {
+    let mut h = Harness::new(NEVER);
+    let pid = h.running("hog", "Restart = \"on-failure\"\nRestartSec = 1\n");
+    signal_group(pid, Signal::SIGKILL);
+    let waited =
+        tokio::task::spawn_blocking(move || nix::sys::wait::waitpid(Pid::from_raw(pid), None));
+    let status = waited.await.unwrap().unwrap();
+    assert_eq!(
+        status,
+        nix::sys::wait::WaitStatus::Signaled(Pid::from_raw(pid), Signal::SIGKILL, false)
+    );
+    // The reap saw one new OOM kill in the kernel's count.
+    let mut oom_kills = 1;
+    h.sup
+        .on_exit(pid, crate::reaper::ExitStatus::Signaled(9), &mut oom_kills);
+    assert_eq!(oom_kills, 0);
+    let status = h.status("hog");
+    let exit = status.last_exit.unwrap();
+    assert!(exit.oom_killed);
+    assert_eq!(
+        exit.description,
+        "killed by SIGKILL (status 137) by the kernel's OOM killer (out of memory)"
+    );
+    assert_eq!(status.state, "restarting");
+    assert_eq!(h.sup.services_oom_killed, 1);
 }
