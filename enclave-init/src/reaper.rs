@@ -74,7 +74,6 @@ pub fn reap_all() -> Vec<(i32, ExitStatus)> {
 
 /// Collects those of `pids` that have ended, without blocking.
 pub fn reap_pids(pids: impl IntoIterator<Item = i32>) -> Vec<(i32, ExitStatus)> {
-    let pids: Vec<i32> = pids.into_iter().collect();
     pids.into_iter()
         .filter_map(|pid| reap(Pid::from_raw(pid)).flatten())
         .collect()
