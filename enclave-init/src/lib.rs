@@ -21,6 +21,7 @@
 //! - [`reaper`]: subreaper, `waitpid` loop, exit statuses, OOM-kill counter.
 //! - [`console`]: init's own output, bounded and never blocking.
 //! - [`health`]: health checks (command, HTTP, TCP probes) of running services.
+//! - [`api`]: the requests the supervisor answers and its responses.
 //! - [`supervisor`]: the task that owns services and processes.
 //! - [`control`]: the framed JSON protocol, server and client.
 //! - [`render`]: initctl's text output.
@@ -28,6 +29,7 @@
 //! - [`run`]: the wiring of all of the above.
 
 pub mod accounts;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -66,25 +66,41 @@ pub fn become_subreaper() -> nix::Result<()> {
 /// Collects every child that has ended, without blocking.
 pub fn reap_all() -> Vec<(i32, ExitStatus)> {
     let mut reaped = Vec::new();
-    loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                reaped.push((pid.as_raw(), ExitStatus::Exited(code)))
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                reaped.push((pid.as_raw(), ExitStatus::Signaled(sig as i32)))
-            }
-            Ok(WaitStatus::StillAlive) => break,
-            Ok(_) => continue,
-            Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => break,
-            Err(err) => {
-                tracing::warn!(%err, "waitpid failed");
-                break;
-            }
-        }
+    while let Some(ended) = reap(Pid::from_raw(-1)) {
+        reaped.extend(ended);
     }
     reaped
+}
+
+/// Collects those of `pids` that have ended, without blocking.
+pub fn reap_pids(pids: impl IntoIterator<Item = i32>) -> Vec<(i32, ExitStatus)> {
+    pids.into_iter()
+        .filter_map(|pid| reap(Pid::from_raw(pid)).flatten())
+        .collect()
+}
+
+/// One `waitpid(pid, WNOHANG)`: `Some(Some(ended))` for a child that
+/// ended, `Some(None)` for a status to skip (stopped, continued), `None`
+/// once there is nothing (more) to collect.
+fn reap(pid: Pid) -> Option<Option<(i32, ExitStatus)>> {
+    loop {
+        return match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                Some(Some((pid.as_raw(), ExitStatus::Exited(code))))
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                Some(Some((pid.as_raw(), ExitStatus::Signaled(sig as i32))))
+            }
+            Ok(WaitStatus::StillAlive) => None,
+            Ok(_) => Some(None),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => None,
+            Err(err) => {
+                tracing::warn!(%err, "waitpid failed");
+                None
+            }
+        };
+    }
 }
 
 /// The kernel's count of OOM kills (`oom_kill` in `/proc/vmstat`), if known.

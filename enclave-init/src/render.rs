@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::accounts::NamedId;
-use crate::control::cmd::{Health, HealthInfo, ServiceInfo, ServiceSummary, SystemInfo};
+use crate::api::{Health, HealthInfo, ServiceInfo, ServiceSummary, SystemInfo};
 use crate::reaper::signal_name;
 
 /// `initctl list`; a HEALTH column when any service has a health check.
@@ -351,7 +351,7 @@ mod tests {
             retries: 3,
             times_unhealthy: 1,
             unhealthy_restarts: 1,
-            last_probe: Some(crate::control::cmd::ProbeReport {
+            last_probe: Some(crate::api::ProbeReport {
                 healthy: false,
                 result: "timed out after 1s".into(),
                 at: "2026-01-01T00:00:00.000Z".into(),

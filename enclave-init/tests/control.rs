@@ -441,8 +441,12 @@ fn disable_now_cancels_a_pending_restart() {
         init.ctl_ok(&["disable", "--now", "flappy"]),
         "✓ Service 'flappy' disabled\n"
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(init.status("flappy").state, "inactive");
+    // The restart is cancelled: nothing pending. (That the cancelled
+    // timer, when it fires, changes nothing is a unit test of the
+    // supervisor, with paused time.)
+    let flappy = init.status("flappy");
+    assert_eq!(flappy.state, "inactive");
+    assert_eq!(flappy.restart_in_ms, None);
     assert_eq!(common::lines(&starts).len(), 1);
 }
 

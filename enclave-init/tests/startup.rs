@@ -218,17 +218,23 @@ fn a_bad_configuration_is_refused_with_exit_64() {
 fn sigusr1_is_forwarded_to_services() {
     let init = Init::prepare("");
     let file = init.work().join("usr1");
+    let ready = init.work().join("trapped");
     init.service(
         "listener.service",
         &format!(
-            "ExecStart = \"sh -c 'trap \\\"echo got >> {}\\\" USR1; while true; do sleep 0.05; done'\"\n",
-            file.display()
+            "ExecStart = \"sh -c 'trap \\\"echo got >> {}\\\" USR1; touch {}; while true; do sleep 0.05; done'\"\n",
+            file.display(),
+            ready.display()
         ),
     );
     let init = init.start();
     init.wait_state("listener", "running");
-    // Give sh a moment to install its trap.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // sh says when its trap is installed.
+    init.wait_for(
+        "the service's trap",
+        std::time::Duration::from_secs(10),
+        || ready.exists(),
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(init.pid()),
         nix::sys::signal::Signal::SIGUSR1,

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::control::cmd::{Request, Response};
+use crate::api::{Request, Response};
 
 /// The access level of a control listener or connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ mod tests {
         // Every request tag is in one of the two lists.
         assert_eq!(
             reads.len() + writes.len(),
-            crate::control::cmd::unknown::KNOWN_REQUESTS.len()
+            crate::api::unknown::KNOWN_REQUESTS.len()
         );
         for r in &reads {
             assert!(

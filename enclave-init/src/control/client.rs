@@ -7,7 +7,7 @@ use attested_channel::{Attested, ClientConfig, HandshakeError};
 use tokio::io::{AsyncRead, AsyncWrite};
 use transport::{Address, ConnectOptions};
 
-use crate::control::cmd::{Request, Response};
+use crate::api::{Request, Response};
 use crate::control::connection::{Connection, ConnectionError};
 use crate::defs::{CLIENT_TIMEOUT, MAX_REQUEST_FRAME, MAX_RESPONSE_FRAME};
 

@@ -8,14 +8,15 @@
 //!
 //! - [`frame`]: bytes to frames, no I/O.
 //! - [`connection`]: a stream with its read buffer, reading and writing frames.
-//! - [`cmd`]: the messages.
+//! - [`cmd`]: the messages (defined in [`crate::api`], the supervisor's API).
 //! - [`access`]: what a connection may ask (read-only or full).
 //! - [`server`]: listeners and per-connection handling inside init.
 //! - [`client`]: one request/response exchange, for initctl.
 
 pub mod access;
 pub mod client;
-pub mod cmd;
 pub mod connection;
 pub mod frame;
 pub mod server;
+
+pub use crate::api as cmd;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::control::cmd::{Health, HealthInfo, ProbeReport};
+use crate::api::{Health, HealthInfo, ProbeReport};
 use crate::health::probe::ProbeOutcome;
 use crate::health::spec::HealthCheck;
 use crate::logs::format_utc;

@@ -77,7 +77,7 @@ pub struct HealthInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::cmd::{ServiceInfo, ServiceSummary};
+    use crate::api::{ServiceInfo, ServiceSummary};
 
     #[test]
     fn records_from_an_init_without_health_checks_still_parse() {

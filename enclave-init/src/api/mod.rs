@@ -1,5 +1,9 @@
-//! Control messages: one JSON document per frame, externally tagged as in
-//! the specification (`{"ServiceStatus":{"name":"webapp"}}`, `"Ping"`).
+//! The supervisor's API: the requests it answers and its responses. They
+//! travel as control messages, one JSON document per frame, externally
+//! tagged as in the specification (`{"ServiceStatus":{"name":"webapp"}}`,
+//! `"Ping"`); [`crate::control`] carries them and re-exports this module as
+//! `control::cmd`. Neither [`crate::supervisor`] nor this module depends on
+//! [`crate::control`].
 //!
 //! - [`Request`]: what initctl asks; a request whose tag is not known parses
 //!   to [`unknown::Unknown`] so the server can answer it with an error

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::Credentials;
-use crate::control::cmd::health::{Health, HealthInfo};
+use crate::api::health::{Health, HealthInfo};
 use crate::service::{Dependencies, RestartPolicy};
 
 /// How the last run of a service ended.
