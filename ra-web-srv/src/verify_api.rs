@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 
 use crate::api::{body, nonce, ok};
 use crate::app::App;
+use crate::openapi::{Param, RouteDoc};
 use crate::paths;
 use crate::reply::{Failure, Reply};
-use crate::routes::{Param, RouteDoc};
 
 /// Body of `/verify_doc/`.
 #[derive(Debug, Deserialize)]
