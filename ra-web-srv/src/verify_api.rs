@@ -40,11 +40,34 @@ pub struct DocBody {
     pub path: Option<String>,
     /// The SHA3-512 the binding must carry.
     pub sha3_512: Option<Sha3Digest>,
-    /// `file` (default), `tls`, or `any` (user_data not checked).
-    pub binding: Option<String>,
+    /// What `user_data` must be: `file` (default), `tls`, or `any` (not
+    /// checked); another value is refused with a 400.
+    #[serde(default, with = "BindingName")]
+    pub binding: Binding,
     /// Accept unsigned documents (QEMU's NSM), skipping signature and chain.
     #[serde(default)]
     pub allow_unsigned: bool,
+}
+
+/// The JSON spellings of [`Binding`] (`file`, `tls`, `any`): serde's view
+/// of the verifier's type, which has no serde of its own.
+#[derive(Deserialize)]
+#[serde(remote = "Binding", rename_all = "snake_case")]
+enum BindingName {
+    File,
+    Tls,
+    Any,
+}
+
+/// Whether `rejection` is an unreadable value of the body's field `name`.
+fn bad_field(rejection: &JsonRejection, name: &str) -> bool {
+    let JsonRejection::JsonDataError(error) = rejection else {
+        return false;
+    };
+    std::error::Error::source(error)
+        .and_then(std::error::Error::source)
+        .and_then(|e| e.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>())
+        .is_some_and(|e| e.path().to_string() == name)
 }
 
 /// Body of `/verify_pcrs/`.
@@ -134,25 +157,21 @@ pub async fn verify_doc(
     State(app): State<App>,
     input: Result<Json<DocBody>, JsonRejection>,
 ) -> Reply {
-    let input = body(&app, input)?;
-    let document = parse_document(&app, &input.document)?;
-    let binding = match input.binding.as_deref() {
-        None | Some("file") => Binding::File,
-        Some("tls") => Binding::Tls,
-        Some("any") if input.path.is_some() || input.sha3_512.is_some() => {
-            return Err(app.fail(
-                StatusCode::BAD_REQUEST,
-                "binding any checks no path or sha3_512",
-            ));
+    // A binding that is none of file, tls, any is a malformed field (400),
+    // as a bad nonce is, not the 422 of other unreadable fields.
+    let input = match input {
+        Err(rejection) if bad_field(&rejection, "binding") => {
+            return Err(app.fail(StatusCode::BAD_REQUEST, rejection.body_text()));
         }
-        Some("any") => Binding::Any,
-        Some(other) => {
-            return Err(app.fail(
-                StatusCode::BAD_REQUEST,
-                format!("binding: file, tls or any, not {other:?}"),
-            ));
-        }
+        input => body(&app, input)?,
     };
+    if input.binding == Binding::Any && (input.path.is_some() || input.sha3_512.is_some()) {
+        return Err(app.fail(
+            StatusCode::BAD_REQUEST,
+            "binding any checks no path or sha3_512",
+        ));
+    }
+    let document = parse_document(&app, &input.document)?;
     let policy = Policy {
         root: Some(app.trust_root.clone()),
         allow_unsigned: input.allow_unsigned,
@@ -161,7 +180,7 @@ pub async fn verify_doc(
             .as_ref()
             .map(|v| expected_pcrs(&app, v))
             .transpose()?,
-        binding,
+        binding: input.binding,
         path: input.path,
         file_hash: input.sha3_512.map(|digest| LocalHash {
             label: "the given sha3_512".into(),
