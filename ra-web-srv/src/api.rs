@@ -2,6 +2,7 @@
 //! [`crate::verify_api`]), and their routes with the documentation
 //! `/openapi.json` is made from ([`routes`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -9,16 +10,20 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::routing::{MethodRouter, get, post};
+use ra_verify::Sha3Digest;
 use ra_verify::pcrs::Profile;
-use serde::Deserialize;
+use ra_verify::proof::Suite;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::{App, BusState};
 use crate::defs::{
     DEFAULT_LIST_LIMIT, DEFAULT_RNG_COUNT, MAX_LIST_LIMIT, MAX_NONCE, MAX_RNG_COUNT,
 };
-use crate::openapi::{Param, RouteDoc};
+use crate::ingress::IngressInfo;
+use crate::openapi::{Param, RouteDoc, schema};
 use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
@@ -113,11 +118,125 @@ pub struct RngQuery {
 }
 
 /// Body of `POST /generate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateBody {
-    /// File or directory to hash and attest.
+    /// File or directory to hash and attest: an absolute path under a `--root-dir`.
     pub path: String,
+}
+
+/// Reply of `POST /generate` (202).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Generated {
+    /// The path, canonical.
+    pub path: String,
+    /// Always `pending`.
+    pub status: &'static str,
+    /// Whether a job was started (false: one is running already).
+    pub started: bool,
+    /// Where to poll: `/ready/?path=`.
+    pub poll: String,
+    /// Where the document will be: `/doc/?path=`.
+    pub doc: String,
+}
+
+/// Reply of `GET /health`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// The server's version.
+    pub version: &'static str,
+    /// How many records are ready.
+    pub records: usize,
+    /// The NATS side.
+    pub bus: BusState,
+    /// The image's profile (`production`, `debug`, ...), when known.
+    pub image_profile: Option<&'static str>,
+    /// The image is a debug one (its documents prove nothing).
+    pub debug_image: bool,
+    /// The TLS ingresses.
+    pub tls_ingress: Vec<IngressInfo>,
+}
+
+/// A path and its SHA3-512 (`/hash/`, an item of `/hashes/`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PathHash {
+    /// The path.
+    pub path: String,
+    /// Its SHA3-512, 128 hex digits.
+    #[schemars(with = "String")]
+    pub sha3_512: Sha3Digest,
+}
+
+/// A path's VRF proof (`/proof/`, an item of `/proofs/`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Proof {
+    /// The path.
+    pub path: String,
+    /// Its SHA3-512, 128 hex digits: what is proven.
+    #[schemars(with = "String")]
+    pub sha3_512: Sha3Digest,
+    /// The ECVRF suite: `P256_SHA256_TAI` or `SECP256K1_SHA256_TAI`.
+    #[schemars(with = "String")]
+    pub vrf_suite: Suite,
+    /// The proof, hex.
+    pub vrf_proof: String,
+    /// The VRF public key, hex.
+    pub vrf_public_key: String,
+}
+
+impl From<&Record> for Proof {
+    fn from(record: &Record) -> Self {
+        Self {
+            path: record.path.clone(),
+            sha3_512: record.sha3_512,
+            vrf_suite: record.vrf_suite,
+            vrf_proof: record.vrf_proof.clone(),
+            vrf_public_key: record.vrf_public_key.clone(),
+        }
+    }
+}
+
+/// Reply of `GET /tls_doc/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TlsDoc {
+    /// The document, hex.
+    pub document: String,
+    /// The SHA3-512 of the TLS certificate's SPKI it binds.
+    #[schemars(with = "String")]
+    pub spki_sha3_512: Sha3Digest,
+}
+
+/// Reply of `GET /pubkeys/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Pubkeys {
+    /// The ECVRF suite.
+    #[schemars(with = "String")]
+    pub vrf_suite: Suite,
+    /// The VRF public key, hex.
+    pub vrf_public_key: String,
+    /// SHA3-512 of the TLS certificate's DER SPKI.
+    #[schemars(with = "String")]
+    pub tls_spki_sha3_512: Sha3Digest,
+    /// The TLS certificate, PEM.
+    pub tls_certificate: String,
+}
+
+/// Reply of `GET /pcrs/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Pcrs {
+    /// PCR index to value, hex.
+    pub pcrs: BTreeMap<String, String>,
+}
+
+/// Reply of `GET /rng_seq`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Random {
+    /// How many bytes.
+    pub count: usize,
+    /// The bytes, hex.
+    pub random: String,
 }
 
 /// The query, or a 400 naming what is wrong.
@@ -191,18 +310,9 @@ fn lookup(app: &App, path: &Option<String>) -> Result<Arc<Record>, Failure> {
     }
 }
 
-fn proof_json(record: &Record) -> Value {
-    json!({
-        "path": record.path,
-        "sha3_512": record.sha3_512,
-        "vrf_suite": record.vrf_suite,
-        "vrf_proof": record.vrf_proof,
-        "vrf_public_key": record.vrf_public_key,
-    })
-}
-
 /// `value` (an object) as a 200 JSON response.
-pub fn ok(app: &App, value: Value) -> Reply {
+pub fn ok(app: &App, value: impl Serialize) -> Reply {
+    let value = serde_json::to_value(value).map_err(|e| internal(app, e))?;
     Ok(json(app.nsm_kind(), StatusCode::OK, object(value)))
 }
 
@@ -223,15 +333,15 @@ fn internal(app: &App, error: impl std::fmt::Display) -> Failure {
 pub async fn health(State(app): State<App>) -> Reply {
     ok(
         &app,
-        json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "records": app.store.summary().ready,
-            "bus": app.bus_state(),
-            "image_profile": app.image_profile.map(Profile::name),
-            "debug_image": app.image_profile == Some(Profile::Debug),
-            "tls_ingress": app.ingresses,
-        }),
+        Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            records: app.store.summary().ready,
+            bus: app.bus_state(),
+            image_profile: app.image_profile.map(Profile::name),
+            debug_image: app.image_profile == Some(Profile::Debug),
+            tls_ingress: app.ingresses.clone(),
+        },
     )
 }
 
@@ -244,17 +354,15 @@ pub async fn generate(
     let (path, key) = app.confine(&input.path)?;
     let started = app.start_generate(path);
     let encoded = encode_query(&key);
-    Ok(json(
-        app.nsm_kind(),
-        StatusCode::ACCEPTED,
-        object(json!({
-            "path": key,
-            "status": "pending",
-            "started": started,
-            "poll": format!("/ready/?path={encoded}"),
-            "doc": format!("/doc/?path={encoded}"),
-        })),
-    ))
+    let reply = Generated {
+        poll: format!("/ready/?path={encoded}"),
+        doc: format!("/doc/?path={encoded}"),
+        path: key,
+        status: "pending",
+        started,
+    };
+    let value = serde_json::to_value(reply).map_err(|e| internal(&app, e))?;
+    Ok(json(app.nsm_kind(), StatusCode::ACCEPTED, object(value)))
 }
 
 /// Percent-encodes a query value.
@@ -361,7 +469,10 @@ pub async fn hash(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejec
     let record = lookup(&app, &q.path)?;
     ok(
         &app,
-        json!({"path": record.path, "sha3_512": record.sha3_512}),
+        PathHash {
+            path: record.path.clone(),
+            sha3_512: record.sha3_512,
+        },
     )
 }
 
@@ -371,7 +482,12 @@ pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRej
     let list: Vec<Value> = page
         .items
         .iter()
-        .map(|r| json!({"path": r.path, "sha3_512": r.sha3_512}))
+        .map(|r| {
+            json!(PathHash {
+                path: r.path.clone(),
+                sha3_512: r.sha3_512,
+            })
+        })
         .collect();
     page.reply(&app, "hashes", list)
 }
@@ -380,13 +496,17 @@ pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRej
 pub async fn proof(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
     let record = lookup(&app, &q.path)?;
-    ok(&app, proof_json(&record))
+    ok(&app, Proof::from(&*record))
 }
 
 /// `GET /proofs/?prefix=&limit=&after=`
 pub async fn proofs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let page = record_page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page.items.iter().map(|r| proof_json(r)).collect();
+    let list: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| json!(Proof::from(&**r)))
+        .collect();
     page.reply(&app, "proofs", list)
 }
 
@@ -443,12 +563,12 @@ pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejec
 pub async fn pubkeys(State(app): State<App>) -> Reply {
     ok(
         &app,
-        json!({
-            "vrf_suite": app.attester.suite(),
-            "vrf_public_key": hex::encode(app.attester.vrf_public_key()),
-            "tls_spki_sha3_512": app.tls_spki_sha3_512,
-            "tls_certificate": app.tls_cert_pem,
-        }),
+        Pubkeys {
+            vrf_suite: app.attester.suite(),
+            vrf_public_key: hex::encode(app.attester.vrf_public_key()),
+            tls_spki_sha3_512: app.tls_spki_sha3_512,
+            tls_certificate: app.tls_cert_pem.clone(),
+        },
     )
 }
 
@@ -460,11 +580,11 @@ pub async fn pcrs(State(app): State<App>) -> Reply {
         .pcrs()
         .await
         .map_err(|e| internal(&app, e))?;
-    let pcrs: serde_json::Map<String, Value> = pcrs
+    let pcrs = pcrs
         .into_iter()
-        .map(|(index, value)| (index.to_string(), Value::String(hex::encode(value))))
+        .map(|(index, value)| (index.to_string(), hex::encode(value)))
         .collect();
-    ok(&app, json!({"pcrs": pcrs}))
+    ok(&app, Pcrs { pcrs })
 }
 
 /// `GET /nsm_desc`
@@ -494,7 +614,13 @@ pub async fn rng_seq(State(app): State<App>, q: Result<Query<RngQuery>, QueryRej
         .random(count)
         .await
         .map_err(|e| internal(&app, e))?;
-    ok(&app, json!({"count": count, "random": hex::encode(bytes)}))
+    ok(
+        &app,
+        Random {
+            count,
+            random: hex::encode(bytes),
+        },
+    )
 }
 
 /// `GET /tls_doc/?nonce=`
@@ -511,7 +637,10 @@ pub async fn tls_doc(
         .map_err(|e| internal(&app, e))?;
     ok(
         &app,
-        json!({"document": hex::encode(bytes), "spki_sha3_512": app.tls_spki_sha3_512}),
+        TlsDoc {
+            document: hex::encode(bytes),
+            spki_sha3_512: app.tls_spki_sha3_512,
+        },
     )
 }
 
@@ -596,7 +725,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/health",
                 summary: "liveness, version, record count, the NATS state and the TLS ingresses",
                 params: &[],
-                body: &[],
+                body: None,
+                reply: Some(schema::<Health>),
                 responses: &[(200, "alive")],
             },
             get(health),
@@ -607,11 +737,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/generate",
                 summary: "hash, prove and attest a file or directory in the background",
                 params: &[],
-                body: &[Param {
-                    name: "path",
-                    required: true,
-                    description: "absolute path under a --root-dir",
-                }],
+                body: Some(schema::<GenerateBody>),
+                reply: Some(schema::<Generated>),
                 responses: &[
                     (202, "accepted; poll /ready/?path="),
                     (400, "malformed JSON or path"),
@@ -630,7 +757,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/ready/",
                 summary: "200 when ready (one path, or everything incl. the NATS catch-up), 503 while pending, 422 failed",
                 params: &[PATH_OPT],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: &[
                     (200, "ready"),
                     (404, "unknown path"),
@@ -646,7 +774,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/readiness/",
                 summary: "a page of every path's state (or one path's) and a summary",
                 params: &[PATH_OPT, PREFIX, LIMIT, AFTER],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: &[(200, "states"), (404, "unknown path")],
             },
             get(readiness),
@@ -657,7 +786,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/hash/",
                 summary: "the SHA3-512 of a path",
                 params: &[PATH],
-                body: &[],
+                body: None,
+                reply: Some(schema::<PathHash>),
                 responses: LOOKUP,
             },
             get(hash),
@@ -668,7 +798,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/hashes/",
                 summary: "every hash",
                 params: &[PREFIX, LIMIT, AFTER],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: LIST,
             },
             get(hashes),
@@ -679,7 +810,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/proof/",
                 summary: "the VRF proof of a path's hash, with suite and public key",
                 params: &[PATH],
-                body: &[],
+                body: None,
+                reply: Some(schema::<Proof>),
                 responses: LOOKUP,
             },
             get(proof),
@@ -690,7 +822,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/proofs/",
                 summary: "every proof",
                 params: &[PREFIX, LIMIT, AFTER],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: LIST,
             },
             get(proofs),
@@ -701,7 +834,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/doc/",
                 summary: "the attestation document of a path (user_data binds path, hash, proof; public_key is the VRF key)",
                 params: &[PATH, VIEW, NONCE],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: LOOKUP,
             },
             get(doc),
@@ -712,7 +846,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/docs/",
                 summary: "every document",
                 params: &[PREFIX, VIEW, LIMIT, AFTER],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: LIST,
             },
             get(docs),
@@ -723,7 +858,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/tls_doc/",
                 summary: "a document binding the SHA3-512 of the TLS certificate's SPKI",
                 params: &[NONCE],
-                body: &[],
+                body: None,
+                reply: Some(schema::<TlsDoc>),
                 responses: &[
                     (200, "document"),
                     (400, "bad nonce"),
@@ -738,7 +874,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/pubkeys/",
                 summary: "VRF public key and suite, TLS SPKI hash and certificate",
                 params: &[],
-                body: &[],
+                body: None,
+                reply: Some(schema::<Pubkeys>),
                 responses: &[(200, "keys")],
             },
             get(pubkeys),
@@ -749,7 +886,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/pcrs/",
                 summary: "the enclave's PCRs 0-4 and 8",
                 params: &[],
-                body: &[],
+                body: None,
+                reply: Some(schema::<Pcrs>),
                 responses: PLAIN,
             },
             get(pcrs),
@@ -760,7 +898,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/nsm_desc",
                 summary: "the NSM's description (simulated: true in development)",
                 params: &[],
-                body: &[],
+                body: None,
+                reply: None,
                 responses: PLAIN,
             },
             get(nsm_desc),
@@ -775,7 +914,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                     required: false,
                     description: "1 to 4096, default 32",
                 }],
-                body: &[],
+                body: None,
+                reply: Some(schema::<Random>),
                 responses: &[
                     (200, "hex bytes"),
                     (400, "bad count"),

@@ -1,7 +1,11 @@
 //! The OpenAPI 3.0 document `/openapi.json` serves, made from the route
 //! table (each handler module's [`RouteDoc`]s), so it cannot list a route
-//! the router lacks nor miss one it has.
+//! the router lacks nor miss one it has. Request and response bodies are
+//! described by the JSON schemas of the serde types the handlers read and
+//! write ([`schema`]), so the document cannot drift from them either.
 
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 /// A query parameter.
@@ -15,6 +19,9 @@ pub struct Param {
     pub description: &'static str,
 }
 
+/// The JSON schema of a body, made from its Rust type ([`schema`]).
+pub type SchemaFn = fn() -> Value;
+
 /// One route's documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteDoc {
@@ -26,8 +33,11 @@ pub struct RouteDoc {
     pub summary: &'static str,
     /// Query parameters.
     pub params: &'static [Param],
-    /// JSON body fields (`name: description`), for POST routes.
-    pub body: &'static [Param],
+    /// The JSON request body, for POST routes.
+    pub body: Option<SchemaFn>,
+    /// The JSON body of the success (first 2xx) response, without the
+    /// `nsm` every response carries; `None`: an object of no fixed shape.
+    pub reply: Option<SchemaFn>,
     /// Statuses it answers with, and when.
     pub responses: &'static [(u16, &'static str)],
 }
@@ -37,9 +47,63 @@ const OPENAPI_DOC: RouteDoc = RouteDoc {
     path: "/openapi.json",
     summary: "this document",
     params: &[],
-    body: &[],
+    body: None,
+    reply: None,
     responses: &[(200, "OpenAPI 3.0")],
 };
+
+/// The OpenAPI 3.0 schema of `T`'s JSON (what serde reads or writes), with
+/// every sub-schema inline.
+pub fn schema<T: JsonSchema>() -> Value {
+    let mut settings = SchemaSettings::openapi3();
+    settings.inline_subschemas = true;
+    let generator = SchemaGenerator::new(settings);
+    let mut schema = generator.into_root_schema_for::<T>().to_value();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$schema");
+        map.remove("title");
+    }
+    schema
+}
+
+/// `schema` with the `nsm` field every response carries.
+fn with_nsm(mut schema: Value) -> Value {
+    schema["properties"]["nsm"] = json!({
+        "type": "string",
+        "enum": ["nitro", "development"],
+        "description": "which NSM answered",
+    });
+    match schema["required"].as_array_mut() {
+        Some(required) => required.push(json!("nsm")),
+        None => schema["required"] = json!(["nsm"]),
+    }
+    schema
+}
+
+/// The body of every error response.
+fn error_schema() -> Value {
+    with_nsm(json!({
+        "type": "object",
+        "properties": {"error": {"type": "string", "description": "what went wrong"}},
+        "required": ["error"],
+    }))
+}
+
+/// The response of `doc` with `status`.
+fn response(doc: &RouteDoc, status: u16, reply: Option<&Value>) -> Value {
+    let schema = match (status, reply) {
+        (200..=299, Some(reply)) => reply.clone(),
+        (_, Some(_)) => error_schema(),
+        // Untyped routes (/ready/ answers its state with 503 and 422 too).
+        (_, None) => json!({"type": "object"}),
+    };
+    if status == 200 && doc.params.iter().any(|p| p.name == "view") {
+        json!({"application/json": {"schema": schema},
+               "application/cbor": {"schema": {"type": "string", "format": "binary"}}})
+    } else {
+        json!({"application/json": {"schema": schema}})
+    }
+}
 
 /// The OpenAPI 3.0 document of `routes` (and of itself).
 pub fn document(routes: &[RouteDoc]) -> Value {
@@ -53,19 +117,14 @@ pub fn document(routes: &[RouteDoc]) -> Value {
                        "description": p.description, "schema": {"type": "string"}})
             })
             .collect();
+        let reply = doc.reply.map(|reply| with_nsm(reply()));
         let responses: Map<String, Value> = doc
             .responses
             .iter()
             .map(|(status, what)| {
-                let content = if *status == 200 && doc.params.iter().any(|p| p.name == "view") {
-                    json!({"application/json": {"schema": {"type": "object"}},
-                           "application/cbor": {"schema": {"type": "string", "format": "binary"}}})
-                } else {
-                    json!({"application/json": {"schema": {"type": "object"}}})
-                };
                 (
                     status.to_string(),
-                    json!({"description": what, "content": content}),
+                    json!({"description": what, "content": response(doc, *status, reply.as_ref())}),
                 )
             })
             .collect();
@@ -74,28 +133,10 @@ pub fn document(routes: &[RouteDoc]) -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if !doc.body.is_empty() {
-            let properties: Map<String, Value> = doc
-                .body
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.to_string(),
-                        json!({"type": "string", "description": p.description}),
-                    )
-                })
-                .collect();
-            let required: Vec<&str> = doc
-                .body
-                .iter()
-                .filter(|p| p.required)
-                .map(|p| p.name)
-                .collect();
+        if let Some(body) = doc.body {
             operation["requestBody"] = json!({
                 "required": true,
-                "content": {"application/json": {"schema": {
-                    "type": "object", "properties": properties, "required": required,
-                    "additionalProperties": false}}}
+                "content": {"application/json": {"schema": body()}},
             });
         }
         let entry = paths

@@ -17,45 +17,53 @@ use ra_verify::document::Document;
 use ra_verify::pcrs::ExpectedPcrs;
 use ra_verify::proof::Suite;
 use ra_verify::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::api::{body, nonce, ok};
 use crate::app::App;
-use crate::openapi::{Param, RouteDoc};
+use crate::openapi::{RouteDoc, schema};
 use crate::paths;
 use crate::reply::{Failure, Reply};
 
 /// Body of `/verify_doc/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocBody {
     /// The document, hex.
     pub document: String,
-    /// Expected PCRs: a `.pcrs` file's JSON.
+    /// Expected PCRs: a `.pcrs` file's JSON object.
+    #[schemars(with = "Option<Map<String, Value>>")]
     pub pcrs: Option<Value>,
     /// Expected nonce, hex.
     pub nonce: Option<String>,
     /// The path the binding must name.
     pub path: Option<String>,
-    /// The SHA3-512 the binding must carry.
+    /// The SHA3-512 the binding must carry, 128 hex digits.
+    #[schemars(with = "Option<String>")]
     pub sha3_512: Option<Sha3Digest>,
     /// What `user_data` must be: `file` (default), `tls`, or `any` (not
     /// checked); another value is refused with a 400.
     #[serde(default, with = "BindingName")]
+    #[schemars(with = "BindingName")]
     pub binding: Binding,
-    /// Accept unsigned documents (QEMU's NSM), skipping signature and chain.
+    /// Accept unsigned documents (QEMU's NSM), skipping signature and chain
+    /// (default false).
     #[serde(default)]
     pub allow_unsigned: bool,
 }
 
 /// The JSON spellings of [`Binding`] (`file`, `tls`, `any`): serde's view
 /// of the verifier's type, which has no serde of its own.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(remote = "Binding", rename_all = "snake_case")]
 enum BindingName {
+    /// A file's binding (path, SHA3-512, VRF proof): the default.
     File,
+    /// The TLS key's binding (what `/tls_doc/` returns).
     Tls,
+    /// Not checked: a document of other software.
     Any,
 }
 
@@ -71,47 +79,206 @@ fn bad_field(rejection: &JsonRejection, name: &str) -> bool {
 }
 
 /// Body of `/verify_pcrs/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PcrsBody {
-    /// Expected PCRs: a `.pcrs` file's JSON.
+    /// Expected PCRs: a `.pcrs` file's JSON object.
+    #[schemars(with = "Map<String, Value>")]
     pub pcrs: Value,
     /// A document, hex; without it the server's own PCRs are compared.
     pub document: Option<String>,
 }
 
 /// Body of `/verify_hash/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HashBody {
-    /// A path under a root.
+    /// An absolute path under a `--root-dir`.
     pub path: String,
-    /// The SHA3-512 it should have.
+    /// The SHA3-512 it should have, 128 hex digits.
+    #[schemars(with = "String")]
     pub sha3_512: Sha3Digest,
 }
 
 /// Body of `/verify_proof/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofBody {
     /// The stored record of this path supplies the fields not given.
     pub path: Option<String>,
-    /// The proven hash.
+    /// The proven hash, 128 hex digits.
+    #[schemars(with = "Option<String>")]
     pub sha3_512: Option<Sha3Digest>,
     /// The proof, hex.
     pub vrf_proof: Option<String>,
     /// The public key, hex (default: the server's).
     pub vrf_public_key: Option<String>,
-    /// The suite (default: the server's).
+    /// The suite, `P256_SHA256_TAI` or `SECP256K1_SHA256_TAI` (default:
+    /// the server's).
+    #[schemars(with = "Option<String>")]
     pub vrf_suite: Option<Suite>,
 }
 
 /// Body of `/verify_cert_valid/` and `/verify_cert_bundle/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertBody {
     /// The document, hex.
     pub document: String,
+}
+
+/// A check's result, as the replies spell it.
+#[derive(Serialize, JsonSchema)]
+#[serde(remote = "Outcome", rename_all = "snake_case")]
+enum OutcomeName {
+    /// Passed.
+    Pass,
+    /// Failed.
+    Fail,
+    /// Not applicable or not asked for.
+    Skip,
+}
+
+/// One check of a verification.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckReply {
+    /// Its name (`cose_signature`, `certificate_chain`, ...).
+    pub name: &'static str,
+    /// `pass`, `fail` or `skip`.
+    #[serde(with = "OutcomeName")]
+    #[schemars(with = "OutcomeName")]
+    pub outcome: Outcome,
+    /// What was found, or why it was skipped.
+    pub detail: String,
+}
+
+/// Reply of `/verify_doc/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DocVerdict {
+    /// Every check passed (or was skipped).
+    pub passed: bool,
+    /// Who signed the document.
+    pub signer: String,
+    /// The verdict in one sentence.
+    pub verdict: String,
+    /// Every check.
+    pub checks: Vec<CheckReply>,
+}
+
+/// Where the PCRs `/verify_pcrs/` compared came from.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PcrSource {
+    /// The given document.
+    Document,
+    /// The server's NSM.
+    Server,
+}
+
+/// One PCR that differs.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PcrMismatchReply {
+    /// Its index.
+    pub index: usize,
+    /// The expected value, hex.
+    pub expected: String,
+    /// The actual value, hex (null: not there).
+    pub actual: Option<String>,
+}
+
+/// Reply of `/verify_pcrs/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PcrsVerdict {
+    /// No PCR differs.
+    pub passed: bool,
+    /// The PCRs compared (`PCR0, PCR1, ...`).
+    pub compared: String,
+    /// Whose PCRs.
+    pub source: PcrSource,
+    /// The PCRs that differ.
+    pub mismatches: Vec<PcrMismatchReply>,
+}
+
+/// Reply of `/verify_hash/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HashVerdict {
+    /// The file's hash now is the given one.
+    pub passed: bool,
+    /// The path, canonical.
+    pub path: String,
+    /// The file's SHA3-512 now.
+    #[schemars(with = "String")]
+    pub current: Sha3Digest,
+    /// The given SHA3-512.
+    #[schemars(with = "String")]
+    pub given: Sha3Digest,
+    /// The stored SHA3-512 (null: no record).
+    #[schemars(with = "Option<String>")]
+    pub stored: Option<Sha3Digest>,
+    /// The stored hash is the current one (null: no record).
+    pub stored_matches: Option<bool>,
+}
+
+/// Reply of `/verify_proof/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProofVerdict {
+    /// The proof verifies.
+    pub passed: bool,
+    /// The proven hash.
+    #[schemars(with = "String")]
+    pub sha3_512: Sha3Digest,
+    /// The suite used.
+    #[schemars(with = "String")]
+    pub vrf_suite: Suite,
+    /// The public key used, hex.
+    pub vrf_public_key: String,
+    /// The VRF output, hex (null: the proof failed).
+    pub vrf_output: Option<String>,
+    /// Why the proof failed (null: it verifies).
+    pub error: Option<String>,
+}
+
+/// One certificate of `/verify_cert_valid/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CertValidity {
+    /// `cabundle[i]` or `certificate`.
+    pub name: String,
+    /// Its subject (absent: unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Valid from (absent: unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// Valid until (absent: unreadable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// Why it could not be read (absent: it could).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Inside its validity period now.
+    pub valid_now: bool,
+}
+
+/// Reply of `/verify_cert_valid/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CertValidVerdict {
+    /// Every certificate is valid now.
+    pub passed: bool,
+    /// Each certificate, the bundle's first.
+    pub certificates: Vec<CertValidity>,
+}
+
+/// Reply of `/verify_cert_bundle/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BundleVerdict {
+    /// Signature and chain pass.
+    pub passed: bool,
+    /// Who signed the document.
+    pub signer: String,
+    /// SHA-256 fingerprint of the pinned root.
+    pub root_sha256: String,
+    /// The `cose_signature` and `certificate_chain` checks.
+    pub checks: Vec<CheckReply>,
 }
 
 fn parse_document(app: &App, text: &str) -> Result<Document, Failure> {
@@ -126,30 +293,24 @@ fn expected_pcrs(app: &App, value: &Value) -> Result<ExpectedPcrs, Failure> {
         .map_err(|e| app.fail(StatusCode::UNPROCESSABLE_ENTITY, format!("pcrs: {e}")))
 }
 
-fn checks_json(checks: &[Check]) -> Vec<Value> {
+fn check_replies(checks: &[Check]) -> Vec<CheckReply> {
     checks
         .iter()
-        .map(|check| {
-            json!({
-                "name": check.name,
-                "outcome": match check.outcome {
-                    Outcome::Pass => "pass",
-                    Outcome::Fail => "fail",
-                    Outcome::Skip => "skip",
-                },
-                "detail": check.detail,
-            })
+        .map(|check| CheckReply {
+            name: check.name,
+            outcome: check.outcome,
+            detail: check.detail.clone(),
         })
         .collect()
 }
 
-fn report_json(report: &Report) -> Value {
-    json!({
-        "passed": report.passed(),
-        "signer": report.signer.to_string(),
-        "verdict": report.verdict(),
-        "checks": checks_json(&report.checks),
-    })
+fn doc_verdict(report: &Report) -> DocVerdict {
+    DocVerdict {
+        passed: report.passed(),
+        signer: report.signer.to_string(),
+        verdict: report.verdict(),
+        checks: check_replies(&report.checks),
+    }
 }
 
 /// `POST /verify_doc/`: every check of `ra_verify::verify`.
@@ -192,7 +353,7 @@ pub async fn verify_doc(
     let report = tokio::task::spawn_blocking(move || verify::verify_document(document, &policy))
         .await
         .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    ok(&app, report_json(&report))
+    ok(&app, doc_verdict(&report))
 }
 
 /// `POST /verify_pcrs/`: a document's PCRs (or the server's) against expected ones.
@@ -202,46 +363,50 @@ pub async fn verify_pcrs(
 ) -> Reply {
     let input = body(&app, input)?;
     let expected = expected_pcrs(&app, &input.pcrs)?;
-    let (source, actual): (&str, std::collections::BTreeMap<usize, Vec<u8>>) = match &input.document
-    {
-        Some(text) => {
-            let document = parse_document(&app, text)?;
-            let pcrs = document
-                .pcrs()
-                .into_iter()
-                .map(|(i, v)| (i, v.to_vec()))
-                .collect();
-            ("document", pcrs)
-        }
-        None => {
-            let pcrs = app
-                .attester
-                .nsm()
-                .pcrs()
-                .await
-                .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            (
-                "server",
-                pcrs.into_iter().map(|(i, v)| (usize::from(i), v)).collect(),
-            )
-        }
-    };
+    let (source, actual): (PcrSource, std::collections::BTreeMap<usize, Vec<u8>>) =
+        match &input.document {
+            Some(text) => {
+                let document = parse_document(&app, text)?;
+                let pcrs = document
+                    .pcrs()
+                    .into_iter()
+                    .map(|(i, v)| (i, v.to_vec()))
+                    .collect();
+                (PcrSource::Document, pcrs)
+            }
+            None => {
+                let pcrs = app
+                    .attester
+                    .nsm()
+                    .pcrs()
+                    .await
+                    .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                (
+                    PcrSource::Server,
+                    pcrs.into_iter().map(|(i, v)| (usize::from(i), v)).collect(),
+                )
+            }
+        };
     let borrowed = actual.iter().map(|(i, v)| (*i, v.as_slice())).collect();
-    let mismatches: Vec<Value> = match expected.compare(&borrowed) {
+    let mismatches: Vec<PcrMismatchReply> = match expected.compare(&borrowed) {
         Ok(()) => Vec::new(),
         Err(list) => list
-            .iter()
-            .map(|m| json!({"index": m.index, "expected": m.expected, "actual": m.actual}))
+            .into_iter()
+            .map(|m| PcrMismatchReply {
+                index: m.index,
+                expected: m.expected,
+                actual: m.actual,
+            })
             .collect(),
     };
     ok(
         &app,
-        json!({
-            "passed": mismatches.is_empty(),
-            "compared": expected.names(),
-            "source": source,
-            "mismatches": mismatches,
-        }),
+        PcrsVerdict {
+            passed: mismatches.is_empty(),
+            compared: expected.names(),
+            source,
+            mismatches,
+        },
     )
 }
 
@@ -260,14 +425,14 @@ pub async fn verify_hash(
     let stored = app.store.record(&key).map(|r| r.sha3_512);
     ok(
         &app,
-        json!({
-            "passed": current == input.sha3_512,
-            "path": key,
-            "current": current,
-            "given": input.sha3_512,
-            "stored": stored,
-            "stored_matches": stored.map(|s| s == current),
-        }),
+        HashVerdict {
+            passed: current == input.sha3_512,
+            path: key,
+            current,
+            given: input.sha3_512,
+            stored,
+            stored_matches: stored.map(|s| s == current),
+        },
     )
 }
 
@@ -322,14 +487,14 @@ pub async fn verify_proof(
     let result = ra_verify::proof::verify(suite, &public_key, &proof, digest.as_bytes());
     ok(
         &app,
-        json!({
-            "passed": result.is_ok(),
-            "sha3_512": digest,
-            "vrf_suite": suite,
-            "vrf_public_key": key_hex,
-            "vrf_output": result.as_ref().ok().map(hex::encode),
-            "error": result.err().map(|e| e.to_string()),
-        }),
+        ProofVerdict {
+            passed: result.is_ok(),
+            sha3_512: digest,
+            vrf_suite: suite,
+            vrf_public_key: key_hex,
+            vrf_output: result.as_ref().ok().map(hex::encode),
+            error: result.err().map(|e| e.to_string()),
+        },
     )
 }
 
@@ -362,24 +527,34 @@ pub async fn verify_cert_valid(
                 let valid =
                     validity.not_before.timestamp() <= now && now <= validity.not_after.timestamp();
                 all_valid &= valid;
-                certificates.push(json!({
-                    "name": name,
-                    "subject": cert.subject().to_string(),
-                    "not_before": validity.not_before.to_string(),
-                    "not_after": validity.not_after.to_string(),
-                    "valid_now": valid,
-                }));
+                certificates.push(CertValidity {
+                    name,
+                    subject: Some(cert.subject().to_string()),
+                    not_before: Some(validity.not_before.to_string()),
+                    not_after: Some(validity.not_after.to_string()),
+                    error: None,
+                    valid_now: valid,
+                });
             }
             Err(e) => {
                 all_valid = false;
-                certificates
-                    .push(json!({"name": name, "error": e.to_string(), "valid_now": false}));
+                certificates.push(CertValidity {
+                    name,
+                    subject: None,
+                    not_before: None,
+                    not_after: None,
+                    error: Some(e.to_string()),
+                    valid_now: false,
+                });
             }
         }
     }
     ok(
         &app,
-        json!({"passed": all_valid, "certificates": certificates}),
+        CertValidVerdict {
+            passed: all_valid,
+            certificates,
+        },
     )
 }
 
@@ -406,20 +581,15 @@ pub async fn verify_cert_bundle(
     let passed = !checks.is_empty() && checks.iter().all(|c| c.outcome == Outcome::Pass);
     ok(
         &app,
-        json!({
-            "passed": passed,
-            "signer": report.signer.to_string(),
-            "root_sha256": app.trust_root.sha256_fingerprint(),
-            "checks": checks_json(&checks),
-        }),
+        BundleVerdict {
+            passed,
+            signer: report.signer.to_string(),
+            root_sha256: app.trust_root.sha256_fingerprint(),
+            checks: check_replies(&checks),
+        },
     )
 }
 
-const DOCUMENT: Param = Param {
-    name: "document",
-    required: true,
-    description: "the document, hex",
-};
 const VERIFY: &[(u16, &str)] = &[
     (200, "checked: passed true or false, with the reasons"),
     (400, "malformed JSON or field"),
@@ -437,39 +607,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_doc/",
                 summary: "verify a document: signature, chain to the pinned root, PCRs, binding, hash, VRF proof, nonce",
                 params: &[],
-                body: &[
-                    DOCUMENT,
-                    Param {
-                        name: "pcrs",
-                        required: false,
-                        description: "expected PCRs: a .pcrs file's JSON object",
-                    },
-                    Param {
-                        name: "nonce",
-                        required: false,
-                        description: "expected nonce, hex",
-                    },
-                    Param {
-                        name: "path",
-                        required: false,
-                        description: "the path the binding must name",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: false,
-                        description: "the hash the binding must carry",
-                    },
-                    Param {
-                        name: "binding",
-                        required: false,
-                        description: "file (default), tls, or any (user_data not checked: a document of other software)",
-                    },
-                    Param {
-                        name: "allow_unsigned",
-                        required: false,
-                        description: "boolean: accept QEMU's unsigned documents",
-                    },
-                ],
+                body: Some(schema::<DocBody>),
+                reply: Some(schema::<DocVerdict>),
                 responses: VERIFY,
             },
             post(verify_doc),
@@ -480,18 +619,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_pcrs/",
                 summary: "compare PCRs (of a document, or the server's) with expected ones",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "pcrs",
-                        required: true,
-                        description: "expected PCRs: a .pcrs file's JSON object",
-                    },
-                    Param {
-                        name: "document",
-                        required: false,
-                        description: "a document, hex (default: the server's PCRs)",
-                    },
-                ],
+                body: Some(schema::<PcrsBody>),
+                reply: Some(schema::<PcrsVerdict>),
                 responses: VERIFY,
             },
             post(verify_pcrs),
@@ -502,18 +631,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_hash/",
                 summary: "hash a file now and compare with a given SHA3-512 (and the stored one)",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "path",
-                        required: true,
-                        description: "absolute path under a --root-dir",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: true,
-                        description: "128 hex digits",
-                    },
-                ],
+                body: Some(schema::<HashBody>),
+                reply: Some(schema::<HashVerdict>),
                 responses: &[
                     (200, "compared"),
                     (400, "malformed"),
@@ -530,33 +649,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_proof/",
                 summary: "verify an ECVRF proof of a hash (fields default to the stored record of path, then the server's key)",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "path",
-                        required: false,
-                        description: "take missing fields from this path's record",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: false,
-                        description: "the proven hash",
-                    },
-                    Param {
-                        name: "vrf_proof",
-                        required: false,
-                        description: "hex",
-                    },
-                    Param {
-                        name: "vrf_public_key",
-                        required: false,
-                        description: "hex (default: the server's)",
-                    },
-                    Param {
-                        name: "vrf_suite",
-                        required: false,
-                        description: "P256_SHA256_TAI or SECP256K1_SHA256_TAI",
-                    },
-                ],
+                body: Some(schema::<ProofBody>),
+                reply: Some(schema::<ProofVerdict>),
                 responses: &[
                     (200, "checked"),
                     (400, "malformed"),
@@ -572,7 +666,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_cert_valid/",
                 summary: "whether each certificate of a document is inside its validity period now",
                 params: &[],
-                body: &[DOCUMENT],
+                body: Some(schema::<CertBody>),
+                reply: Some(schema::<CertValidVerdict>),
                 responses: VERIFY,
             },
             post(verify_cert_valid),
@@ -583,7 +678,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_cert_bundle/",
                 summary: "the document's signature and certificate chain up to the server's pinned root",
                 params: &[],
-                body: &[DOCUMENT],
+                body: Some(schema::<CertBody>),
+                reply: Some(schema::<BundleVerdict>),
                 responses: VERIFY,
             },
             post(verify_cert_bundle),
