@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{config, q, start};
+use common::{config, get_json, q, start};
 use ra_verify::verify::Binding;
 use ra_web_srv::api::GenerateBody;
 use ra_web_srv::verify_api::{CertBody, DocBody, HashBody, PcrsBody, ProofBody};
@@ -151,15 +151,7 @@ async fn documented_bodies_are_the_serde_types() {
     let (_, doc) = server.get(&format!("/doc/?path={}", q(&path))).await;
     let document = doc["document"].as_str().unwrap().to_string();
     let pcrs = json!({"HashAlgorithm": "SHA384", "PCR0": "00".repeat(48)});
-    let openapi: Value = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi = get_json(&server.client, &server.url("/openapi.json")).await;
 
     // Requests: a real value of each body, every field set.
     let requests = [
