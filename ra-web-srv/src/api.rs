@@ -27,7 +27,7 @@ use crate::openapi::{Param, RouteDoc, schema};
 use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
-use crate::store::{Page, Status};
+use crate::store::{Page, Status, Summary};
 use crate::views::{self, VIEW_NAMES, View};
 
 /// `?path=`
@@ -66,17 +66,12 @@ pub struct ListQuery {
 }
 
 impl<T> Page<T> {
-    /// `items` under `name`, with `count` and `next`, added to `into`.
-    fn listing(&self, name: &str, items: Vec<Value>, into: &mut Value) {
-        into["count"] = json!(items.len());
-        into[name] = Value::Array(items);
-        into["next"] = json!(self.next);
-    }
-
     /// The reply: `items` under `name`, with `count` and `next`.
     fn reply(&self, app: &App, name: &str, items: Vec<Value>) -> Reply {
         let mut value = json!({});
-        self.listing(name, items, &mut value);
+        value["count"] = json!(items.len());
+        value[name] = Value::Array(items);
+        value["next"] = json!(self.next);
         ok(app, value)
     }
 }
@@ -184,6 +179,95 @@ pub struct Proof {
     pub vrf_proof: String,
     /// The VRF public key, hex.
     pub vrf_public_key: String,
+}
+
+/// A page of `/hashes/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HashPage {
+    /// Items in this page.
+    pub count: usize,
+    /// The hashes, in path order.
+    pub hashes: Vec<PathHash>,
+    /// The `after` of the next page (null: the last page).
+    pub next: Option<String>,
+}
+
+/// A page of `/proofs/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProofPage {
+    /// Items in this page.
+    pub count: usize,
+    /// The proofs, in path order.
+    pub proofs: Vec<Proof>,
+    /// The `after` of the next page (null: the last page).
+    pub next: Option<String>,
+}
+
+/// The readiness of everything (`/ready/` without a path, `/readiness/`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Overall {
+    /// No job is pending and the NATS catch-up is done.
+    pub ready: bool,
+    /// Paths by state.
+    pub summary: Summary,
+    /// The NATS side.
+    pub bus: BusState,
+    /// Records not yet written to NATS.
+    pub unwritten: usize,
+}
+
+/// One path's state (`/ready/?path=`, `/readiness/?path=`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PathState {
+    /// The path.
+    pub path: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: Status,
+    /// Why the last job failed (null: it did not).
+    pub error: Option<String>,
+    /// A document is there (a new job may be running).
+    pub has_document: bool,
+}
+
+/// One path of a `/readiness/` page.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PathEntry {
+    /// The path.
+    pub path: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: Status,
+    /// Why the last job failed (null: it did not).
+    pub error: Option<String>,
+}
+
+/// Reply of `/readiness/`: one path's state, or a page of them with the
+/// overall readiness.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Readiness {
+    /// With `path=`.
+    Path(PathState),
+    /// Without.
+    Page {
+        /// The overall readiness.
+        #[serde(flatten)]
+        overall: Overall,
+        /// Items in this page.
+        count: usize,
+        /// The paths' states, in path order.
+        paths: Vec<PathEntry>,
+        /// The `after` of the next page (null: the last page).
+        next: Option<String>,
+    },
+}
+
+impl From<&Record> for PathHash {
+    fn from(record: &Record) -> Self {
+        Self {
+            path: record.path.clone(),
+            sha3_512: record.sha3_512,
+        }
+    }
 }
 
 impl From<&Record> for Proof {
@@ -312,8 +396,7 @@ fn lookup(app: &App, path: &Option<String>) -> Result<Arc<Record>, Failure> {
 
 /// `value` (an object) as a 200 JSON response.
 pub fn ok(app: &App, value: impl Serialize) -> Reply {
-    let value = serde_json::to_value(value).map_err(|e| internal(app, e))?;
-    Ok(json(app.nsm_kind(), StatusCode::OK, object(value)))
+    reply_with(app, StatusCode::OK, value)
 }
 
 fn document_bytes(app: &App, record: &Record) -> Result<Vec<u8>, Failure> {
@@ -361,8 +444,7 @@ pub async fn generate(
         status: "pending",
         started,
     };
-    let value = serde_json::to_value(reply).map_err(|e| internal(&app, e))?;
-    Ok(json(app.nsm_kind(), StatusCode::ACCEPTED, object(value)))
+    reply_with(&app, StatusCode::ACCEPTED, reply)
 }
 
 /// Percent-encodes a query value.
@@ -378,26 +460,22 @@ pub fn encode_query(text: &str) -> String {
     out
 }
 
-fn overall(app: &App) -> (bool, Value) {
+fn overall(app: &App) -> Overall {
     let summary = app.store.summary();
     let bus = app.bus_state();
     let bus_ready = matches!(
         bus,
         BusState::Disabled | BusState::Watching { caught_up: true }
     );
-    let ready = summary.pending == 0 && bus_ready;
-    (
-        ready,
-        json!({
-            "ready": ready,
-            "summary": summary,
-            "bus": bus,
-            "unwritten": app.store.unwritten_count(),
-        }),
-    )
+    Overall {
+        ready: summary.pending == 0 && bus_ready,
+        summary,
+        bus,
+        unwritten: app.store.unwritten_count(),
+    }
 }
 
-fn path_status(app: &App, path: &str) -> Result<(Status, Value), Failure> {
+fn path_state(app: &App, path: &str) -> Result<PathState, Failure> {
     let key = paths::lookup_key(path).map_err(|e| app.path_failure(e))?;
     let state = app.store.state(&key).ok_or_else(|| {
         app.fail(
@@ -405,39 +483,43 @@ fn path_status(app: &App, path: &str) -> Result<(Status, Value), Failure> {
             format!("nothing known about {key:?}"),
         )
     })?;
-    let value = json!({
-        "path": key,
-        "status": state.status,
-        "error": state.error,
-        "has_document": state.record.is_some(),
-    });
-    Ok((state.status, value))
+    Ok(PathState {
+        path: key,
+        status: state.status,
+        error: state.error,
+        has_document: state.record.is_some(),
+    })
+}
+
+/// `value` (an object) as a JSON response with `status`.
+fn reply_with(app: &App, status: StatusCode, value: impl Serialize) -> Reply {
+    let value = serde_json::to_value(value).map_err(|e| internal(app, e))?;
+    Ok(json(app.nsm_kind(), status, object(value)))
 }
 
 /// `GET /ready/`: 200 when ready, 503 while pending, 422 when failed.
 pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
-    let (status, value) = match &q.path {
+    match &q.path {
         Some(path) => {
-            let (status, value) = path_status(&app, path)?;
-            let code = match status {
+            let state = path_state(&app, path)?;
+            let code = match state.status {
                 Status::Ready => StatusCode::OK,
                 Status::Pending => StatusCode::SERVICE_UNAVAILABLE,
                 Status::Failed => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            (code, value)
+            reply_with(&app, code, state)
         }
         None => {
-            let (ready, value) = overall(&app);
-            let code = if ready {
+            let overall = overall(&app);
+            let code = if overall.ready {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            (code, value)
+            reply_with(&app, code, overall)
         }
-    };
-    Ok(json(app.nsm_kind(), status, object(value)))
+    }
 }
 
 /// `GET /readiness/`: a page of every path's state (or one path's), always 200.
@@ -447,49 +529,51 @@ pub async fn readiness(
 ) -> Reply {
     let q = query(&app, q)?;
     if let Some(path) = &q.path {
-        return ok(&app, path_status(&app, path)?.1);
+        return ok(&app, Readiness::Path(path_state(&app, path)?));
     }
     let limit = limit(&app, &q)?;
     let page = app
         .store
         .state_page(q.prefix.as_deref(), q.after.as_deref(), limit);
-    let paths: Vec<Value> = page
+    let paths: Vec<PathEntry> = page
         .items
-        .iter()
-        .map(|(path, state)| json!({"path": path, "status": state.status, "error": state.error}))
+        .into_iter()
+        .map(|(path, state)| PathEntry {
+            path,
+            status: state.status,
+            error: state.error,
+        })
         .collect();
-    let (_, mut value) = overall(&app);
-    page.listing("paths", paths, &mut value);
-    ok(&app, value)
+    ok(
+        &app,
+        Readiness::Page {
+            overall: overall(&app),
+            count: paths.len(),
+            paths,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /hash/?path=`
 pub async fn hash(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
     let record = lookup(&app, &q.path)?;
-    ok(
-        &app,
-        PathHash {
-            path: record.path.clone(),
-            sha3_512: record.sha3_512,
-        },
-    )
+    ok(&app, PathHash::from(&*record))
 }
 
 /// `GET /hashes/?prefix=&limit=&after=`
 pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let page = record_page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page
-        .items
-        .iter()
-        .map(|r| {
-            json!(PathHash {
-                path: r.path.clone(),
-                sha3_512: r.sha3_512,
-            })
-        })
-        .collect();
-    page.reply(&app, "hashes", list)
+    let hashes: Vec<PathHash> = page.items.iter().map(|r| PathHash::from(&**r)).collect();
+    ok(
+        &app,
+        HashPage {
+            count: hashes.len(),
+            hashes,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /proof/?path=`
@@ -502,12 +586,15 @@ pub async fn proof(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
 /// `GET /proofs/?prefix=&limit=&after=`
 pub async fn proofs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let page = record_page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page
-        .items
-        .iter()
-        .map(|r| json!(Proof::from(&**r)))
-        .collect();
-    page.reply(&app, "proofs", list)
+    let proofs: Vec<Proof> = page.items.iter().map(|r| Proof::from(&**r)).collect();
+    ok(
+        &app,
+        ProofPage {
+            count: proofs.len(),
+            proofs,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /doc/?path=&view=&nonce=`
@@ -775,7 +862,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "a page of every path's state (or one path's) and a summary",
                 params: &[PATH_OPT, PREFIX, LIMIT, AFTER],
                 body: None,
-                reply: None,
+                reply: Some(schema::<Readiness>),
                 responses: &[(200, "states"), (404, "unknown path")],
             },
             get(readiness),
@@ -799,7 +886,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "every hash",
                 params: &[PREFIX, LIMIT, AFTER],
                 body: None,
-                reply: None,
+                reply: Some(schema::<HashPage>),
                 responses: LIST,
             },
             get(hashes),
@@ -823,7 +910,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "every proof",
                 params: &[PREFIX, LIMIT, AFTER],
                 body: None,
-                reply: None,
+                reply: Some(schema::<ProofPage>),
                 responses: LIST,
             },
             get(proofs),

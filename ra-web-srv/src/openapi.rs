@@ -66,8 +66,17 @@ pub fn schema<T: JsonSchema>() -> Value {
     schema
 }
 
-/// `schema` with the `nsm` field every response carries.
+/// `schema` with the `nsm` field every response carries (in each branch
+/// of a schema that is one of several).
 fn with_nsm(mut schema: Value) -> Value {
+    for key in ["anyOf", "oneOf"] {
+        if let Some(branches) = schema.get_mut(key).and_then(Value::as_array_mut) {
+            for branch in branches.iter_mut() {
+                *branch = with_nsm(branch.take());
+            }
+            return schema;
+        }
+    }
     schema["properties"]["nsm"] = json!({
         "type": "string",
         "enum": ["nitro", "development"],
