@@ -240,6 +240,17 @@ pub struct PathEntry {
     pub error: Option<String>,
 }
 
+/// Reply of `/ready/`: one path's state (200 ready, 503 pending, 422
+/// failed), or the overall readiness (200 ready, 503 not yet).
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Ready {
+    /// With `path=`.
+    Path(PathState),
+    /// Without.
+    Overall(Overall),
+}
+
 /// Reply of `/readiness/`: one path's state, or a page of them with the
 /// overall readiness.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -508,7 +519,7 @@ pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
                 Status::Pending => StatusCode::SERVICE_UNAVAILABLE,
                 Status::Failed => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            reply_with(&app, code, state)
+            reply_with(&app, code, Ready::Path(state))
         }
         None => {
             let overall = overall(&app);
@@ -517,7 +528,7 @@ pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryReje
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            reply_with(&app, code, overall)
+            reply_with(&app, code, Ready::Overall(overall))
         }
     }
 }
@@ -814,6 +825,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[],
                 body: None,
                 reply: Some(schema::<Health>),
+                reply_also_on: &[],
                 responses: &[(200, "alive")],
             },
             get(health),
@@ -826,6 +838,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[],
                 body: Some(schema::<GenerateBody>),
                 reply: Some(schema::<Generated>),
+                reply_also_on: &[],
                 responses: &[
                     (202, "accepted; poll /ready/?path="),
                     (400, "malformed JSON or path"),
@@ -845,7 +858,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "200 when ready (one path, or everything incl. the NATS catch-up), 503 while pending, 422 failed",
                 params: &[PATH_OPT],
                 body: None,
-                reply: None,
+                reply: Some(schema::<Ready>),
+                reply_also_on: &[422, 503],
                 responses: &[
                     (200, "ready"),
                     (404, "unknown path"),
@@ -863,6 +877,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PATH_OPT, PREFIX, LIMIT, AFTER],
                 body: None,
                 reply: Some(schema::<Readiness>),
+                reply_also_on: &[],
                 responses: &[(200, "states"), (404, "unknown path")],
             },
             get(readiness),
@@ -875,6 +890,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PATH],
                 body: None,
                 reply: Some(schema::<PathHash>),
+                reply_also_on: &[],
                 responses: LOOKUP,
             },
             get(hash),
@@ -887,6 +903,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PREFIX, LIMIT, AFTER],
                 body: None,
                 reply: Some(schema::<HashPage>),
+                reply_also_on: &[],
                 responses: LIST,
             },
             get(hashes),
@@ -899,6 +916,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PATH],
                 body: None,
                 reply: Some(schema::<Proof>),
+                reply_also_on: &[],
                 responses: LOOKUP,
             },
             get(proof),
@@ -911,6 +929,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PREFIX, LIMIT, AFTER],
                 body: None,
                 reply: Some(schema::<ProofPage>),
+                reply_also_on: &[],
                 responses: LIST,
             },
             get(proofs),
@@ -923,6 +942,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PATH, VIEW, NONCE],
                 body: None,
                 reply: None,
+                reply_also_on: &[],
                 responses: LOOKUP,
             },
             get(doc),
@@ -935,6 +955,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[PREFIX, VIEW, LIMIT, AFTER],
                 body: None,
                 reply: None,
+                reply_also_on: &[],
                 responses: LIST,
             },
             get(docs),
@@ -947,6 +968,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[NONCE],
                 body: None,
                 reply: Some(schema::<TlsDoc>),
+                reply_also_on: &[],
                 responses: &[
                     (200, "document"),
                     (400, "bad nonce"),
@@ -963,6 +985,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[],
                 body: None,
                 reply: Some(schema::<Pubkeys>),
+                reply_also_on: &[],
                 responses: &[(200, "keys")],
             },
             get(pubkeys),
@@ -975,6 +998,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[],
                 body: None,
                 reply: Some(schema::<Pcrs>),
+                reply_also_on: &[],
                 responses: PLAIN,
             },
             get(pcrs),
@@ -987,6 +1011,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 params: &[],
                 body: None,
                 reply: None,
+                reply_also_on: &[],
                 responses: PLAIN,
             },
             get(nsm_desc),
@@ -1003,6 +1028,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 }],
                 body: None,
                 reply: Some(schema::<Random>),
+                reply_also_on: &[],
                 responses: &[
                     (200, "hex bytes"),
                     (400, "bad count"),

@@ -38,6 +38,8 @@ pub struct RouteDoc {
     /// The JSON body of the success (first 2xx) response, without the
     /// `nsm` every response carries; `None`: an object of no fixed shape.
     pub reply: Option<SchemaFn>,
+    /// Other statuses answered with `reply` rather than an error.
+    pub reply_also_on: &'static [u16],
     /// Statuses it answers with, and when.
     pub responses: &'static [(u16, &'static str)],
 }
@@ -49,6 +51,7 @@ const OPENAPI_DOC: RouteDoc = RouteDoc {
     params: &[],
     body: None,
     reply: None,
+    reply_also_on: &[],
     responses: &[(200, "OpenAPI 3.0")],
 };
 
@@ -100,11 +103,12 @@ fn error_schema() -> Value {
 
 /// The response of `doc` with `status`.
 fn response(doc: &RouteDoc, status: u16, reply: Option<&Value>) -> Value {
-    let schema = match (status, reply) {
-        (200..=299, Some(reply)) => reply.clone(),
-        (_, Some(_)) => error_schema(),
-        // Untyped routes (/ready/ answers its state with 503 and 422 too).
-        (_, None) => json!({"type": "object"}),
+    let schema = match reply {
+        Some(reply) if (200..=299).contains(&status) || doc.reply_also_on.contains(&status) => {
+            reply.clone()
+        }
+        Some(_) => error_schema(),
+        None => json!({"type": "object"}),
     };
     if status == 200 && doc.params.iter().any(|p| p.name == "view") {
         json!({"application/json": {"schema": schema},

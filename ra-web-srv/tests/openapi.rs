@@ -262,6 +262,12 @@ async fn documented_bodies_are_the_serde_types() {
         ("get", "/readiness/".into(), None, StatusCode::OK),
         (
             "get",
+            format!("/ready/?path={}", q(&path)),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            "get",
             format!("/readiness/?path={}", q(&path)),
             None,
             StatusCode::OK,
@@ -327,6 +333,16 @@ async fn documented_bodies_are_the_serde_types() {
         if status.is_success() {
             checked.insert(format!("{method} {route}"));
         }
+    }
+    // /ready/ answers its state with 503 (pending) and 422 (failed) too.
+    for status in [
+        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ] {
+        assert_eq!(
+            reply_schema(&openapi, "get", "/ready/", status),
+            reply_schema(&openapi, "get", "/ready/", StatusCode::OK)
+        );
     }
     // The mismatches of /verify_pcrs/ were there to check.
     let (_, verdict) = server
