@@ -16,7 +16,6 @@ use ra_verify::proof::Suite;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::app::{App, BusState};
 use crate::defs::{
@@ -28,7 +27,7 @@ use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
 use crate::store::{Page, Status, Summary};
-use crate::views::{self, VIEW_NAMES, View};
+use crate::views::{self, ShownDoc, VIEW_NAMES, View};
 
 /// `?path=`
 #[derive(Debug, Deserialize)]
@@ -63,17 +62,6 @@ pub struct ListQuery {
     pub limit: Option<usize>,
     /// Only paths sorted after this one: the `next` of the previous page.
     pub after: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// The reply: `items` under `name`, with `count` and `next`.
-    fn reply(&self, app: &App, name: &str, items: Vec<Value>) -> Reply {
-        let mut value = json!({});
-        value["count"] = json!(items.len());
-        value[name] = Value::Array(items);
-        value["next"] = json!(self.next);
-        ok(app, value)
-    }
 }
 
 /// The `limit` of `q` (default [`DEFAULT_LIST_LIMIT`]), or a 400 when it
@@ -199,6 +187,17 @@ pub struct ProofPage {
     pub count: usize,
     /// The proofs, in path order.
     pub proofs: Vec<Proof>,
+    /// The `after` of the next page (null: the last page).
+    pub next: Option<String>,
+}
+
+/// A page of `/docs/`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DocPage {
+    /// Items in this page.
+    pub count: usize,
+    /// The documents, in path order.
+    pub docs: Vec<ShownDoc>,
     /// The `after` of the next page (null: the last page).
     pub next: Option<String>,
 }
@@ -621,19 +620,19 @@ pub async fn doc(State(app): State<App>, q: Result<Query<DocQuery>, QueryRejecti
             .await
             .map_err(|e| internal(&app, e))?,
     };
-    show(&app, Some(&record.path), bytes, q.view.unwrap_or_default())
-}
-
-/// One document in `view`, with `path` when it belongs to one.
-fn show(app: &App, path: Option<&str>, bytes: Vec<u8>, view: View) -> Reply {
+    let view = q.view.unwrap_or_default();
     if view == View::AttDoc {
         return Ok(raw(app.nsm_kind(), "application/cbor", bytes));
     }
-    let mut fields = views::fields(&bytes, view).map_err(|e| internal(app, e))?;
-    if let Some(path) = path {
-        fields.insert("path".into(), Value::String(path.into()));
-    }
-    Ok(json(app.nsm_kind(), StatusCode::OK, fields))
+    ok(&app, shown(&app, &record.path, &bytes, view)?)
+}
+
+/// The document `bytes` of `path` in `view` (not [`View::AttDoc`]).
+fn shown(app: &App, path: &str, bytes: &[u8], view: View) -> Result<ShownDoc, Failure> {
+    Ok(ShownDoc {
+        path: path.to_string(),
+        shown: views::show(bytes, view).map_err(|e| internal(app, e))?,
+    })
 }
 
 /// `GET /docs/?view=&prefix=&limit=&after=`
@@ -647,14 +646,19 @@ pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejec
         ));
     }
     let page = record_page(&app, &q)?;
-    let mut list = Vec::new();
+    let mut docs = Vec::new();
     for record in &page.items {
         let bytes = document_bytes(&app, record)?;
-        let mut fields = views::fields(&bytes, view).map_err(|e| internal(&app, e))?;
-        fields.insert("path".into(), Value::String(record.path.clone()));
-        list.push(Value::Object(fields));
+        docs.push(shown(&app, &record.path, &bytes, view)?);
     }
-    page.reply(&app, "docs", list)
+    ok(
+        &app,
+        DocPage {
+            count: docs.len(),
+            docs,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /pubkeys/`
@@ -693,7 +697,7 @@ pub async fn nsm_desc(State(app): State<App>) -> Reply {
         .describe()
         .await
         .map_err(|e| internal(&app, e))?;
-    ok(&app, json!(description))
+    ok(&app, description)
 }
 
 /// `GET /rng_seq?count=`
@@ -941,7 +945,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "the attestation document of a path (user_data binds path, hash, proof; public_key is the VRF key)",
                 params: &[PATH, VIEW, NONCE],
                 body: None,
-                reply: None,
+                reply: Some(schema::<ShownDoc>),
                 reply_also_on: &[],
                 responses: LOOKUP,
             },
@@ -954,7 +958,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 summary: "every document",
                 params: &[PREFIX, VIEW, LIMIT, AFTER],
                 body: None,
-                reply: None,
+                reply: Some(schema::<DocPage>),
                 reply_also_on: &[],
                 responses: LIST,
             },

@@ -37,9 +37,20 @@ fn problems(schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
         .or_else(|| schema.get("anyOf"))
         .and_then(Value::as_array)
     {
+        // Fields beside the branches (a flattened struct's) belong to each.
         let fits = branches.iter().any(|branch| {
+            let mut branch = branch.clone();
+            for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+                branch["properties"][name] = property.clone();
+            }
+            for name in schema["required"].as_array().into_iter().flatten() {
+                match branch["required"].as_array_mut() {
+                    Some(required) => required.push(name.clone()),
+                    None => branch["required"] = json!([name]),
+                }
+            }
             let mut none = Vec::new();
-            problems(branch, value, at, &mut none);
+            problems(&branch, value, at, &mut none);
             none.is_empty()
         });
         if !fits {
@@ -260,6 +271,15 @@ async fn documented_bodies_are_the_serde_types() {
         ("get", "/hashes/?limit=1".into(), None, StatusCode::OK),
         ("get", "/proofs/".into(), None, StatusCode::OK),
         ("get", "/readiness/".into(), None, StatusCode::OK),
+        ("get", "/docs/?view=json_hex".into(), None, StatusCode::OK),
+        ("get", "/docs/?view=pcrs".into(), None, StatusCode::OK),
+        ("get", "/docs/".into(), None, StatusCode::OK),
+        (
+            "get",
+            format!("/doc/?path={}&view=json_str&nonce=02", q(&path)),
+            None,
+            StatusCode::OK,
+        ),
         (
             "get",
             format!("/ready/?path={}", q(&path)),
