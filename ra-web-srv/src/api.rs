@@ -1,6 +1,6 @@
 //! The HTTP handlers of the JSON API (the verification endpoints are in
-//! [`crate::verify_api`]). Routes and their documentation are in
-//! [`crate::routes`].
+//! [`crate::verify_api`]), and their routes with the documentation
+//! `/openapi.json` is made from ([`routes`]).
 
 use std::sync::Arc;
 
@@ -9,9 +9,8 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use ra_verify::pcrs::Profile;
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use crate::app::{App, BusState};
 use crate::defs::{
@@ -21,58 +20,12 @@ use crate::paths;
 use crate::record::Record;
 use crate::reply::{Failure, Reply, json, object, raw};
 use crate::store::{Page, Status};
-use crate::views::{self, VIEW_NAMES, View};
+use crate::views::{self, ShownDoc, VIEW_NAMES, View};
 
-/// `?path=`
-#[derive(Debug, Deserialize)]
-pub struct PathQuery {
-    /// An absolute path.
-    pub path: Option<String>,
-}
-
-/// `?path=&view=&nonce=`
-#[derive(Debug, Deserialize)]
-pub struct DocQuery {
-    /// An absolute path.
-    pub path: Option<String>,
-    /// How to show the document.
-    pub view: Option<View>,
-    /// Hex nonce: a fresh document carrying it.
-    pub nonce: Option<String>,
-}
-
-/// `?prefix=&limit=&after=` of the list endpoints, with `view=` for
-/// `/docs/` and `path=` for `/readiness/`.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    /// Only paths starting with this.
-    pub prefix: Option<String>,
-    /// How to show documents (`/docs/`).
-    pub view: Option<View>,
-    /// One path's state instead of a page (`/readiness/`).
-    pub path: Option<String>,
-    /// Items in this page (default [`DEFAULT_LIST_LIMIT`], at most
-    /// [`MAX_LIST_LIMIT`]).
-    pub limit: Option<usize>,
-    /// Only paths sorted after this one: the `next` of the previous page.
-    pub after: Option<String>,
-}
-
-impl<T> Page<T> {
-    /// `items` under `name`, with `count` and `next`, added to `into`.
-    fn listing(&self, name: &str, items: Vec<Value>, into: &mut Value) {
-        into["count"] = json!(items.len());
-        into[name] = Value::Array(items);
-        into["next"] = json!(self.next);
-    }
-
-    /// The reply: `items` under `name`, with `count` and `next`.
-    fn reply(&self, app: &App, name: &str, items: Vec<Value>) -> Reply {
-        let mut value = json!({});
-        self.listing(name, items, &mut value);
-        ok(app, value)
-    }
-}
+mod bodies;
+mod route_table;
+pub use bodies::*;
+pub use route_table::routes;
 
 /// The `limit` of `q` (default [`DEFAULT_LIST_LIMIT`]), or a 400 when it
 /// is out of range.
@@ -94,28 +47,6 @@ fn record_page(app: &App, q: &ListQuery) -> Result<Page<Arc<Record>>, Failure> {
     Ok(app
         .store
         .record_page(q.prefix.as_deref(), q.after.as_deref(), limit))
-}
-
-/// `?nonce=`
-#[derive(Debug, Deserialize)]
-pub struct NonceQuery {
-    /// Hex nonce.
-    pub nonce: Option<String>,
-}
-
-/// `?count=`
-#[derive(Debug, Deserialize)]
-pub struct RngQuery {
-    /// How many random bytes.
-    pub count: Option<usize>,
-}
-
-/// Body of `POST /generate`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerateBody {
-    /// File or directory to hash and attest.
-    pub path: String,
 }
 
 /// The query, or a 400 naming what is wrong.
@@ -189,19 +120,9 @@ fn lookup(app: &App, path: &Option<String>) -> Result<Arc<Record>, Failure> {
     }
 }
 
-fn proof_json(record: &Record) -> Value {
-    json!({
-        "path": record.path,
-        "sha3_512": record.sha3_512,
-        "vrf_suite": record.vrf_suite,
-        "vrf_proof": record.vrf_proof,
-        "vrf_public_key": record.vrf_public_key,
-    })
-}
-
 /// `value` (an object) as a 200 JSON response.
-pub fn ok(app: &App, value: Value) -> Reply {
-    Ok(json(app.nsm_kind(), StatusCode::OK, object(value)))
+pub fn ok(app: &App, value: impl Serialize) -> Reply {
+    reply_with(app, StatusCode::OK, value)
 }
 
 fn document_bytes(app: &App, record: &Record) -> Result<Vec<u8>, Failure> {
@@ -221,15 +142,15 @@ fn internal(app: &App, error: impl std::fmt::Display) -> Failure {
 pub async fn health(State(app): State<App>) -> Reply {
     ok(
         &app,
-        json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "records": app.store.summary().ready,
-            "bus": app.bus_state(),
-            "image_profile": app.image_profile.map(Profile::name),
-            "debug_image": app.image_profile == Some(Profile::Debug),
-            "tls_ingress": app.ingresses,
-        }),
+        Health {
+            status: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            records: app.store.summary().ready,
+            bus: app.bus_state(),
+            image_profile: app.image_profile.map(Profile::name),
+            debug_image: app.image_profile == Some(Profile::Debug),
+            tls_ingress: app.ingresses.clone(),
+        },
     )
 }
 
@@ -242,17 +163,14 @@ pub async fn generate(
     let (path, key) = app.confine(&input.path)?;
     let started = app.start_generate(path);
     let encoded = encode_query(&key);
-    Ok(json(
-        app.nsm_kind(),
-        StatusCode::ACCEPTED,
-        object(json!({
-            "path": key,
-            "status": "pending",
-            "started": started,
-            "poll": format!("/ready/?path={encoded}"),
-            "doc": format!("/doc/?path={encoded}"),
-        })),
-    ))
+    let reply = Generated {
+        poll: format!("/ready/?path={encoded}"),
+        doc: format!("/doc/?path={encoded}"),
+        path: key,
+        status: "pending",
+        started,
+    };
+    reply_with(&app, StatusCode::ACCEPTED, reply)
 }
 
 /// Percent-encodes a query value.
@@ -268,26 +186,22 @@ pub fn encode_query(text: &str) -> String {
     out
 }
 
-fn overall(app: &App) -> (bool, Value) {
+fn overall(app: &App) -> Overall {
     let summary = app.store.summary();
     let bus = app.bus_state();
     let bus_ready = matches!(
         bus,
         BusState::Disabled | BusState::Watching { caught_up: true }
     );
-    let ready = summary.pending == 0 && bus_ready;
-    (
-        ready,
-        json!({
-            "ready": ready,
-            "summary": summary,
-            "bus": bus,
-            "unwritten": app.store.unwritten_count(),
-        }),
-    )
+    Overall {
+        ready: summary.pending == 0 && bus_ready,
+        summary,
+        bus,
+        unwritten: app.store.unwritten_count(),
+    }
 }
 
-fn path_status(app: &App, path: &str) -> Result<(Status, Value), Failure> {
+fn path_state(app: &App, path: &str) -> Result<PathState, Failure> {
     let key = paths::lookup_key(path).map_err(|e| app.path_failure(e))?;
     let state = app.store.state(&key).ok_or_else(|| {
         app.fail(
@@ -295,39 +209,43 @@ fn path_status(app: &App, path: &str) -> Result<(Status, Value), Failure> {
             format!("nothing known about {key:?}"),
         )
     })?;
-    let value = json!({
-        "path": key,
-        "status": state.status,
-        "error": state.error,
-        "has_document": state.record.is_some(),
-    });
-    Ok((state.status, value))
+    Ok(PathState {
+        path: key,
+        status: state.status,
+        error: state.error,
+        has_document: state.record.is_some(),
+    })
+}
+
+/// `value` (an object) as a JSON response with `status`.
+fn reply_with(app: &App, status: StatusCode, value: impl Serialize) -> Reply {
+    let value = serde_json::to_value(value).map_err(|e| internal(app, e))?;
+    Ok(json(app.nsm_kind(), status, object(value)))
 }
 
 /// `GET /ready/`: 200 when ready, 503 while pending, 422 when failed.
 pub async fn ready(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
-    let (status, value) = match &q.path {
+    match &q.path {
         Some(path) => {
-            let (status, value) = path_status(&app, path)?;
-            let code = match status {
+            let state = path_state(&app, path)?;
+            let code = match state.status {
                 Status::Ready => StatusCode::OK,
                 Status::Pending => StatusCode::SERVICE_UNAVAILABLE,
                 Status::Failed => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            (code, value)
+            reply_with(&app, code, Ready::Path(state))
         }
         None => {
-            let (ready, value) = overall(&app);
-            let code = if ready {
+            let overall = overall(&app);
+            let code = if overall.ready {
                 StatusCode::OK
             } else {
                 StatusCode::SERVICE_UNAVAILABLE
             };
-            (code, value)
+            reply_with(&app, code, Ready::Overall(overall))
         }
-    };
-    Ok(json(app.nsm_kind(), status, object(value)))
+    }
 }
 
 /// `GET /readiness/`: a page of every path's state (or one path's), always 200.
@@ -337,55 +255,72 @@ pub async fn readiness(
 ) -> Reply {
     let q = query(&app, q)?;
     if let Some(path) = &q.path {
-        return ok(&app, path_status(&app, path)?.1);
+        return ok(&app, Readiness::Path(path_state(&app, path)?));
     }
     let limit = limit(&app, &q)?;
     let page = app
         .store
         .state_page(q.prefix.as_deref(), q.after.as_deref(), limit);
-    let paths: Vec<Value> = page
+    let paths: Vec<PathEntry> = page
         .items
-        .iter()
-        .map(|(path, state)| json!({"path": path, "status": state.status, "error": state.error}))
+        .into_iter()
+        .map(|(path, state)| PathEntry {
+            path,
+            status: state.status,
+            error: state.error,
+        })
         .collect();
-    let (_, mut value) = overall(&app);
-    page.listing("paths", paths, &mut value);
-    ok(&app, value)
+    ok(
+        &app,
+        Readiness::Page {
+            overall: overall(&app),
+            count: paths.len(),
+            paths,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /hash/?path=`
 pub async fn hash(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
     let record = lookup(&app, &q.path)?;
-    ok(
-        &app,
-        json!({"path": record.path, "sha3_512": record.sha3_512}),
-    )
+    ok(&app, PathHash::from(&*record))
 }
 
 /// `GET /hashes/?prefix=&limit=&after=`
 pub async fn hashes(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let page = record_page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page
-        .items
-        .iter()
-        .map(|r| json!({"path": r.path, "sha3_512": r.sha3_512}))
-        .collect();
-    page.reply(&app, "hashes", list)
+    let hashes: Vec<PathHash> = page.items.iter().map(|r| PathHash::from(&**r)).collect();
+    ok(
+        &app,
+        HashPage {
+            count: hashes.len(),
+            hashes,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /proof/?path=`
 pub async fn proof(State(app): State<App>, q: Result<Query<PathQuery>, QueryRejection>) -> Reply {
     let q = query(&app, q)?;
     let record = lookup(&app, &q.path)?;
-    ok(&app, proof_json(&record))
+    ok(&app, Proof::from(&*record))
 }
 
 /// `GET /proofs/?prefix=&limit=&after=`
 pub async fn proofs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejection>) -> Reply {
     let page = record_page(&app, &query(&app, q)?)?;
-    let list: Vec<Value> = page.items.iter().map(|r| proof_json(r)).collect();
-    page.reply(&app, "proofs", list)
+    let proofs: Vec<Proof> = page.items.iter().map(|r| Proof::from(&**r)).collect();
+    ok(
+        &app,
+        ProofPage {
+            count: proofs.len(),
+            proofs,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /doc/?path=&view=&nonce=`
@@ -401,19 +336,19 @@ pub async fn doc(State(app): State<App>, q: Result<Query<DocQuery>, QueryRejecti
             .await
             .map_err(|e| internal(&app, e))?,
     };
-    show(&app, Some(&record.path), bytes, q.view.unwrap_or_default())
-}
-
-/// One document in `view`, with `path` when it belongs to one.
-fn show(app: &App, path: Option<&str>, bytes: Vec<u8>, view: View) -> Reply {
+    let view = q.view.unwrap_or_default();
     if view == View::AttDoc {
         return Ok(raw(app.nsm_kind(), "application/cbor", bytes));
     }
-    let mut fields = views::fields(&bytes, view).map_err(|e| internal(app, e))?;
-    if let Some(path) = path {
-        fields.insert("path".into(), Value::String(path.into()));
-    }
-    Ok(json(app.nsm_kind(), StatusCode::OK, fields))
+    ok(&app, shown(&app, &record.path, &bytes, view)?)
+}
+
+/// The document `bytes` of `path` in `view` (not [`View::AttDoc`]).
+fn shown(app: &App, path: &str, bytes: &[u8], view: View) -> Result<ShownDoc, Failure> {
+    Ok(ShownDoc {
+        path: path.to_string(),
+        shown: views::show(bytes, view).map_err(|e| internal(app, e))?,
+    })
 }
 
 /// `GET /docs/?view=&prefix=&limit=&after=`
@@ -427,26 +362,31 @@ pub async fn docs(State(app): State<App>, q: Result<Query<ListQuery>, QueryRejec
         ));
     }
     let page = record_page(&app, &q)?;
-    let mut list = Vec::new();
+    let mut docs = Vec::new();
     for record in &page.items {
         let bytes = document_bytes(&app, record)?;
-        let mut fields = views::fields(&bytes, view).map_err(|e| internal(&app, e))?;
-        fields.insert("path".into(), Value::String(record.path.clone()));
-        list.push(Value::Object(fields));
+        docs.push(shown(&app, &record.path, &bytes, view)?);
     }
-    page.reply(&app, "docs", list)
+    ok(
+        &app,
+        DocPage {
+            count: docs.len(),
+            docs,
+            next: page.next,
+        },
+    )
 }
 
 /// `GET /pubkeys/`
 pub async fn pubkeys(State(app): State<App>) -> Reply {
     ok(
         &app,
-        json!({
-            "vrf_suite": app.attester.suite(),
-            "vrf_public_key": hex::encode(app.attester.vrf_public_key()),
-            "tls_spki_sha3_512": app.tls_spki_sha3_512,
-            "tls_certificate": app.tls_cert_pem,
-        }),
+        Pubkeys {
+            vrf_suite: app.attester.suite(),
+            vrf_public_key: hex::encode(app.attester.vrf_public_key()),
+            tls_spki_sha3_512: app.tls_spki_sha3_512,
+            tls_certificate: app.tls_cert_pem.clone(),
+        },
     )
 }
 
@@ -458,11 +398,11 @@ pub async fn pcrs(State(app): State<App>) -> Reply {
         .pcrs()
         .await
         .map_err(|e| internal(&app, e))?;
-    let pcrs: serde_json::Map<String, Value> = pcrs
+    let pcrs = pcrs
         .into_iter()
-        .map(|(index, value)| (index.to_string(), Value::String(hex::encode(value))))
+        .map(|(index, value)| (index.to_string(), hex::encode(value)))
         .collect();
-    ok(&app, json!({"pcrs": pcrs}))
+    ok(&app, Pcrs { pcrs })
 }
 
 /// `GET /nsm_desc`
@@ -473,7 +413,7 @@ pub async fn nsm_desc(State(app): State<App>) -> Reply {
         .describe()
         .await
         .map_err(|e| internal(&app, e))?;
-    ok(&app, json!(description))
+    ok(&app, description)
 }
 
 /// `GET /rng_seq?count=`
@@ -492,7 +432,13 @@ pub async fn rng_seq(State(app): State<App>, q: Result<Query<RngQuery>, QueryRej
         .random(count)
         .await
         .map_err(|e| internal(&app, e))?;
-    ok(&app, json!({"count": count, "random": hex::encode(bytes)}))
+    ok(
+        &app,
+        Random {
+            count,
+            random: hex::encode(bytes),
+        },
+    )
 }
 
 /// `GET /tls_doc/?nonce=`
@@ -509,7 +455,10 @@ pub async fn tls_doc(
         .map_err(|e| internal(&app, e))?;
     ok(
         &app,
-        json!({"document": hex::encode(bytes), "spki_sha3_512": app.tls_spki_sha3_512}),
+        TlsDoc {
+            document: hex::encode(bytes),
+            spki_sha3_512: app.tls_spki_sha3_512,
+        },
     )
 }
 

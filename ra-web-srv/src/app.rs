@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use ra_verify::Sha3Digest;
 use ra_verify::pcrs::Profile;
 use ra_verify::roots::Root;
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
@@ -20,7 +21,7 @@ use crate::reply::Failure;
 use crate::store::Store;
 
 /// Where the NATS side is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum BusState {
     /// No `--nats-url`: memory only.

@@ -35,7 +35,7 @@ use crate::server::{accept_loop, tls_handshake};
 pub use spec::{IngressSpec, SpecError};
 
 /// What `/health` shows of one ingress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct IngressInfo {
     /// The entry's name.
     pub name: String,

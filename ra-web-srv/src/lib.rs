@@ -12,8 +12,9 @@
 //! - [`ingress`]: TLS ingress for the enclave's applications: TLS with the
 //!   attested key terminated here, the plaintext relayed to the app on
 //!   loopback.
-//! - [`routes`]: the route table, the router and `/openapi.json`.
-//! - [`api`], [`verify_api`]: the handlers; [`views`]: how documents are shown;
+//! - [`routes`]: the router, assembled from the handler modules' routes;
+//!   [`openapi`]: the `/openapi.json` document made from them.
+//! - [`api`], [`verify_api`]: the handlers and their routes; [`views`]: how documents are shown;
 //!   [`reply`]: JSON responses that always say which NSM answered.
 //! - [`app`]: the shared state and the `/generate` jobs.
 //! - [`attest`]: hashing, proving and attesting; [`record`]: what is kept per path;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod defs;
 pub mod dirty;
 pub mod ingress;
+pub mod openapi;
 pub mod paths;
 pub mod record;
 pub mod reply;

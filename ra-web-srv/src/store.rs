@@ -25,7 +25,7 @@ use crate::dirty::{DirtyPath, DirtySet};
 use crate::record::Record;
 
 /// The state of one path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// A job is hashing or attesting it.
@@ -71,7 +71,7 @@ pub struct PathState {
 }
 
 /// Counts over every path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Paths with a record and no job running.
     pub ready: usize,

@@ -12,83 +12,29 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, post};
-use ra_verify::Sha3Digest;
 use ra_verify::document::Document;
 use ra_verify::pcrs::ExpectedPcrs;
-use ra_verify::proof::Suite;
 use ra_verify::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::{body, nonce, ok};
 use crate::app::App;
+use crate::openapi::{RouteDoc, schema};
 use crate::paths;
 use crate::reply::{Failure, Reply};
-use crate::routes::{Param, RouteDoc};
 
-/// Body of `/verify_doc/`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DocBody {
-    /// The document, hex.
-    pub document: String,
-    /// Expected PCRs: a `.pcrs` file's JSON.
-    pub pcrs: Option<Value>,
-    /// Expected nonce, hex.
-    pub nonce: Option<String>,
-    /// The path the binding must name.
-    pub path: Option<String>,
-    /// The SHA3-512 the binding must carry.
-    pub sha3_512: Option<Sha3Digest>,
-    /// `file` (default), `tls`, or `any` (user_data not checked).
-    pub binding: Option<String>,
-    /// Accept unsigned documents (QEMU's NSM), skipping signature and chain.
-    #[serde(default)]
-    pub allow_unsigned: bool,
-}
+mod bodies;
+pub use bodies::*;
 
-/// Body of `/verify_pcrs/`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PcrsBody {
-    /// Expected PCRs: a `.pcrs` file's JSON.
-    pub pcrs: Value,
-    /// A document, hex; without it the server's own PCRs are compared.
-    pub document: Option<String>,
-}
-
-/// Body of `/verify_hash/`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HashBody {
-    /// A path under a root.
-    pub path: String,
-    /// The SHA3-512 it should have.
-    pub sha3_512: Sha3Digest,
-}
-
-/// Body of `/verify_proof/`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProofBody {
-    /// The stored record of this path supplies the fields not given.
-    pub path: Option<String>,
-    /// The proven hash.
-    pub sha3_512: Option<Sha3Digest>,
-    /// The proof, hex.
-    pub vrf_proof: Option<String>,
-    /// The public key, hex (default: the server's).
-    pub vrf_public_key: Option<String>,
-    /// The suite (default: the server's).
-    pub vrf_suite: Option<Suite>,
-}
-
-/// Body of `/verify_cert_valid/` and `/verify_cert_bundle/`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CertBody {
-    /// The document, hex.
-    pub document: String,
+/// Whether `rejection` is an unreadable value of the body's field `name`.
+fn bad_field(rejection: &JsonRejection, name: &str) -> bool {
+    let JsonRejection::JsonDataError(error) = rejection else {
+        return false;
+    };
+    std::error::Error::source(error)
+        .and_then(std::error::Error::source)
+        .and_then(|e| e.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>())
+        .is_some_and(|e| e.path().to_string() == name)
 }
 
 fn parse_document(app: &App, text: &str) -> Result<Document, Failure> {
@@ -103,30 +49,24 @@ fn expected_pcrs(app: &App, value: &Value) -> Result<ExpectedPcrs, Failure> {
         .map_err(|e| app.fail(StatusCode::UNPROCESSABLE_ENTITY, format!("pcrs: {e}")))
 }
 
-fn checks_json(checks: &[Check]) -> Vec<Value> {
+fn check_replies(checks: &[Check]) -> Vec<CheckReply> {
     checks
         .iter()
-        .map(|check| {
-            json!({
-                "name": check.name,
-                "outcome": match check.outcome {
-                    Outcome::Pass => "pass",
-                    Outcome::Fail => "fail",
-                    Outcome::Skip => "skip",
-                },
-                "detail": check.detail,
-            })
+        .map(|check| CheckReply {
+            name: check.name,
+            outcome: check.outcome,
+            detail: check.detail.clone(),
         })
         .collect()
 }
 
-fn report_json(report: &Report) -> Value {
-    json!({
-        "passed": report.passed(),
-        "signer": report.signer.to_string(),
-        "verdict": report.verdict(),
-        "checks": checks_json(&report.checks),
-    })
+fn doc_verdict(report: &Report) -> DocVerdict {
+    DocVerdict {
+        passed: report.passed(),
+        signer: report.signer.to_string(),
+        verdict: report.verdict(),
+        checks: check_replies(&report.checks),
+    }
 }
 
 /// `POST /verify_doc/`: every check of `ra_verify::verify`.
@@ -134,25 +74,21 @@ pub async fn verify_doc(
     State(app): State<App>,
     input: Result<Json<DocBody>, JsonRejection>,
 ) -> Reply {
-    let input = body(&app, input)?;
-    let document = parse_document(&app, &input.document)?;
-    let binding = match input.binding.as_deref() {
-        None | Some("file") => Binding::File,
-        Some("tls") => Binding::Tls,
-        Some("any") if input.path.is_some() || input.sha3_512.is_some() => {
-            return Err(app.fail(
-                StatusCode::BAD_REQUEST,
-                "binding any checks no path or sha3_512",
-            ));
+    // A binding that is none of file, tls, any is a malformed field (400),
+    // as a bad nonce is, not the 422 of other unreadable fields.
+    let input = match input {
+        Err(rejection) if bad_field(&rejection, "binding") => {
+            return Err(app.fail(StatusCode::BAD_REQUEST, rejection.body_text()));
         }
-        Some("any") => Binding::Any,
-        Some(other) => {
-            return Err(app.fail(
-                StatusCode::BAD_REQUEST,
-                format!("binding: file, tls or any, not {other:?}"),
-            ));
-        }
+        input => body(&app, input)?,
     };
+    let document = parse_document(&app, &input.document)?;
+    if input.binding == Binding::Any && (input.path.is_some() || input.sha3_512.is_some()) {
+        return Err(app.fail(
+            StatusCode::BAD_REQUEST,
+            "binding any checks no path or sha3_512",
+        ));
+    }
     let policy = Policy {
         root: Some(app.trust_root.clone()),
         allow_unsigned: input.allow_unsigned,
@@ -161,7 +97,7 @@ pub async fn verify_doc(
             .as_ref()
             .map(|v| expected_pcrs(&app, v))
             .transpose()?,
-        binding,
+        binding: input.binding,
         path: input.path,
         file_hash: input.sha3_512.map(|digest| LocalHash {
             label: "the given sha3_512".into(),
@@ -173,7 +109,7 @@ pub async fn verify_doc(
     let report = tokio::task::spawn_blocking(move || verify::verify_document(document, &policy))
         .await
         .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    ok(&app, report_json(&report))
+    ok(&app, doc_verdict(&report))
 }
 
 /// `POST /verify_pcrs/`: a document's PCRs (or the server's) against expected ones.
@@ -183,46 +119,50 @@ pub async fn verify_pcrs(
 ) -> Reply {
     let input = body(&app, input)?;
     let expected = expected_pcrs(&app, &input.pcrs)?;
-    let (source, actual): (&str, std::collections::BTreeMap<usize, Vec<u8>>) = match &input.document
-    {
-        Some(text) => {
-            let document = parse_document(&app, text)?;
-            let pcrs = document
-                .pcrs()
-                .into_iter()
-                .map(|(i, v)| (i, v.to_vec()))
-                .collect();
-            ("document", pcrs)
-        }
-        None => {
-            let pcrs = app
-                .attester
-                .nsm()
-                .pcrs()
-                .await
-                .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            (
-                "server",
-                pcrs.into_iter().map(|(i, v)| (usize::from(i), v)).collect(),
-            )
-        }
-    };
+    let (source, actual): (PcrSource, std::collections::BTreeMap<usize, Vec<u8>>) =
+        match &input.document {
+            Some(text) => {
+                let document = parse_document(&app, text)?;
+                let pcrs = document
+                    .pcrs()
+                    .into_iter()
+                    .map(|(i, v)| (i, v.to_vec()))
+                    .collect();
+                (PcrSource::Document, pcrs)
+            }
+            None => {
+                let pcrs = app
+                    .attester
+                    .nsm()
+                    .pcrs()
+                    .await
+                    .map_err(|e| app.fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                (
+                    PcrSource::Server,
+                    pcrs.into_iter().map(|(i, v)| (usize::from(i), v)).collect(),
+                )
+            }
+        };
     let borrowed = actual.iter().map(|(i, v)| (*i, v.as_slice())).collect();
-    let mismatches: Vec<Value> = match expected.compare(&borrowed) {
+    let mismatches: Vec<PcrMismatchReply> = match expected.compare(&borrowed) {
         Ok(()) => Vec::new(),
         Err(list) => list
-            .iter()
-            .map(|m| json!({"index": m.index, "expected": m.expected, "actual": m.actual}))
+            .into_iter()
+            .map(|m| PcrMismatchReply {
+                index: m.index,
+                expected: m.expected,
+                actual: m.actual,
+            })
             .collect(),
     };
     ok(
         &app,
-        json!({
-            "passed": mismatches.is_empty(),
-            "compared": expected.names(),
-            "source": source,
-            "mismatches": mismatches,
-        }),
+        PcrsVerdict {
+            passed: mismatches.is_empty(),
+            compared: expected.names(),
+            source,
+            mismatches,
+        },
     )
 }
 
@@ -241,14 +181,14 @@ pub async fn verify_hash(
     let stored = app.store.record(&key).map(|r| r.sha3_512);
     ok(
         &app,
-        json!({
-            "passed": current == input.sha3_512,
-            "path": key,
-            "current": current,
-            "given": input.sha3_512,
-            "stored": stored,
-            "stored_matches": stored.map(|s| s == current),
-        }),
+        HashVerdict {
+            passed: current == input.sha3_512,
+            path: key,
+            current,
+            given: input.sha3_512,
+            stored,
+            stored_matches: stored.map(|s| s == current),
+        },
     )
 }
 
@@ -303,14 +243,14 @@ pub async fn verify_proof(
     let result = ra_verify::proof::verify(suite, &public_key, &proof, digest.as_bytes());
     ok(
         &app,
-        json!({
-            "passed": result.is_ok(),
-            "sha3_512": digest,
-            "vrf_suite": suite,
-            "vrf_public_key": key_hex,
-            "vrf_output": result.as_ref().ok().map(hex::encode),
-            "error": result.err().map(|e| e.to_string()),
-        }),
+        ProofVerdict {
+            passed: result.is_ok(),
+            sha3_512: digest,
+            vrf_suite: suite,
+            vrf_public_key: key_hex,
+            vrf_output: result.as_ref().ok().map(hex::encode),
+            error: result.err().map(|e| e.to_string()),
+        },
     )
 }
 
@@ -343,24 +283,34 @@ pub async fn verify_cert_valid(
                 let valid =
                     validity.not_before.timestamp() <= now && now <= validity.not_after.timestamp();
                 all_valid &= valid;
-                certificates.push(json!({
-                    "name": name,
-                    "subject": cert.subject().to_string(),
-                    "not_before": validity.not_before.to_string(),
-                    "not_after": validity.not_after.to_string(),
-                    "valid_now": valid,
-                }));
+                certificates.push(CertValidity {
+                    name,
+                    subject: Some(cert.subject().to_string()),
+                    not_before: Some(validity.not_before.to_string()),
+                    not_after: Some(validity.not_after.to_string()),
+                    error: None,
+                    valid_now: valid,
+                });
             }
             Err(e) => {
                 all_valid = false;
-                certificates
-                    .push(json!({"name": name, "error": e.to_string(), "valid_now": false}));
+                certificates.push(CertValidity {
+                    name,
+                    subject: None,
+                    not_before: None,
+                    not_after: None,
+                    error: Some(e.to_string()),
+                    valid_now: false,
+                });
             }
         }
     }
     ok(
         &app,
-        json!({"passed": all_valid, "certificates": certificates}),
+        CertValidVerdict {
+            passed: all_valid,
+            certificates,
+        },
     )
 }
 
@@ -387,20 +337,15 @@ pub async fn verify_cert_bundle(
     let passed = !checks.is_empty() && checks.iter().all(|c| c.outcome == Outcome::Pass);
     ok(
         &app,
-        json!({
-            "passed": passed,
-            "signer": report.signer.to_string(),
-            "root_sha256": app.trust_root.sha256_fingerprint(),
-            "checks": checks_json(&checks),
-        }),
+        BundleVerdict {
+            passed,
+            signer: report.signer.to_string(),
+            root_sha256: app.trust_root.sha256_fingerprint(),
+            checks: check_replies(&checks),
+        },
     )
 }
 
-const DOCUMENT: Param = Param {
-    name: "document",
-    required: true,
-    description: "the document, hex",
-};
 const VERIFY: &[(u16, &str)] = &[
     (200, "checked: passed true or false, with the reasons"),
     (400, "malformed JSON or field"),
@@ -418,39 +363,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_doc/",
                 summary: "verify a document: signature, chain to the pinned root, PCRs, binding, hash, VRF proof, nonce",
                 params: &[],
-                body: &[
-                    DOCUMENT,
-                    Param {
-                        name: "pcrs",
-                        required: false,
-                        description: "expected PCRs: a .pcrs file's JSON object",
-                    },
-                    Param {
-                        name: "nonce",
-                        required: false,
-                        description: "expected nonce, hex",
-                    },
-                    Param {
-                        name: "path",
-                        required: false,
-                        description: "the path the binding must name",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: false,
-                        description: "the hash the binding must carry",
-                    },
-                    Param {
-                        name: "binding",
-                        required: false,
-                        description: "file (default), tls, or any (user_data not checked: a document of other software)",
-                    },
-                    Param {
-                        name: "allow_unsigned",
-                        required: false,
-                        description: "boolean: accept QEMU's unsigned documents",
-                    },
-                ],
+                body: Some(schema::<DocBody>),
+                reply: Some(schema::<DocVerdict>),
+                reply_also_on: &[],
                 responses: VERIFY,
             },
             post(verify_doc),
@@ -461,18 +376,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_pcrs/",
                 summary: "compare PCRs (of a document, or the server's) with expected ones",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "pcrs",
-                        required: true,
-                        description: "expected PCRs: a .pcrs file's JSON object",
-                    },
-                    Param {
-                        name: "document",
-                        required: false,
-                        description: "a document, hex (default: the server's PCRs)",
-                    },
-                ],
+                body: Some(schema::<PcrsBody>),
+                reply: Some(schema::<PcrsVerdict>),
+                reply_also_on: &[],
                 responses: VERIFY,
             },
             post(verify_pcrs),
@@ -483,18 +389,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_hash/",
                 summary: "hash a file now and compare with a given SHA3-512 (and the stored one)",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "path",
-                        required: true,
-                        description: "absolute path under a --root-dir",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: true,
-                        description: "128 hex digits",
-                    },
-                ],
+                body: Some(schema::<HashBody>),
+                reply: Some(schema::<HashVerdict>),
+                reply_also_on: &[],
                 responses: &[
                     (200, "compared"),
                     (400, "malformed"),
@@ -511,33 +408,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_proof/",
                 summary: "verify an ECVRF proof of a hash (fields default to the stored record of path, then the server's key)",
                 params: &[],
-                body: &[
-                    Param {
-                        name: "path",
-                        required: false,
-                        description: "take missing fields from this path's record",
-                    },
-                    Param {
-                        name: "sha3_512",
-                        required: false,
-                        description: "the proven hash",
-                    },
-                    Param {
-                        name: "vrf_proof",
-                        required: false,
-                        description: "hex",
-                    },
-                    Param {
-                        name: "vrf_public_key",
-                        required: false,
-                        description: "hex (default: the server's)",
-                    },
-                    Param {
-                        name: "vrf_suite",
-                        required: false,
-                        description: "P256_SHA256_TAI or SECP256K1_SHA256_TAI",
-                    },
-                ],
+                body: Some(schema::<ProofBody>),
+                reply: Some(schema::<ProofVerdict>),
+                reply_also_on: &[],
                 responses: &[
                     (200, "checked"),
                     (400, "malformed"),
@@ -553,7 +426,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_cert_valid/",
                 summary: "whether each certificate of a document is inside its validity period now",
                 params: &[],
-                body: &[DOCUMENT],
+                body: Some(schema::<CertBody>),
+                reply: Some(schema::<CertValidVerdict>),
+                reply_also_on: &[],
                 responses: VERIFY,
             },
             post(verify_cert_valid),
@@ -564,7 +439,9 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<App>)> {
                 path: "/verify_cert_bundle/",
                 summary: "the document's signature and certificate chain up to the server's pinned root",
                 params: &[],
-                body: &[DOCUMENT],
+                body: Some(schema::<CertBody>),
+                reply: Some(schema::<BundleVerdict>),
+                reply_also_on: &[],
                 responses: VERIFY,
             },
             post(verify_cert_bundle),

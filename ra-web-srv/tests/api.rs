@@ -221,6 +221,30 @@ async fn generate_then_every_lookup_and_view_and_the_proof_verifies() {
         let (status, body) = server.post("/verify_doc/", &bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+    // A binding other than file, tls, any is refused when the body is read,
+    // naming the field and the spellings it takes.
+    let (_, body) = server
+        .post(
+            "/verify_doc/",
+            &json!({"document": doc["document"], "binding": "File"}),
+        )
+        .await;
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("binding: unknown variant `File`, expected one of `file`, `tls`, `any`"),
+        "{error}"
+    );
+    // Each accepted spelling reaches the verifier (tls fails on a file document).
+    for (binding, passed) in [("file", true), ("tls", false), ("any", true)] {
+        let (status, verdict) = server
+            .post(
+                "/verify_doc/",
+                &json!({"document": doc["document"], "binding": binding}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{binding}: {verdict}");
+        assert_eq!(verdict["passed"], passed, "{binding}: {verdict}");
+    }
     let (status, _) = server
         .post("/verify_doc/", &json!({"document": "not a document"}))
         .await;

@@ -70,14 +70,7 @@ async fn the_binary_serves_and_warns_that_development_is_a_simulation() {
     assert!(log.contains("WARN") && log.contains("SIMULATION"), "{log}");
     let cert = std::fs::read(state.path().join("tls-cert.pem")).unwrap();
     let client = common::client(&cert);
-    let health: serde_json::Value = client
-        .get(format!("https://127.0.0.1:{port}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = common::get_json(&client, &format!("https://127.0.0.1:{port}/health")).await;
     assert_eq!(health["nsm"], "development");
     sigterm(child.id());
     let status = child.wait().unwrap();
@@ -240,14 +233,7 @@ async fn the_binary_serves_tls_ingress_and_a_missing_ingress_file_means_none() {
     assert!(log.contains("no TLS ingress file"), "{log}");
     let cert = std::fs::read(state.path().join("tls-cert.pem")).unwrap();
     let client = common::client(&cert);
-    let health: serde_json::Value = client
-        .get(format!("https://127.0.0.1:{port}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = common::get_json(&client, &format!("https://127.0.0.1:{port}/health")).await;
     let ingress = &health["tls_ingress"];
     assert_eq!(ingress.as_array().unwrap().len(), 1, "{health}");
     assert_eq!(ingress[0]["name"], "app");

@@ -112,6 +112,11 @@ impl TestServer {
     }
 }
 
+/// GET `url` with `client` and read the JSON it answers (any status).
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn split(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let content_type = response
