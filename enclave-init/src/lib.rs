@@ -25,6 +25,7 @@
 //! - [`supervisor`]: the task that owns services and processes.
 //! - [`control`]: the framed JSON protocol, server and client.
 //! - [`render`]: initctl's text output.
+//! - [`outcome`]: what a boot step did (done, skipped or failed).
 //! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
 //! - [`run`]: the wiring of all of the above.
 
@@ -39,6 +40,7 @@ pub mod defs;
 pub mod deps;
 pub mod health;
 pub mod logs;
+pub mod outcome;
 pub mod pid1;
 pub mod privileges;
 pub mod reaper;
