@@ -15,8 +15,8 @@ use transport::defs::VSOCK_CID_ANY;
 
 use enclave_nsm::NsmMode;
 
+use crate::access_level::Access;
 use crate::accounts::{AccountFiles, IdSpec};
-use crate::control::access::Access;
 use crate::defs::*;
 use crate::privileges::{DeviceRule, RawMode};
 

@@ -11,6 +11,7 @@
 //! Layout:
 //! - [`cli`]: argument parsing shared by the binaries.
 //! - [`defs`]: defaults, limits and wire constants.
+//! - [`access_level`]: the access level of a control listener (read-only or full).
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
 //! - [`service`]: service files, names, command lines, enable/disable on disk.
@@ -29,6 +30,7 @@
 //! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
 //! - [`run`]: the wiring of all of the above.
 
+pub mod access_level;
 pub mod accounts;
 pub mod api;
 pub mod cli;
