@@ -12,6 +12,7 @@
 //! - [`cli`]: argument parsing shared by the binaries.
 //! - [`defs`]: defaults, limits and wire constants.
 //! - [`access_level`]: the access level of a control listener (read-only or full).
+//! - [`environment`]: `KEY=VALUE` environment entries and their checks.
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
 //! - [`service`]: service files, names, command lines, enable/disable on disk.
@@ -40,6 +41,7 @@ pub mod control;
 pub mod ctl_config;
 pub mod defs;
 pub mod deps;
+pub mod environment;
 pub mod health;
 pub mod logs;
 pub mod outcome;

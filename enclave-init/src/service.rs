@@ -11,9 +11,9 @@ use std::time::Duration;
 use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::IdSpec;
-use crate::config::{RawId, check_env_pair};
+use crate::accounts::{IdSpec, RawId};
 use crate::defs::*;
+use crate::environment::parse_env_entry;
 use crate::health::{HealthCheck, RawHealthCheck};
 use crate::privileges::{Mode, RawMode};
 
@@ -365,15 +365,6 @@ fn describe_toml_error(text: &str, message: &str, span: Option<std::ops::Range<u
         "line {line}, column {column} (`{}`): {message}",
         source_line.trim()
     )
-}
-
-/// Parses a `KEY=VALUE` entry.
-pub fn parse_env_entry(entry: &str) -> Result<(String, String), String> {
-    let (key, value) = entry
-        .split_once('=')
-        .ok_or_else(|| format!("{entry:?} is not KEY=VALUE"))?;
-    check_env_pair(key, value)?;
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl ServiceDef {
