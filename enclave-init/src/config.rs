@@ -19,6 +19,7 @@ use crate::access_level::Access;
 use crate::accounts::{AccountFiles, RawId};
 use crate::defs::*;
 use crate::environment::check_env_pair;
+use crate::logs::LogLimits;
 use crate::privileges::{DeviceRule, RawMode};
 
 /// Why the configuration could not be loaded.
@@ -263,15 +264,6 @@ pub struct HeartbeatConfig {
     pub port: u32,
     /// Send the heartbeat to this address instead of vsock (for tests in a VM or namespace).
     pub address: Option<Address>,
-}
-
-/// Log rotation limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogLimits {
-    /// A log file reaching this size is rotated.
-    pub max_size: u64,
-    /// Rotated files kept (`NAME.log.1` ... `NAME.log.N`).
-    pub max_files: u32,
 }
 
 /// One control listener and what its connections may do.
