@@ -15,7 +15,8 @@
 //! - [`environment`]: `KEY=VALUE` environment entries and their checks.
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
-//! - [`service`]: service files, names, command lines, enable/disable on disk.
+//! - [`command`]: command lines split into words, without a shell.
+//! - [`service`]: service files, names, enable/disable on disk.
 //! - [`accounts`]: users and groups, by name (`/etc/passwd`, `/etc/group`) or number.
 //! - [`privileges`]: dropping a service to its user, state directories, device nodes.
 //! - [`deps`]: start order and cycle detection.
@@ -35,6 +36,7 @@ pub mod access_level;
 pub mod accounts;
 pub mod api;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod console;
 pub mod control;
