@@ -13,9 +13,10 @@
 //! - [`defs`]: defaults, limits and wire constants.
 //! - [`access_level`]: the access level of a control listener (read-only or full).
 //! - [`environment`]: `KEY=VALUE` environment entries and their checks.
+//! - [`command`]: command lines split into words, without a shell.
+//! - [`outcome`]: what a boot step did (done, skipped or failed).
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
-//! - [`command`]: command lines split into words, without a shell.
 //! - [`service`]: service files, names, enable/disable on disk.
 //! - [`accounts`]: users and groups, by name (`/etc/passwd`, `/etc/group`) or number.
 //! - [`privileges`]: dropping a service to its user, state directories, device nodes.
@@ -28,9 +29,15 @@
 //! - [`supervisor`]: the task that owns services and processes.
 //! - [`control`]: the framed JSON protocol, server and client.
 //! - [`render`]: initctl's text output.
-//! - [`outcome`]: what a boot step did (done, skipped or failed).
 //! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
 //! - [`run`]: the wiring of all of the above.
+//!
+//! Modules depend on each other one way only (`tools/lint/module_cycles.py`
+//! checks it): the leaf definitions (`defs`, `access_level`, `environment`,
+//! `command`, `outcome`) at the bottom, then the sections of the
+//! configuration (`accounts`, `privileges`, `logs`, `health`, `service`),
+//! then `config` and `api`, and `supervisor`, `control`, `pid1` and `run` at
+//! the top.
 
 pub mod access_level;
 pub mod accounts;
