@@ -1,6 +1,6 @@
 //! Users and groups: the `User`, `Group` and `SupplementaryGroups` of a
 //! service file, and the owner and group of a device rule, as names or
-//! numbers ([`IdSpec`]), resolved into numeric [`Credentials`] through the
+//! numbers ([`RawId`] as the file gives it, [`IdSpec`] validated), resolved into numeric [`Credentials`] through the
 //! image's `/etc/passwd` and `/etc/group` (the root services run in, after
 //! init's pivot).
 //!
@@ -98,6 +98,28 @@ impl fmt::Display for IdSpec {
         match self {
             IdSpec::Name(name) => f.write_str(name),
             IdSpec::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// A user or group as YAML or TOML gives it: a name or a number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawId {
+    /// `65534`.
+    Number(i64),
+    /// `"nobody"` or `"65534"`.
+    Text(String),
+}
+
+impl RawId {
+    /// The validated name or id.
+    pub fn parse(&self) -> Result<IdSpec, String> {
+        match self {
+            RawId::Number(n) => u32::try_from(*n)
+                .map_err(|_| format!("{n} is not a valid id"))
+                .and_then(IdSpec::from_number),
+            RawId::Text(text) => IdSpec::parse(text),
         }
     }
 }

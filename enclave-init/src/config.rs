@@ -15,9 +15,11 @@ use transport::defs::VSOCK_CID_ANY;
 
 use enclave_nsm::NsmMode;
 
-use crate::accounts::{AccountFiles, IdSpec};
-use crate::control::access::Access;
+use crate::access_level::Access;
+use crate::accounts::{AccountFiles, RawId};
 use crate::defs::*;
+use crate::environment::check_env_pair;
+use crate::logs::LogLimits;
 use crate::privileges::{DeviceRule, RawMode};
 
 /// Why the configuration could not be loaded.
@@ -145,28 +147,6 @@ struct RawDevice {
     optional: bool,
 }
 
-/// A user or group as YAML or TOML gives it: a name or a number.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum RawId {
-    /// `65534`.
-    Number(i64),
-    /// `"nobody"` or `"65534"`.
-    Text(String),
-}
-
-impl RawId {
-    /// The validated name or id.
-    pub fn parse(&self) -> Result<IdSpec, String> {
-        match self {
-            RawId::Number(n) => u32::try_from(*n)
-                .map_err(|_| format!("{n} is not a valid id"))
-                .and_then(IdSpec::from_number),
-            RawId::Text(text) => IdSpec::parse(text),
-        }
-    }
-}
-
 /// One `storage` entry: a size-limited tmpfs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,15 +264,6 @@ pub struct HeartbeatConfig {
     pub port: u32,
     /// Send the heartbeat to this address instead of vsock (for tests in a VM or namespace).
     pub address: Option<Address>,
-}
-
-/// Log rotation limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogLimits {
-    /// A log file reaching this size is rotated.
-    pub max_size: u64,
-    /// Rotated files kept (`NAME.log.1` ... `NAME.log.N`).
-    pub max_files: u32,
 }
 
 /// One control listener and what its connections may do.
@@ -703,22 +674,10 @@ fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError>
     })
 }
 
-/// Checks one environment variable: a non-empty name without `=` or NUL, a value without NUL.
-pub fn check_env_pair(key: &str, value: &str) -> Result<(), String> {
-    if key.is_empty() || key.contains('=') || key.contains('\0') {
-        return Err(format!(
-            "variable name {key:?} must be non-empty and contain no '=' or NUL"
-        ));
-    }
-    if value.contains('\0') {
-        return Err(format!("value of {key} contains a NUL byte"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::IdSpec;
 
     #[test]
     fn defaults_match_the_spec() {

@@ -11,9 +11,13 @@
 //! Layout:
 //! - [`cli`]: argument parsing shared by the binaries.
 //! - [`defs`]: defaults, limits and wire constants.
+//! - [`access_level`]: the access level of a control listener (read-only or full).
+//! - [`environment`]: `KEY=VALUE` environment entries and their checks.
+//! - [`command`]: command lines split into words, without a shell.
+//! - [`outcome`]: what a boot step did (done, skipped or failed).
 //! - [`config`]: `init.yaml`, its loading priority and validation.
 //! - [`ctl_config`]: `initctl.yaml` and initctl's overrides.
-//! - [`service`]: service files, names, command lines, enable/disable on disk.
+//! - [`service`]: service files, names, enable/disable on disk.
 //! - [`accounts`]: users and groups, by name (`/etc/passwd`, `/etc/group`) or number.
 //! - [`privileges`]: dropping a service to its user, state directories, device nodes.
 //! - [`deps`]: start order and cycle detection.
@@ -27,18 +31,29 @@
 //! - [`render`]: initctl's text output.
 //! - [`pid1`]: mounts, NSM, heartbeat, pivot, hostname, loopback, reboot.
 //! - [`run`]: the wiring of all of the above.
+//!
+//! Modules depend on each other one way only (`tools/lint/module_cycles.py`
+//! checks it): the leaf definitions (`defs`, `access_level`, `environment`,
+//! `command`, `outcome`) at the bottom, then the sections of the
+//! configuration (`accounts`, `privileges`, `logs`, `health`, `service`),
+//! then `config` and `api`, and `supervisor`, `control`, `pid1` and `run` at
+//! the top.
 
+pub mod access_level;
 pub mod accounts;
 pub mod api;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod console;
 pub mod control;
 pub mod ctl_config;
 pub mod defs;
 pub mod deps;
+pub mod environment;
 pub mod health;
 pub mod logs;
+pub mod outcome;
 pub mod pid1;
 pub mod privileges;
 pub mod reaper;

@@ -16,8 +16,16 @@ use std::time::SystemTime;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 
-use crate::config::LogLimits;
 use crate::defs::{EXIT_DRAIN_WAIT, LOG_READ_CHUNK, MAX_LOG_LINE_LEN};
+
+/// Log rotation limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// A log file reaching this size is rotated.
+    pub max_size: u64,
+    /// Rotated files kept (`NAME.log.1` ... `NAME.log.N`).
+    pub max_files: u32,
+}
 
 /// One service's log file and its rotation state.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 use serde::Deserialize;
 
 use crate::accounts::{AccountFiles, Accounts, Credentials, IdSpec};
-use crate::pid1::StepOutcome;
+use crate::outcome::StepOutcome;
 
 /// Why a state directory could not be prepared.
 #[derive(Debug, thiserror::Error)]

@@ -11,9 +11,10 @@ use std::time::Duration;
 use cli_support::{ReadLimitedError, read_limited_to_string};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::IdSpec;
-use crate::config::{RawId, check_env_pair};
+use crate::accounts::{IdSpec, RawId};
+use crate::command::split_command;
 use crate::defs::*;
+use crate::environment::parse_env_entry;
 use crate::health::{HealthCheck, RawHealthCheck};
 use crate::privileges::{Mode, RawMode};
 
@@ -279,72 +280,6 @@ pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Splits a command line into words: whitespace separates, `'...'` is
-/// literal, `"..."` allows `\"` and `\\`, a backslash outside quotes escapes
-/// the next character. No variables, globs or pipes: there is no shell.
-pub fn split_command(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    if words.iter().any(|w| w.contains('\0')) {
-        return Err("contains a NUL byte".into());
-    }
-    Ok(words)
-}
-
 /// `line L, column C: message` from a TOML error's byte span.
 fn describe_toml_error(text: &str, message: &str, span: Option<std::ops::Range<usize>>) -> String {
     let message = message.trim();
@@ -365,15 +300,6 @@ fn describe_toml_error(text: &str, message: &str, span: Option<std::ops::Range<u
         "line {line}, column {column} (`{}`): {message}",
         source_line.trim()
     )
-}
-
-/// Parses a `KEY=VALUE` entry.
-pub fn parse_env_entry(entry: &str) -> Result<(String, String), String> {
-    let (key, value) = entry
-        .split_once('=')
-        .ok_or_else(|| format!("{entry:?} is not KEY=VALUE"))?;
-    check_env_pair(key, value)?;
-    Ok((key.to_owned(), value.to_owned()))
 }
 
 impl ServiceDef {
@@ -866,21 +792,6 @@ HealthCheckStartPeriodSec = 30
         for bad in ["", "../x", "a/b", ".hidden", "-x", "a b", &"x".repeat(200)] {
             assert!(validate_name(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn command_splitting() {
-        assert_eq!(
-            split_command(r#"sh -c 'echo "hi there"; exit 3'"#).unwrap(),
-            ["sh", "-c", "echo \"hi there\"; exit 3"]
-        );
-        assert_eq!(
-            split_command(r#"a "b \"c\" d" e\ f ''"#).unwrap(),
-            ["a", "b \"c\" d", "e f", ""]
-        );
-        assert!(split_command("a\\").is_err());
-        assert!(split_command("\"a").is_err());
-        assert!(split_command("   ").unwrap().is_empty());
     }
 
     #[test]

@@ -15,29 +15,11 @@
 //! attested channel) can later raise its own connection to [`Access::Full`]
 //! without touching the other connections of the listener.
 
-use serde::{Deserialize, Serialize};
+pub use crate::access_level::Access;
 
 use crate::api::{Request, Response};
 
-/// The access level of a control listener or connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// Only requests that change nothing: `ping`, `list`, `status`, `logs`, `system-status`.
-    ReadOnly,
-    /// Every request.
-    Full,
-}
-
 impl Access {
-    /// The spelling used in `init.yaml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::ReadOnly => "read-only",
-            Access::Full => "full",
-        }
-    }
-
     /// Whether a connection with this level may make `request`.
     pub fn permits(self, request: &Request) -> bool {
         match self {
@@ -56,12 +38,6 @@ impl Access {
                 self.as_str()
             ),
         }
-    }
-}
-
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

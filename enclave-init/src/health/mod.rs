@@ -7,11 +7,14 @@
 //! - [`probe`]: one HTTP(S) GET or TCP connect, bounded by the timeout.
 //! - [`tls`]: TLS to loopback without certificate verification.
 //! - [`tracker`]: consecutive failures, grace period, the health state.
+//! - [`report`]: the health state and the last probe, as the control
+//!   protocol carries them.
 //! - [`monitor`]: the task that probes one run of one service; command
 //!   probes are spawned and reaped by the supervisor, which owns processes.
 
 pub mod monitor;
 pub mod probe;
+pub mod report;
 pub mod spec;
 pub mod target;
 pub mod tls;
@@ -19,5 +22,6 @@ pub mod tracker;
 
 pub use monitor::{ExecSpawned, HealthEvent, Monitor};
 pub use probe::ProbeOutcome;
+pub use report::{Health, HealthInfo, ProbeReport};
 pub use spec::{HealthCheck, Probe, RawHealthCheck};
 pub use tracker::{Tracker, Verdict};

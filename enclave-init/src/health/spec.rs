@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::command::split_command;
 use crate::health::target::{HttpTarget, TcpTarget};
-use crate::service::split_command;
 
 /// `HealthCheckIntervalSec` when not set.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);

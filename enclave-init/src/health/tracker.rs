@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::api::{Health, HealthInfo, ProbeReport};
 use crate::health::probe::ProbeOutcome;
+use crate::health::report::{Health, HealthInfo, ProbeReport};
 use crate::health::spec::HealthCheck;
 use crate::logs::format_utc;
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use cli_support::{ReadLimitedError, read_limited_to_string};
 
 use crate::defs::{COMPAT_CMD_FILE, COMPAT_CMD_SERVICE, COMPAT_ENV_FILE, MAX_COMPAT_FILE_SIZE};
-use crate::service::{Dependencies, RestartPolicy, ServiceDef, parse_env_entry};
+use crate::environment::parse_env_entry;
+use crate::service::{Dependencies, RestartPolicy, ServiceDef};
 
 fn read_optional(root_file: &Path) -> Result<Option<String>, String> {
     match read_limited_to_string(root_file, MAX_COMPAT_FILE_SIZE) {

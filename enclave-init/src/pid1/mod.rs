@@ -29,40 +29,13 @@ pub mod netlink;
 pub mod nsm;
 pub mod power;
 
-use std::fmt;
 use std::path::Path;
+
+pub use crate::outcome::StepOutcome;
 
 use crate::config::{Config, ParentCid};
 use crate::defs::{NITRO_PARENT_CID, NSM_DEVICE, VM_HOST_CID};
 use crate::supervisor::Context;
-
-/// What one step did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepOutcome {
-    /// It did its work.
-    Done(String),
-    /// Nothing to do, and why.
-    Skipped(String),
-    /// It failed, and why.
-    Failed(String),
-}
-
-impl StepOutcome {
-    /// Whether the step failed.
-    pub fn failed(&self) -> bool {
-        matches!(self, StepOutcome::Failed(_))
-    }
-}
-
-impl fmt::Display for StepOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StepOutcome::Done(d) => write!(f, "done: {d}"),
-            StepOutcome::Skipped(d) => write!(f, "skipped: {d}"),
-            StepOutcome::Failed(d) => write!(f, "FAILED: {d}"),
-        }
-    }
-}
 
 /// Logs a step's outcome and returns it.
 pub fn report(step: &str, outcome: StepOutcome) -> StepOutcome {
