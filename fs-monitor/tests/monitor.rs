@@ -253,7 +253,7 @@ async fn a_slow_write_is_hashed_once_with_its_final_content() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let digest = ra_verify::hash::hash_file(&path).unwrap().0;
+    let digest = ra_verify_core::hash::hash_file(&path).unwrap().0;
     assert_eq!(
         read_entry(&entry).unwrap(),
         (path.clone(), HashChange::Put(digest))

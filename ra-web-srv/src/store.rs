@@ -459,8 +459,8 @@ mod tests {
     fn record(path: &str) -> Record {
         Record {
             path: path.into(),
-            sha3_512: ra_verify::Sha3Digest::of(path.as_bytes()).unwrap(),
-            vrf_suite: ra_verify::Suite::P256Sha256Tai,
+            sha3_512: ra_verify_core::Sha3Digest::of(path.as_bytes()).unwrap(),
+            vrf_suite: ra_verify_core::Suite::P256Sha256Tai,
             vrf_proof: String::new(),
             vrf_public_key: String::new(),
             document: String::new(),

@@ -28,7 +28,7 @@ use bus::async_nats::jetstream::kv;
 use bus::value::{HashChange, read_entry};
 use bus::{FS_ATT_DOCS, FS_HASHES};
 use futures::StreamExt;
-use ra_verify::Sha3Digest;
+use ra_verify_core::Sha3Digest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 

@@ -12,11 +12,11 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, post};
-use ra_verify::Sha3Digest;
-use ra_verify::document::Document;
-use ra_verify::pcrs::ExpectedPcrs;
-use ra_verify::proof::Suite;
-use ra_verify::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
+use ra_verify_core::Sha3Digest;
+use ra_verify_core::document::Document;
+use ra_verify_core::pcrs::ExpectedPcrs;
+use ra_verify_core::proof::Suite;
+use ra_verify_core::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -129,7 +129,7 @@ fn report_json(report: &Report) -> Value {
     })
 }
 
-/// `POST /verify_doc/`: every check of `ra_verify::verify`.
+/// `POST /verify_doc/`: every check of `ra_verify_core::verify`.
 pub async fn verify_doc(
     State(app): State<App>,
     input: Result<Json<DocBody>, JsonRejection>,
@@ -300,7 +300,7 @@ pub async fn verify_proof(
     };
     let proof = hex::decode(&proof_hex).map_err(|e| bad_hex("vrf_proof", e))?;
     let public_key = hex::decode(&key_hex).map_err(|e| bad_hex("vrf_public_key", e))?;
-    let result = ra_verify::proof::verify(suite, &public_key, &proof, digest.as_bytes());
+    let result = ra_verify_core::proof::verify(suite, &public_key, &proof, digest.as_bytes());
     ok(
         &app,
         json!({

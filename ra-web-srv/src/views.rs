@@ -7,7 +7,7 @@
 //! - `att_doc`: the raw COSE_Sign1 bytes, `application/cbor` (one document).
 //! - `pcrs`: only the PCRs, in hex.
 
-use ra_verify::document::Document;
+use ra_verify_core::document::Document;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
