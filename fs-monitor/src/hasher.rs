@@ -90,7 +90,7 @@ fn hash_open(path: &Path, file: &File) -> io::Result<Outcome> {
     }
     // The name may have been given to another file meanwhile.
     match std::fs::symlink_metadata(path) {
-        Ok(now) if Stamp::of(&now) == stamp => Ok(Outcome::Hashed(digest.0, stamp)),
+        Ok(now) if Stamp::of(&now) == stamp => Ok(Outcome::Hashed(digest, stamp)),
         Ok(_) => Ok(Outcome::Changed),
         Err(error) => Ok(failure(error)),
     }
@@ -117,7 +117,7 @@ mod tests {
         let Outcome::Hashed(digest, stamp) = hash(&file) else {
             panic!("not hashed")
         };
-        assert_eq!(digest, ra_verify_core::hash::hash_file(&file).unwrap().0);
+        assert_eq!(digest, ra_verify_core::hash::hash_file(&file).unwrap());
         assert_eq!(stamp, Stamp::of(&std::fs::metadata(&file).unwrap()));
 
         let link = dir.path().join("l");

@@ -228,7 +228,6 @@ async fn handle(app: &App, entry: &kv::Entry) {
             app.store.remove(&path);
         }
         HashChange::Put(digest) => {
-            let digest = Sha3Digest(digest);
             if let Some(record) = app.store.record(&path)
                 && reusable(app, &record, digest)
             {
