@@ -34,7 +34,7 @@ RA_VERIFY=$TARGET_DIR/release/ra-verify
 bench_workdir /var/tmp
 
 base64 -d "$ROOT_DIR/ra-verify/tests/data/nitro-2024-09-17.b64" >"$WORK/doc.cbor"
-cp "$ROOT_DIR/ra-verify/roots/aws-nitro-enclaves-root-g1.pem" "$WORK/root.pem"
+cp "$ROOT_DIR/ra-verify-core/roots/aws-nitro-enclaves-root-g1.pem" "$WORK/root.pem"
 # The document's certificates for openssl: each is a CBOR byte string
 # (0x59, 2-byte length) holding a DER SEQUENCE (0x30 0x82, 2-byte length).
 python3 - "$WORK" <<'EOF'

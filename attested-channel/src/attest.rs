@@ -5,15 +5,15 @@
 //! development signer outside an enclave) for a document whose
 //! `public_key` is its Noise static key, whose `nonce` is the client's and
 //! whose `user_data` is [`ATTESTATION_LABEL`]. The client checks it with
-//! `ra-verify`'s [`ra_verify::verify_key_binding`], the code the offline
-//! verifier uses, under a [`ra_verify::Policy`]: pinned root (the AWS Nitro
+//! `ra-verify`'s [`ra_verify_core::verify_key_binding`], the code the offline
+//! verifier uses, under a [`ra_verify_core::Policy`]: pinned root (the AWS Nitro
 //! root unless a development root is given) or unsigned documents allowed,
 //! and expected PCRs.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use ra_verify::{Check, Report};
+use ra_verify_core::{Check, Report};
 
 use crate::defs::ATTESTATION_LABEL;
 
@@ -50,19 +50,19 @@ impl Attester for enclave_nsm::Nsm {
 }
 
 /// Checks a document from the server: every check of
-/// [`ra_verify::verify_key_binding`] with `nonce` required, plus
+/// [`ra_verify_core::verify_key_binding`] with `nonce` required, plus
 /// `channel_label` (the document says it was made for this channel).
 pub fn verify_server_document(
     document: &[u8],
-    policy: &ra_verify::Policy,
+    policy: &ra_verify_core::Policy,
     nonce: &[u8],
     server_key: &[u8],
 ) -> Report {
-    let policy = ra_verify::Policy {
+    let policy = ra_verify_core::Policy {
         nonce: Some(nonce.to_vec()),
         ..policy.clone()
     };
-    let mut report = ra_verify::verify_key_binding(document, &policy, server_key);
+    let mut report = ra_verify_core::verify_key_binding(document, &policy, server_key);
     if let Some(parsed) = &report.document {
         let check = match parsed.user_data() {
             Some(data) if data == ATTESTATION_LABEL => {

@@ -135,7 +135,7 @@ impl AuthorizedKeys {
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<Self, AuthorizedKeysError> {
         let bytes =
-            ra_verify::files::read_limited(path, MAX_AUTHORIZED_KEYS_FILE).map_err(|e| {
+            ra_verify_core::files::read_limited(path, MAX_AUTHORIZED_KEYS_FILE).map_err(|e| {
                 AuthorizedKeysError::Read {
                     path: path.display().to_string(),
                     why: e.to_string(),

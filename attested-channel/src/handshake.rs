@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ra_verify::Report;
+use ra_verify_core::Report;
 use snow::params::NoiseParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -86,7 +86,7 @@ fn attestation_summary(report: &Report) -> String {
     let failed: Vec<String> = report
         .checks
         .iter()
-        .filter(|c| c.outcome == ra_verify::Outcome::Fail)
+        .filter(|c| c.outcome == ra_verify_core::Outcome::Fail)
         .map(ToString::to_string)
         .collect();
     format!("{}; {}", report.verdict(), failed.join("; "))
@@ -163,7 +163,7 @@ pub struct ClientConfig {
     pub key: StaticKey,
     /// What the server's document must satisfy (root or `allow_unsigned`,
     /// expected PCRs); its nonce is set by the handshake.
-    pub policy: ra_verify::Policy,
+    pub policy: ra_verify_core::Policy,
     /// Time limit of a handshake.
     pub timeout: Duration,
 }

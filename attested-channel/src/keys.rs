@@ -314,11 +314,11 @@ fn key_line(text: &str) -> Option<&str> {
 }
 
 fn read_small(path: &Path) -> Result<String, KeyError> {
-    let bytes = ra_verify::files::read_limited(path, MAX_KEY_FILE).map_err(|e| match e {
-        ra_verify::files::ReadError::TooLarge(_) => KeyError::TooLarge {
+    let bytes = ra_verify_core::files::read_limited(path, MAX_KEY_FILE).map_err(|e| match e {
+        ra_verify_core::files::ReadError::TooLarge(_) => KeyError::TooLarge {
             path: path.to_owned(),
         },
-        ra_verify::files::ReadError::Io(source) => KeyError::Io {
+        ra_verify_core::files::ReadError::Io(source) => KeyError::Io {
             action: "reading",
             path: path.to_owned(),
             source,

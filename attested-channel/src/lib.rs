@@ -6,7 +6,7 @@
 //! authenticated. The server's static key is made at start, kept in memory
 //! only, and bound into an NSM attestation document together with the
 //! client's fresh nonce; the client verifies that document with
-//! `ra-verify`'s code (signature, chain to a pinned root, PCRs, nonce, key
+//! `ra-verify-core`'s code (signature, chain to a pinned root, PCRs, nonce, key
 //! binding) **before** it sends anything else. The server then accepts only
 //! client keys listed in its `authorized_keys` file, each with its
 //! permissions. After the handshake, [`SecureStream`] carries the bytes as

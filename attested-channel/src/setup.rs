@@ -47,7 +47,7 @@ pub enum SetupError {
         /// The file given.
         path: PathBuf,
         /// Why it is unusable.
-        source: ra_verify::pcrs::PcrsError,
+        source: ra_verify_core::pcrs::PcrsError,
     },
     /// The pinned root is unusable.
     #[error("--root {}: {source}", path.display())]
@@ -55,7 +55,7 @@ pub enum SetupError {
         /// The file given.
         path: PathBuf,
         /// Why it is unusable.
-        source: ra_verify::roots::RootError,
+        source: ra_verify_core::roots::RootError,
     },
     /// A key was given without the PCRs to expect.
     #[error(
@@ -122,13 +122,14 @@ pub fn client_config(
     timeout: Duration,
 ) -> Result<ClientConfig, SetupError> {
     let key = StaticKey::load(key)?;
-    let pcrs = ra_verify::ExpectedPcrs::load(expect_pcrs).map_err(|source| SetupError::Pcrs {
-        path: expect_pcrs.to_path_buf(),
-        source,
-    })?;
+    let pcrs =
+        ra_verify_core::ExpectedPcrs::load(expect_pcrs).map_err(|source| SetupError::Pcrs {
+            path: expect_pcrs.to_path_buf(),
+            source,
+        })?;
     let root = root
         .map(|path| {
-            ra_verify::Root::load(path).map_err(|source| SetupError::Root {
+            ra_verify_core::Root::load(path).map_err(|source| SetupError::Root {
                 path: path.to_path_buf(),
                 source,
             })
@@ -136,11 +137,11 @@ pub fn client_config(
         .transpose()?;
     Ok(ClientConfig {
         key,
-        policy: ra_verify::Policy {
+        policy: ra_verify_core::Policy {
             root,
             allow_unsigned,
             pcrs: Some(pcrs),
-            ..ra_verify::Policy::default()
+            ..ra_verify_core::Policy::default()
         },
         timeout,
     })
@@ -234,7 +235,7 @@ mod tests {
             .unwrap();
         assert_eq!(config.timeout, Duration::from_secs(3));
         assert!(state.join(DEV_ROOT_FILE).is_file());
-        let pcrs = ra_verify::ExpectedPcrs::load(&state.join(DEV_PCRS_FILE)).unwrap();
+        let pcrs = ra_verify_core::ExpectedPcrs::load(&state.join(DEV_PCRS_FILE)).unwrap();
         drop(pcrs);
         let bad = dir.path().join("bad_keys");
         std::fs::write(&bad, "not a key line\n").unwrap();

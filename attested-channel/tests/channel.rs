@@ -11,7 +11,7 @@ use attested_channel::{
 };
 use enclave_nsm::{DevPcrs, Nsm, NsmMode};
 use proptest::prelude::*;
-use ra_verify::{ExpectedPcrs, Policy, Root};
+use ra_verify_core::{ExpectedPcrs, Policy, Root};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
 struct Fixture {
@@ -89,7 +89,7 @@ async fn handshake_then_data_both_ways_and_a_clean_end() {
     ] {
         assert_eq!(
             attested.report.check(name).unwrap().outcome,
-            ra_verify::Outcome::Pass,
+            ra_verify_core::Outcome::Pass,
             "{name}"
         );
     }

@@ -11,11 +11,14 @@
 //! - [`key`]: the reversible encoding of an absolute path as a KV key.
 //! - [`value`]: the value format of [`FS_HASHES`] and how to read its
 //!   entries (a delete marker is never a hash).
+//! - [`outbox`]: a coalescing outbox of key states for a bucket, and the
+//!   writes that flush it.
 
 pub mod bucket;
 pub mod connect;
 pub mod defs;
 pub mod key;
+pub mod outbox;
 pub mod value;
 
 pub use async_nats;

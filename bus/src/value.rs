@@ -17,11 +17,12 @@ use crate::key::{self, KeyError};
 pub const HASH_VALUE_LEN: usize = SHA3_512_LEN * 2;
 
 /// Length of a SHA3-512 digest in bytes.
-pub const SHA3_512_LEN: usize = 64;
+pub use ra_verify_core::defs::SHA3_512_LEN;
 
-/// A SHA3-512 digest's raw bytes (`ra_verify::Sha3Digest` holds the same;
-/// convert with `Sha3Digest(bytes)` and `digest.as_bytes()`).
-pub type Digest = [u8; SHA3_512_LEN];
+/// A SHA3-512 digest: `ra_verify_core`'s type, the one the attestation
+/// server proves and binds (its serde form, a hex string, is not the
+/// bucket's value format: [`hash_value`] is).
+pub use ra_verify_core::hash::Sha3Digest as Digest;
 
 /// A value or entry that is not in the bucket's format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +40,7 @@ pub enum ValueError {
 
 /// The value stored for `digest`.
 pub fn hash_value(digest: &Digest) -> Bytes {
-    Bytes::from(hex::encode(digest))
+    Bytes::from(digest.to_hex())
 }
 
 /// The digest in `value`; only exactly what [`hash_value`] writes is
@@ -53,7 +54,7 @@ pub fn parse_hash(value: &[u8]) -> Result<Digest, ValueError> {
     }
     let mut digest = [0u8; SHA3_512_LEN];
     hex::decode_to_slice(value, &mut digest).map_err(|_| bad())?;
-    Ok(digest)
+    Ok(Digest(digest))
 }
 
 /// What an entry of the bucket says about a file.
@@ -84,6 +85,7 @@ mod tests {
         let mut digest = [0u8; SHA3_512_LEN];
         digest[0] = 0xab;
         digest[63] = 0x01;
+        let digest = Digest(digest);
         let value = hash_value(&digest);
         assert_eq!(value.len(), HASH_VALUE_LEN);
         assert!(value.starts_with(b"ab00") && value.ends_with(b"0001"));

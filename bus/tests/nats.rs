@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bus::connect::Retry;
-use bus::value::{HashChange, hash_value, read_entry};
+use bus::value::{Digest, HashChange, hash_value, read_entry};
 use bus::{BusError, FS_ATT_DOCS, FS_HASHES, connect, connect_with, key, open_bucket};
 use futures::StreamExt as _;
 use testkit::NatsServer;
@@ -22,7 +22,7 @@ async fn open_creates_the_bucket_once_then_reuses_it() {
         async_nats::jetstream::stream::StorageType::File
     );
 
-    let digest = [7u8; 64];
+    let digest = Digest([7u8; 64]);
     let path = Path::new("/data/a.txt");
     store
         .put(key::encode(path), hash_value(&digest))
@@ -33,6 +33,8 @@ async fn open_creates_the_bucket_once_then_reuses_it() {
     let js2 = connect(&server.url()).await.unwrap();
     let again = open_bucket(&js2, FS_HASHES).await.unwrap();
     let entry = again.entry("/data/a=2Etxt").await.unwrap().unwrap();
+    // The value is the digest's 128 lowercase hex digits, nothing else.
+    assert_eq!(entry.value, "07".repeat(64).as_bytes());
     assert_eq!(
         read_entry(&entry).unwrap(),
         (path.to_path_buf(), HashChange::Put(digest))
@@ -50,7 +52,10 @@ async fn a_delete_is_seen_as_removed_never_as_a_hash() {
     let path = Path::new("/data/gone=1.bin");
     let key = key::encode(path);
     let mut watch = store.watch_all().await.unwrap();
-    store.put(&key, hash_value(&[1u8; 64])).await.unwrap();
+    store
+        .put(&key, hash_value(&Digest([1u8; 64])))
+        .await
+        .unwrap();
     store.delete(&key).await.unwrap();
     let put = watch.next().await.unwrap().unwrap();
     assert!(matches!(read_entry(&put).unwrap().1, HashChange::Put(_)));
@@ -71,7 +76,10 @@ async fn a_whole_bucket_is_read_live_keys_only() {
     for i in 0..300u16 {
         let key = key::encode(Path::new(&format!("/d/{i}.txt")));
         store
-            .put(&key, hash_value(&[u8::try_from(i % 256).unwrap(); 64]))
+            .put(
+                &key,
+                hash_value(&Digest([u8::try_from(i % 256).unwrap(); 64])),
+            )
             .await
             .unwrap();
     }
@@ -93,7 +101,7 @@ async fn a_whole_bucket_is_read_live_keys_only() {
         let i: u16 = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
         assert!(i >= 100, "{key} was deleted");
         let digest = bus::value::parse_hash(&value).unwrap();
-        assert_eq!(digest, [u8::try_from(i % 256).unwrap(); 64]);
+        assert_eq!(digest, Digest([u8::try_from(i % 256).unwrap(); 64]));
     }
 }
 

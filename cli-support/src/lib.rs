@@ -4,7 +4,13 @@
 //! turn SIGTERM or SIGINT into a shutdown token, and read small input files
 //! with a size limit ([`read_limited`]), and write UTC time stamps
 //! ([`utc_millis`], [`utc_seconds`]).
+//!
+//! The feature `cli` (on by default) holds the binary's edge: argument
+//! parsing, logging and signals. Libraries that only read files or write
+//! time stamps turn default features off and link neither clap nor
+//! tracing-subscriber.
 
+#[cfg(feature = "cli")]
 use std::process::ExitCode;
 
 mod files;
@@ -13,17 +19,20 @@ mod utc;
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
 pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
+#[cfg(feature = "cli")]
 use tokio_util::sync::CancellationToken;
 
 /// Exit status for bad usage or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
 
+#[cfg(feature = "cli")]
 /// Parses the command line; on failure prints clap's message and returns
 /// the exit code to leave with.
 pub fn parse_args<T: clap::Parser>() -> Result<T, ExitCode> {
     T::try_parse().map_err(usage_exit)
 }
 
+#[cfg(feature = "cli")]
 /// Prints a clap error (or the help or version asked for) and returns the
 /// exit code to leave with: [`EXIT_USAGE`] for bad usage, 0 otherwise.
 pub fn usage_exit(err: clap::Error) -> ExitCode {
@@ -35,6 +44,7 @@ pub fn usage_exit(err: clap::Error) -> ExitCode {
     }
 }
 
+#[cfg(feature = "cli")]
 /// Logs to stderr, filtered by `RUST_LOG`, else by `default` (e.g. `info`).
 pub fn init_tracing(default: &str) {
     tracing_subscriber::fmt()
@@ -47,6 +57,7 @@ pub fn init_tracing(default: &str) {
         .init();
 }
 
+#[cfg(feature = "cli")]
 /// A token cancelled by the first SIGTERM or SIGINT (logged as "shutting
 /// down"). Call it inside a Tokio runtime: a task waits for the signals.
 /// If they cannot be watched, a warning says so and only SIGKILL stops
@@ -73,7 +84,7 @@ pub fn cancel_on_signals() -> CancellationToken {
     shutdown
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use super::*;
 

@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("{} missing", path.display()))?;
         let stored = bus::value::parse_hash(&value)?;
-        if stored != ra_verify::hash::hash_file(path)?.0 {
+        if stored != ra_verify_core::hash::hash_file(path)? {
             bail!("{}: wrong hash in the bucket", path.display());
         }
         checked += 1;

@@ -3,7 +3,7 @@
 //! The file is opened with `O_NOFOLLOW` (a symbolic link is never hashed
 //! through) and `O_NONBLOCK` (a FIFO that replaced the file cannot block
 //! the worker), checked to be a regular file, and streamed through
-//! [`ra_verify::hash::hash_reader`], the same SHA3-512 as `ra_verify`'s
+//! [`ra_verify_core::hash::hash_reader`], the same SHA3-512 as `ra_verify`'s
 //! `hash_file` (which would follow links). The file's [`Stamp`] is taken
 //! before and after: if it changed, someone wrote while we read, and the
 //! result is thrown away ([`Outcome::Changed`]); the writer's close brings
@@ -83,14 +83,14 @@ fn hash_open(path: &Path, file: &File) -> io::Result<Outcome> {
     if !before.is_file() {
         return Ok(Outcome::NotRegular);
     }
-    let digest = ra_verify::hash::hash_reader(file)?;
+    let digest = ra_verify_core::hash::hash_reader(file)?;
     let stamp = Stamp::of(&before);
     if Stamp::of(&file.metadata()?) != stamp {
         return Ok(Outcome::Changed);
     }
     // The name may have been given to another file meanwhile.
     match std::fs::symlink_metadata(path) {
-        Ok(now) if Stamp::of(&now) == stamp => Ok(Outcome::Hashed(digest.0, stamp)),
+        Ok(now) if Stamp::of(&now) == stamp => Ok(Outcome::Hashed(digest, stamp)),
         Ok(_) => Ok(Outcome::Changed),
         Err(error) => Ok(failure(error)),
     }
@@ -117,7 +117,7 @@ mod tests {
         let Outcome::Hashed(digest, stamp) = hash(&file) else {
             panic!("not hashed")
         };
-        assert_eq!(digest, ra_verify::hash::hash_file(&file).unwrap().0);
+        assert_eq!(digest, ra_verify_core::hash::hash_file(&file).unwrap());
         assert_eq!(stamp, Stamp::of(&std::fs::metadata(&file).unwrap()));
 
         let link = dir.path().join("l");

@@ -27,7 +27,7 @@ pub async fn load(store: &Store, roots: &[PathBuf]) -> Result<BTreeMap<PathBuf, 
             // Not a hash: an impossible digest makes the first scan
             // rewrite it from the file (or delete it).
             tracing::warn!(key, %error, "malformed value; it will be rewritten");
-            [0u8; SHA3_512_LEN]
+            Digest([0u8; SHA3_512_LEN])
         });
         loaded.insert(path, digest);
     }

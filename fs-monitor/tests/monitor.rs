@@ -27,9 +27,12 @@ async fn files_already_there_are_hashed_and_stale_keys_go() {
     let gone = h.root.join("gone.txt");
     let other = PathBuf::from("/elsewhere/x");
     let wrong = [1u8; 64];
-    for (path, digest) in [(&gone, &[2u8; 64]), (&a, &wrong), (&other, &[3u8; 64])] {
+    for (path, digest) in [(&gone, [2u8; 64]), (&a, wrong), (&other, [3u8; 64])] {
         h.store
-            .put(bus::key::encode(path), bus::value::hash_value(digest))
+            .put(
+                bus::key::encode(path),
+                bus::value::hash_value(&bus::value::Digest(digest)),
+            )
             .await
             .unwrap();
     }
@@ -253,7 +256,7 @@ async fn a_slow_write_is_hashed_once_with_its_final_content() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let digest = ra_verify::hash::hash_file(&path).unwrap().0;
+    let digest = ra_verify_core::hash::hash_file(&path).unwrap();
     assert_eq!(
         read_entry(&entry).unwrap(),
         (path.clone(), HashChange::Put(digest))

@@ -26,16 +26,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use serde::Deserialize;
 
 use crate::binding::TlsBinding;
 use crate::defs::{CLIENT_NONCE_LEN, CLIENT_TIMEOUT, MAX_APP_RESPONSE, MAX_RESPONSE};
 use crate::hash::Sha3Digest;
 use crate::verify::{Binding, Check, Outcome, Policy, Report, Signer, verify};
+
+/// The TLS pieces live in the core ([`ra_verify_core::tls`]); named here
+/// too, where the client uses them.
+pub use ra_verify_core::tls::{BindLater, bind_later_config, spki_of};
 
 /// What can go wrong talking to the server (a failed check is not an
 /// error: it is in the [`Report`]).
@@ -624,30 +625,6 @@ fn classify(url: &str, error: &reqwest::Error) -> ClientError {
     }
 }
 
-/// The DER SubjectPublicKeyInfo of a DER certificate.
-pub fn spki_of(certificate: &[u8]) -> Result<Vec<u8>, String> {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let (_, parsed) = X509Certificate::from_der(certificate).map_err(|error| error.to_string())?;
-    Ok(parsed.tbs_certificate.subject_pki.raw.to_vec())
-}
-
-/// A rustls client configuration that accepts any server certificate but
-/// checks the handshake signature ([`BindLater`]): for the enclave's
-/// self-signed servers, whose key is tied to an attestation document
-/// afterwards, or probed on the enclave's own loopback.
-pub fn bind_later_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(
-        rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(BindLater::new(
-                provider.signature_verification_algorithms,
-            )))
-            .with_no_client_auth(),
-    )
-}
-
 fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
     reqwest::Client::builder()
         .use_preconfigured_tls(
@@ -659,58 +636,6 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| ClientError::Tls(error.to_string()))
-}
-
-/// Accepts any server certificate (no authority vouches for the enclave's
-/// self-signed one) but still checks the handshake signature, so the peer
-/// holds the certificate's key; the `tls_binding` check then ties that key
-/// to an attestation document. Also what a probe of a server on the
-/// enclave's own loopback uses (enclave-init's HTTPS health checks).
-#[derive(Debug)]
-pub struct BindLater {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl BindLater {
-    /// A verifier that checks handshake signatures with `algorithms`.
-    pub fn new(algorithms: WebPkiSupportedAlgorithms) -> Self {
-        Self { algorithms }
-    }
-}
-
-impl ServerCertVerifier for BindLater {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

@@ -1,41 +1,21 @@
-//! What the enclave's attestation server and anyone checking its answers
-//! must agree on, in one place:
+//! `ra-verify`: the offline and online verifier of what the enclave's
+//! attestation server says, as a library and the `ra-verify` command.
 //!
-//! - [`hash`]: streaming SHA3-512 of a file, and the path-aware hash of a
-//!   directory tree.
-//! - [`proof`]: ECVRF proofs over those hashes (suites, keys, prove, verify).
-//! - [`binding`]: the `user_data` an attestation document carries to bind a
-//!   path, its hash, the VRF proof and the suite (or the server's TLS key).
+//! Everything that producers in the enclave and verifiers share (hashes,
+//! VRF proofs, the `user_data` binding, documents, roots, PCRs, signed
+//! responses, every check of a document) is in [`ra_verify_core`], which
+//! enclave crates link without an HTTP client; it is re-exported here, so
+//! `ra_verify::hash`, `ra_verify::verify` and the rest name the same
+//! items. This crate adds:
+//!
 //! - [`client`]: fetching and verifying documents from ra-web-srv over
-//!   HTTPS, with the TLS key bound to an attestation document.
-//! - [`document`]: parsing an NSM attestation document (COSE_Sign1).
-//! - [`files`]: reading small input files with a size limit.
-//! - [`roots`]: the bundled AWS Nitro Enclaves root and roots from files.
-//! - [`pcrs`]: expected PCRs from the image build's `.eif.pcrs` file.
-//! - [`response`]: signed responses of the enclave's apps: the message
-//!   the signer and the verifier share, and the checks of an exchange.
-//! - [`verify`](mod@verify): every check of a document against a policy, one report
-//!   (and [`verify_key_binding`] for a document that binds a channel's key).
+//!   HTTPS, with the TLS key bound to an attestation document, TLS
+//!   endpoints, and signed app answers.
+//! - the `ra-verify` command line (`src/bin/ra-verify.rs`).
 
-pub mod binding;
+pub use ra_verify_core::*;
+
 pub mod client;
-pub mod defs;
-pub mod document;
-pub mod files;
-pub mod hash;
-pub mod pcrs;
-pub mod proof;
-pub mod response;
-pub mod roots;
-pub mod verify;
-
-pub use binding::{TlsBinding, UserData};
-pub use document::{DocError, Document};
-pub use hash::{Sha3Digest, hash_dir, hash_file, hash_path};
-pub use pcrs::ExpectedPcrs;
-pub use proof::{Suite, VrfKey};
-pub use roots::Root;
-pub use verify::{Check, Outcome, Policy, Report, verify, verify_key_binding, verify_saved};
 
 /// The README's Rust examples, compiled as doctests.
 #[cfg(doctest)]

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     for i in 0..count {
         let path = format!("/bench/burst/file-{i:06}");
-        let digest = ra_verify::Sha3Digest::of(path.as_bytes())?;
+        let digest = ra_verify_core::Sha3Digest::of(path.as_bytes())?;
         hashes
             .put(
                 bus::key::encode(std::path::Path::new(&path)),

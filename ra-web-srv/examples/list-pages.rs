@@ -113,11 +113,11 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..count {
         let n = i.wrapping_mul(K) % count;
         let path = path_of(n);
-        let sha3_512 = ra_verify::Sha3Digest::of(path.as_bytes())?;
+        let sha3_512 = ra_verify_core::Sha3Digest::of(path.as_bytes())?;
         store.load(Record {
             path,
             sha3_512,
-            vrf_suite: ra_verify::Suite::P256Sha256Tai,
+            vrf_suite: ra_verify_core::Suite::P256Sha256Tai,
             vrf_proof: proof.clone(),
             vrf_public_key: public_key.clone(),
             document: String::new(),

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
-use ra_verify::pcrs::Profile;
+use ra_verify_core::pcrs::Profile;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use axum::http::StatusCode;
-use ra_verify::Sha3Digest;
-use ra_verify::pcrs::Profile;
-use ra_verify::roots::Root;
+use ra_verify_core::Sha3Digest;
+use ra_verify_core::pcrs::Profile;
+use ra_verify_core::roots::Root;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio_util::task::TaskTracker;

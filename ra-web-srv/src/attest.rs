@@ -9,10 +9,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ra_verify::binding::{BindingError, TlsBinding, UserData};
-use ra_verify::hash::HashError;
-use ra_verify::proof::{Suite, VrfKey};
-use ra_verify::{Sha3Digest, hash_path};
+use ra_verify_core::binding::{BindingError, TlsBinding, UserData};
+use ra_verify_core::hash::HashError;
+use ra_verify_core::proof::{Suite, VrfKey};
+use ra_verify_core::{Sha3Digest, hash_path};
 use tokio::sync::Semaphore;
 
 use crate::nsm::{Nsm, NsmError};
@@ -131,7 +131,7 @@ impl Attester {
         nonce: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, AttestError> {
         let binding = TlsBinding {
-            v: ra_verify::defs::BINDING_VERSION,
+            v: ra_verify_core::defs::BINDING_VERSION,
             tls_spki_sha3_512: spki_sha3_512,
         };
         Ok(self

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use ra_verify::pcrs::Profile;
-use ra_verify::proof::Suite;
+use ra_verify_core::pcrs::Profile;
+use ra_verify_core::proof::Suite;
 use serde::Deserialize;
 use transport::Address;
 
@@ -377,10 +377,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// PCR values from a `.pcrs` file.
 fn read_pcrs(path: &Path) -> Result<BTreeMap<usize, [u8; 48]>, ConfigError> {
-    let pcrs = ra_verify::pcrs::ExpectedPcrs::load(path).map_err(|e| ConfigError::Invalid {
-        setting: "--dev-pcrs",
-        reason: e.to_string(),
-    })?;
+    let pcrs =
+        ra_verify_core::pcrs::ExpectedPcrs::load(path).map_err(|e| ConfigError::Invalid {
+            setting: "--dev-pcrs",
+            reason: e.to_string(),
+        })?;
     Ok(pcrs.values().clone())
 }
 

@@ -1,9 +1,9 @@
 //! What the server keeps per path: the hash, the VRF proof and the
 //! attestation document, as stored in KV `fs_att_docs` (JSON).
 
-use ra_verify::Sha3Digest;
-use ra_verify::binding::UserData;
-use ra_verify::proof::Suite;
+use ra_verify_core::Sha3Digest;
+use ra_verify_core::binding::UserData;
+use ra_verify_core::proof::Suite;
 use serde::{Deserialize, Serialize};
 
 use crate::nsm::NsmKind;
@@ -45,7 +45,7 @@ impl Record {
     /// The `user_data` binding the document carries.
     pub fn binding(&self) -> UserData {
         UserData {
-            v: ra_verify::defs::BINDING_VERSION,
+            v: ra_verify_core::defs::BINDING_VERSION,
             path: self.path.clone(),
             sha3_512: self.sha3_512,
             vrf_suite: self.vrf_suite,

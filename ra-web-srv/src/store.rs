@@ -262,7 +262,7 @@ impl Store {
     /// (nothing happens on a store that is not mirrored).
     pub fn mark_unwritten(&self, path: &str) {
         if let Some(mirror) = &self.mirror {
-            Self::unwritten(mirror).mark(path);
+            Self::unwritten(mirror).set(path, ());
             mirror.added.notify_one();
         }
     }
@@ -275,9 +275,9 @@ impl Store {
         loop {
             let oldest = Self::unwritten(mirror).oldest();
             if let Some(taken) = oldest {
-                let change = match self.record(&taken.path) {
+                let change = match self.record(&taken.key) {
                     Some(record) => Change::Put(record),
-                    None => Change::Delete(taken.path.clone()),
+                    None => Change::Delete(taken.key.clone()),
                 };
                 return Some((taken, change));
             }
@@ -459,8 +459,8 @@ mod tests {
     fn record(path: &str) -> Record {
         Record {
             path: path.into(),
-            sha3_512: ra_verify::Sha3Digest::of(path.as_bytes()).unwrap(),
-            vrf_suite: ra_verify::Suite::P256Sha256Tai,
+            sha3_512: ra_verify_core::Sha3Digest::of(path.as_bytes()).unwrap(),
+            vrf_suite: ra_verify_core::Suite::P256Sha256Tai,
             vrf_proof: String::new(),
             vrf_public_key: String::new(),
             document: String::new(),

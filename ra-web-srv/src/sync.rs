@@ -28,7 +28,7 @@ use bus::async_nats::jetstream::kv;
 use bus::value::{HashChange, read_entry};
 use bus::{FS_ATT_DOCS, FS_HASHES};
 use futures::StreamExt;
-use ra_verify::Sha3Digest;
+use ra_verify_core::Sha3Digest;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -228,7 +228,6 @@ async fn handle(app: &App, entry: &kv::Entry) {
             app.store.remove(&path);
         }
         HashChange::Put(digest) => {
-            let digest = Sha3Digest(digest);
             if let Some(record) = app.store.record(&path)
                 && reusable(app, &record, digest)
             {
@@ -280,10 +279,12 @@ async fn write_changes(app: &App, docs: &kv::Store) -> Result<(), SyncError> {
         loop {
             let result = match &change {
                 Change::Put(record) => put_record(docs, record).await,
-                Change::Delete(path) => docs
-                    .delete(bus::key::encode(std::path::Path::new(path)))
-                    .await
-                    .map_err(|e| e.to_string()),
+                Change::Delete(path) => {
+                    let key = bus::key::encode(std::path::Path::new(path));
+                    bus::outbox::write(docs, &key, bus::outbox::Write::Delete)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
             };
             match result {
                 Ok(()) => {
@@ -293,9 +294,9 @@ async fn write_changes(app: &App, docs: &kv::Store) -> Result<(), SyncError> {
                 Err(error) if attempt == KV_PUT_ATTEMPTS => {
                     // To the back: one change that cannot be stored does
                     // not hold up the others in the next session.
-                    app.store.mark_unwritten(&taken.path);
+                    app.store.mark_unwritten(&taken.key);
                     return Err(SyncError::Store {
-                        path: taken.path,
+                        path: taken.key,
                         error,
                     });
                 }
@@ -314,11 +315,8 @@ async fn write_changes(app: &App, docs: &kv::Store) -> Result<(), SyncError> {
 
 async fn put_record(docs: &kv::Store, record: &Arc<Record>) -> Result<(), String> {
     let value = serde_json::to_vec(record.as_ref()).map_err(|e| e.to_string())?;
-    docs.put(
-        bus::key::encode(std::path::Path::new(&record.path)),
-        value.into(),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| e.to_string())
+    let key = bus::key::encode(std::path::Path::new(&record.path));
+    bus::outbox::write(docs, &key, bus::outbox::Write::Put(value.into()))
+        .await
+        .map_err(|e| e.to_string())
 }

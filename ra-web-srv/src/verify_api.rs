@@ -1,5 +1,5 @@
 //! The verification endpoints, all `POST` with a JSON body, all through
-//! `ra_verify` (the same code the off-enclave client runs). Certificate
+//! `ra_verify_core` (the same code the off-enclave client runs). Certificate
 //! chains are checked up to the server's pinned root (`--trust-root`; the
 //! AWS Nitro root, or the development root with the development NSM),
 //! never the root a document carries. A well-formed request gets 200 with
@@ -12,9 +12,9 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, post};
-use ra_verify::document::Document;
-use ra_verify::pcrs::ExpectedPcrs;
-use ra_verify::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
+use ra_verify_core::document::Document;
+use ra_verify_core::pcrs::ExpectedPcrs;
+use ra_verify_core::verify::{self, Binding, ChainTime, Check, LocalHash, Outcome, Policy, Report};
 use serde_json::Value;
 
 use crate::api::{body, nonce, ok};
@@ -69,7 +69,7 @@ fn doc_verdict(report: &Report) -> DocVerdict {
     }
 }
 
-/// `POST /verify_doc/`: every check of `ra_verify::verify`.
+/// `POST /verify_doc/`: every check of `ra_verify_core::verify`.
 pub async fn verify_doc(
     State(app): State<App>,
     input: Result<Json<DocBody>, JsonRejection>,
@@ -240,7 +240,7 @@ pub async fn verify_proof(
     };
     let proof = hex::decode(&proof_hex).map_err(|e| bad_hex("vrf_proof", e))?;
     let public_key = hex::decode(&key_hex).map_err(|e| bad_hex("vrf_public_key", e))?;
-    let result = ra_verify::proof::verify(suite, &public_key, &proof, digest.as_bytes());
+    let result = ra_verify_core::proof::verify(suite, &public_key, &proof, digest.as_bytes());
     ok(
         &app,
         ProofVerdict {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ra_verify::document::Document;
+use ra_verify_core::document::Document;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use ra_verify::proof::{Suite, VrfError, VrfKey};
+use ra_verify_core::proof::{Suite, VrfError, VrfKey};
 use serde::{Deserialize, Serialize};
 
 use crate::defs::VRF_KEY_FILE;

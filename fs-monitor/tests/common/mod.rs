@@ -214,7 +214,7 @@ pub async fn bucket(store: &Store) -> BTreeMap<PathBuf, String> {
 
 /// The SHA3-512 of a file as the bucket stores it.
 pub fn hex_of(path: &Path) -> String {
-    ra_verify::hash::hash_file(path).unwrap().to_hex()
+    ra_verify_core::hash::hash_file(path).unwrap().to_hex()
 }
 
 /// `path -> hash` for the given files.

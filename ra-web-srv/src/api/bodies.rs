@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use ra_verify::Sha3Digest;
-use ra_verify::proof::Suite;
+use ra_verify_core::Sha3Digest;
+use ra_verify_core::proof::Suite;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -155,9 +155,9 @@ pub fn read_file(path: &Path) -> Result<Vec<IngressSpec>, SpecError> {
         path: shown.clone(),
         reason,
     };
-    let bytes = match ra_verify::files::read_limited(path, MAX_INGRESS_FILE) {
+    let bytes = match ra_verify_core::files::read_limited(path, MAX_INGRESS_FILE) {
         Ok(bytes) => bytes,
-        Err(ra_verify::files::ReadError::Io(error))
+        Err(ra_verify_core::files::ReadError::Io(error))
             if error.kind() == std::io::ErrorKind::NotFound =>
         {
             tracing::info!(file = %shown, "no TLS ingress file: no ingress from it");

@@ -1,9 +1,9 @@
 //! The JSON of the verification endpoints: request bodies and replies,
 //! whose serde types `/openapi.json` documents.
 
-use ra_verify::Sha3Digest;
-use ra_verify::proof::Suite;
-use ra_verify::verify::{Binding, Outcome};
+use ra_verify_core::Sha3Digest;
+use ra_verify_core::proof::Suite;
+use ra_verify_core::verify::{Binding, Outcome};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
-use ra_verify::Sha3Digest;
+use ra_verify_core::Sha3Digest;
 
 use crate::chat::{ChatTemplate, Segment, UnsupportedTemplate};
 use crate::defs::{END_OF_TEXT, IM_END, MAX_CONTEXT, PREFILL_CHUNK, REPEAT_LAST_N};
@@ -41,7 +41,7 @@ pub enum LoadError {
     },
     /// Hashing the file failed.
     #[error("hashing the model file: {0}")]
-    Hash(#[from] ra_verify::hash::HashError),
+    Hash(#[from] ra_verify_core::hash::HashError),
     /// The file is not a GGUF candle can read.
     #[error("{path} is not a usable GGUF model: {source}")]
     Gguf {
@@ -218,7 +218,7 @@ impl Engine {
             path: path.to_path_buf(),
             source,
         };
-        let sha3_512 = ra_verify::hash::hash_file(path)?;
+        let sha3_512 = ra_verify_core::hash::hash_file(path)?;
         let device = Device::Cpu;
         let mut reader = BufReader::new(File::open(path).map_err(io_error)?);
         let content = gguf_file::Content::read(&mut reader).map_err(gguf_error(path))?;

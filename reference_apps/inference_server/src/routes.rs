@@ -18,7 +18,7 @@
 //!
 //! With a [`ResponseSigner`] every 200 answer of the completion routes is
 //! signed over the request's bytes, the response's bytes and the model
-//! hash (`ra_verify::response`): a whole answer in `x-enclave-*` headers, a
+//! hash (`ra_verify_core::response`): a whole answer in `x-enclave-*` headers, a
 //! stream in an `event: signature` before `data: [DONE]`. Errors are not
 //! signed.
 
@@ -34,7 +34,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use ra_verify::hash::{Sha3Digest, Sha3Hasher};
+use ra_verify_core::hash::{Sha3Digest, Sha3Hasher};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -202,8 +202,9 @@ impl From<RegistryError> for ApiError {
             RegistryError::Exists(_) => (StatusCode::CONFLICT, "model_exists"),
             RegistryError::Full => (StatusCode::CONFLICT, "too_many_models"),
             RegistryError::BadName(_) => (StatusCode::BAD_REQUEST, "invalid_model_name"),
-            RegistryError::Load(LoadError::Hash(ra_verify::hash::HashError::Io {
-                source, ..
+            RegistryError::Load(LoadError::Hash(ra_verify_core::hash::HashError::Io {
+                source,
+                ..
             }))
             | RegistryError::Load(LoadError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>

@@ -11,7 +11,7 @@
 //! and writable by nobody else (not by its group, not by others), or
 //! someone else in the enclave could put their key in its place.
 //!
-//! The message signed and its encodings are `ra_verify::response`'s, the
+//! The message signed and its encodings are `ra_verify_core::response`'s, the
 //! code the verifier (`ra-verify response`) runs.
 
 use std::fs::{self, OpenOptions};
@@ -20,9 +20,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use axum::http::HeaderValue;
-use ra_verify::defs::{RESPONSE_KEY_FILE, RESPONSE_SIGNED_VERSION};
-use ra_verify::hash::Sha3Digest;
-use ra_verify::response::{
+use ra_verify_core::defs::{RESPONSE_KEY_FILE, RESPONSE_SIGNED_VERSION};
+use ra_verify_core::hash::Sha3Digest;
+use ra_verify_core::response::{
     ResponseError, StreamSignature, encode_signature, key_file_contents, signed_message_of_digests,
 };
 use ring::signature::{Ed25519KeyPair, KeyPair};
@@ -210,14 +210,17 @@ impl ResponseSigner {
         let signature = HeaderValue::from_str(&signature)
             .map_err(|error| SigningError::Key(format!("signature header: {error}")))?;
         Ok(vec![
-            (ra_verify::defs::HEADER_SIGNED, self.headers.signed.clone()),
-            (ra_verify::defs::HEADER_SIGNATURE, signature),
             (
-                ra_verify::defs::HEADER_SIGNING_KEY,
+                ra_verify_core::defs::HEADER_SIGNED,
+                self.headers.signed.clone(),
+            ),
+            (ra_verify_core::defs::HEADER_SIGNATURE, signature),
+            (
+                ra_verify_core::defs::HEADER_SIGNING_KEY,
                 self.headers.key_path.clone(),
             ),
             (
-                ra_verify::defs::HEADER_SIGNING_PUBLIC_KEY,
+                ra_verify_core::defs::HEADER_SIGNING_PUBLIC_KEY,
                 self.headers.public_key.clone(),
             ),
         ])
@@ -226,13 +229,16 @@ impl ResponseSigner {
     /// The headers of a signed stream (its signature comes in an event).
     pub fn stream_headers(&self) -> Vec<(&'static str, HeaderValue)> {
         vec![
-            (ra_verify::defs::HEADER_SIGNED, self.headers.signed.clone()),
             (
-                ra_verify::defs::HEADER_SIGNING_KEY,
+                ra_verify_core::defs::HEADER_SIGNED,
+                self.headers.signed.clone(),
+            ),
+            (
+                ra_verify_core::defs::HEADER_SIGNING_KEY,
                 self.headers.key_path.clone(),
             ),
             (
-                ra_verify::defs::HEADER_SIGNING_PUBLIC_KEY,
+                ra_verify_core::defs::HEADER_SIGNING_PUBLIC_KEY,
                 self.headers.public_key.clone(),
             ),
         ]
@@ -326,8 +332,8 @@ mod tests {
                 .map(|(_, v)| v.to_str().unwrap())
         };
         let message =
-            ra_verify::response::signed_message(b"{\"a\":1}", b"{\"b\":2}", &model).unwrap();
-        ra_verify::response::verify_response_signature(
+            ra_verify_core::response::signed_message(b"{\"a\":1}", b"{\"b\":2}", &model).unwrap();
+        ra_verify_core::response::verify_response_signature(
             signer.public_key_hex(),
             &message,
             get("x-enclave-signature").unwrap(),

@@ -30,7 +30,7 @@ async fn chat_at_temperature_zero_is_deterministic() {
         usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
     );
     // The answer names the weights file's SHA3-512.
-    let expected = ra_verify::hash_file(&model_path()).unwrap().to_hex();
+    let expected = ra_verify_core::hash_file(&model_path()).unwrap().to_hex();
     assert_eq!(first["model_sha3_512"], expected.as_str());
 }
 

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 //! Signed responses: the binary with `--signing-key-dir`, the real model
 //! over a real socket, and the signatures checked with the verifier's own
-//! code (`ra_verify::response`) and the key file the server wrote.
+//! code (`ra_verify_core::response`) and the key file the server wrote.
 
 mod common;
 
@@ -10,12 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use ra_verify::defs::{DEFAULT_RESPONSE_KEY_PATH, RESPONSE_KEY_FILE};
-use ra_verify::response::{
+use ra_verify_core::defs::{DEFAULT_RESPONSE_KEY_PATH, RESPONSE_KEY_FILE};
+use ra_verify_core::response::{
     Exchange, ResponseSignature, check_exchange, key_file_contents, signed_message,
     verify_response_signature,
 };
-use ra_verify::verify::Outcome;
+use ra_verify_core::verify::Outcome;
 use serde_json::{Value, json};
 
 /// The server, killed when dropped.
@@ -140,7 +140,7 @@ async fn answers_are_signed_by_the_key_in_the_key_file() {
     let model = json["model_sha3_512"].as_str().unwrap().to_owned();
     assert_eq!(
         model,
-        ra_verify::hash_file(&common::model_path())
+        ra_verify_core::hash_file(&common::model_path())
             .unwrap()
             .to_hex()
     );
@@ -162,7 +162,7 @@ async fn answers_are_signed_by_the_key_in_the_key_file() {
     assert_eq!(checks.response_signature.outcome, Outcome::Pass);
     assert_eq!(
         checks.key_file_hash().unwrap().digest,
-        ra_verify::hash_file(&key_path).unwrap(),
+        ra_verify_core::hash_file(&key_path).unwrap(),
         "the verifier's key file hash is the file's"
     );
     // Not the image's key path: refused, whoever signed.
