@@ -8,6 +8,15 @@ use std::time::Duration;
 /// on the x86-64 hosts and enclaves this runs on.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
 
+/// [`NOISE_PARAMS`], parsed.
+pub(crate) fn noise_params() -> snow::params::NoiseParams {
+    // A constant that parses: checked by the `noise_params_parse` test.
+    #[allow(clippy::expect_used)]
+    NOISE_PARAMS
+        .parse()
+        .expect("NOISE_PARAMS is a valid Noise protocol name")
+}
+
 /// Noise prologue: both sides hash it into the handshake, so a peer speaking
 /// another protocol or version fails the handshake.
 pub const PROLOGUE: &[u8] = b"enclaves-framework attested-channel v1";

@@ -22,15 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ra_verify_core::Report;
-use snow::params::NoiseParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::attest::{Attester, verify_server_document};
 use crate::authorized::{AuthorizedKey, AuthorizedKeys};
 use crate::defs::{
     ATTESTATION_LABEL, CLIENT_NONCE_LEN, HANDSHAKE_TIMEOUT, LENGTH_PREFIX_LEN, MAGIC,
-    MAX_HANDSHAKE_MESSAGE, MAX_RECORD_LEN, NOISE_PARAMS, PROLOGUE, TAG_LEN, VERDICT_ACCEPTED,
-    VERDICT_REFUSED,
+    MAX_HANDSHAKE_MESSAGE, MAX_RECORD_LEN, PROLOGUE, TAG_LEN, VERDICT_ACCEPTED, VERDICT_REFUSED,
+    noise_params,
 };
 use crate::keys::{PublicKey, StaticKey};
 use crate::record::{Keys, SecureStream};
@@ -106,15 +105,6 @@ impl From<snow::Error> for HandshakeError {
     fn from(error: snow::Error) -> Self {
         Self::Noise(error.to_string())
     }
-}
-
-/// The Noise parameters ([`NOISE_PARAMS`]).
-pub(crate) fn params() -> NoiseParams {
-    // A constant that parses: checked by the `params_parse` test.
-    #[allow(clippy::expect_used)]
-    NOISE_PARAMS
-        .parse()
-        .expect("NOISE_PARAMS is a valid Noise protocol name")
 }
 
 /// The server's side of the channel.
@@ -228,7 +218,7 @@ async fn after_magic<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut noise = snow::Builder::new(params())
+    let mut noise = snow::Builder::new(noise_params())
         .local_private_key(config.key.private_bytes())?
         .prologue(PROLOGUE)?
         .build_responder()?;
@@ -321,7 +311,7 @@ where
     let mut nonce = [0u8; CLIENT_NONCE_LEN];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .map_err(|_| HandshakeError::Noise("no random bytes for the nonce".into()))?;
-    let mut noise = snow::Builder::new(params())
+    let mut noise = snow::Builder::new(noise_params())
         .local_private_key(config.key.private_bytes())?
         .prologue(PROLOGUE)?
         .build_initiator()?;

@@ -45,7 +45,7 @@ pub use setup::{ChannelArgs, SetupError};
 #[cfg(test)]
 mod tests {
     #[test]
-    fn params_parse() {
-        let _ = crate::handshake::params();
+    fn noise_params_parse() {
+        let _ = crate::defs::noise_params();
     }
 }

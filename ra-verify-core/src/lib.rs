@@ -21,6 +21,7 @@
 //!   (and [`verify_key_binding`] for a document that binds a channel's key).
 
 pub mod binding;
+pub mod check;
 pub mod defs;
 pub mod document;
 pub mod files;

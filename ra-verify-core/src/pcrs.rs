@@ -19,9 +19,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::check::{Check, Outcome};
 use crate::defs::{MAX_PCR_INDEX, MAX_PCRS_FILE};
 use crate::files::{ReadError, read_limited};
-use crate::verify::{Check, Outcome};
 
 /// Bytes of a SHA-384 PCR.
 pub const PCR_LEN: usize = 48;
