@@ -3,14 +3,17 @@
 //! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
 //! turn SIGTERM or SIGINT into a shutdown token, and read small input files
 //! with a size limit ([`read_limited`]), and write UTC time stamps
-//! ([`utc_millis`], [`utc_seconds`]).
+//! ([`utc_millis`], [`utc_seconds`]). [`run_main`] strings the first three
+//! together into the one `main` of a binary ([`Main`]).
 
 use std::process::ExitCode;
 
 mod files;
+mod main_skeleton;
 mod utc;
 
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
+pub use main_skeleton::{Failure, Main, run_main};
 pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
 use tokio_util::sync::CancellationToken;
