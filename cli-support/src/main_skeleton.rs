@@ -30,6 +30,13 @@ pub trait Main: clap::Parser {
         true
     }
 
+    /// Whether SIGTERM and SIGINT cancel the shutdown token. If not, the
+    /// token is never cancelled and the signals keep their default action
+    /// (or whatever the binary sets up).
+    fn watches_signals(_config: &Self::Config) -> bool {
+        true
+    }
+
     /// Runs until done or until `shutdown` (SIGTERM or SIGINT) is
     /// cancelled; `Ok` holds the exit status (0 for success).
     fn run(
@@ -83,7 +90,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// Runs the binary `M`: parses the arguments (exit status 64 on bad usage,
 /// 0 after `--help`), starts logging, builds the configuration (64 with
 /// "NAME: error chain" if it is bad), starts the runtime (1 if it cannot),
-/// runs with a token cancelled by SIGTERM or SIGINT, and returns the exit
+/// runs with a token cancelled by SIGTERM or SIGINT (unless
+/// [`Main::watches_signals`] says not), and returns the exit
 /// status: `run`'s, or on error its code (default 1) with "NAME: error
 /// chain" on stderr.
 pub fn run_main<M: Main>() -> ExitCode {
@@ -111,8 +119,13 @@ pub fn run_main<M: Main>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let watch = M::watches_signals(&config);
     let result = runtime.block_on(async {
-        let shutdown = cancel_on_signals();
+        let shutdown = if watch {
+            cancel_on_signals()
+        } else {
+            CancellationToken::new()
+        };
         M::run(config, shutdown).await
     });
     // Do not wait for blocking tasks (a read of stdin) that may never end.
