@@ -13,7 +13,7 @@ mod main_skeleton;
 mod utc;
 
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
-pub use main_skeleton::{Failure, Main, run_main};
+pub use main_skeleton::{Failure, Main, Runtime, run_main};
 pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
 use tokio_util::sync::CancellationToken;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{EXIT_USAGE, cancel_on_signals, init_tracing, parse_args};
+use crate::{EXIT_USAGE, cancel_on_signals, init_tracing, usage_exit};
 
 /// A binary, declared by its argument type. [`run_main`] runs it.
 pub trait Main: clap::Parser {
@@ -15,6 +15,12 @@ pub trait Main: clap::Parser {
     const NAME: &'static str;
     /// What the arguments resolve to.
     type Config;
+
+    /// The command line's definition; a binary whose help texts vary
+    /// (one argument type serving several binaries) changes it here.
+    fn clap_command() -> clap::Command {
+        <Self as clap::CommandFactory>::command()
+    }
 
     /// The log filter when `RUST_LOG` is not set.
     fn log_level(&self) -> &'static str {
@@ -25,9 +31,9 @@ pub trait Main: clap::Parser {
     /// error is bad usage (exit status 64).
     fn config(self) -> anyhow::Result<Self::Config>;
 
-    /// Whether the runtime has worker threads (else one thread).
-    fn multi_thread(_config: &Self::Config) -> bool {
-        true
+    /// The runtime to run on.
+    fn runtime(_config: &Self::Config) -> Runtime {
+        Runtime::MultiThread { workers: 0 }
     }
 
     /// Whether SIGTERM and SIGINT cancel the shutdown token. If not, the
@@ -48,6 +54,19 @@ pub trait Main: clap::Parser {
     fn exit_code(_error: &anyhow::Error) -> u8 {
         1
     }
+}
+
+/// The Tokio runtime a binary runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Worker threads: `workers` of them, or one per CPU if 0.
+    MultiThread {
+        /// How many (0: one per CPU).
+        workers: usize,
+    },
+    /// Everything on the calling thread: starts faster, for a process that
+    /// does one thing.
+    CurrentThread,
 }
 
 /// An error of [`Main::run`], with the exit status it maps to, if chosen.
@@ -95,9 +114,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// status: `run`'s, or on error its code (default 1) with "NAME: error
 /// chain" on stderr.
 pub fn run_main<M: Main>() -> ExitCode {
-    let args: M = match parse_args() {
+    let args = match parse::<M>() {
         Ok(args) => args,
-        Err(code) => return code,
+        Err(error) => return usage_exit(error),
     };
     init_tracing(args.log_level());
     let config = match args.config() {
@@ -107,10 +126,15 @@ pub fn run_main<M: Main>() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut builder = if M::multi_thread(&config) {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let mut builder = match M::runtime(&config) {
+        Runtime::MultiThread { workers } => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if workers > 0 {
+                builder.worker_threads(workers);
+            }
+            builder
+        }
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
@@ -137,4 +161,10 @@ pub fn run_main<M: Main>() -> ExitCode {
             ExitCode::from(failure.code.unwrap_or_else(|| M::exit_code(&failure.error)))
         }
     }
+}
+
+/// The arguments, parsed with [`Main::clap_command`].
+fn parse<M: Main>() -> Result<M, clap::Error> {
+    let mut matches = M::clap_command().try_get_matches()?;
+    M::from_arg_matches_mut(&mut matches).map_err(|error| error.format(&mut M::clap_command()))
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use attested_channel::{SetupError, StaticKey};
 use clap::{Args, Parser, Subcommand};
-use cli_support::{EXIT_USAGE, Failure, Main};
+use cli_support::{EXIT_USAGE, Failure, Main, Runtime};
 use enclave_nsm::NsmMode;
 use pipeline::Error;
 use pipeline::client::exec::{RunOptions, RunOutcome};
@@ -412,8 +412,11 @@ impl Main for Cli {
 
     /// The server serves many clients on all cores; a client does one
     /// thing and starts faster without worker threads.
-    fn multi_thread(job: &Job) -> bool {
-        matches!(job, Job::Listen { .. })
+    fn runtime(job: &Job) -> Runtime {
+        match job {
+            Job::Listen { .. } => Runtime::MultiThread { workers: 0 },
+            _ => Runtime::CurrentThread,
+        }
     }
 
     /// Only the server stops gracefully on SIGTERM/SIGINT; `run` forwards
