@@ -16,7 +16,7 @@ pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
 pub use main_skeleton::{Failure, Main, Runtime, run_main};
 pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 /// Exit status for bad usage or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
