@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cli_support::{Failure, Main, run_main};
+use cli_support::{Failure, Main, Runtime, run_main};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Parser)]
@@ -19,6 +19,9 @@ struct Args {
     /// Print "ready", wait for SIGTERM or SIGINT, then exit 3.
     #[arg(long)]
     wait: bool,
+    /// Run as a one-shot command: the signals end the process.
+    #[arg(long)]
+    one_shot: bool,
 }
 
 impl Main for Args {
@@ -30,6 +33,14 @@ impl Main for Args {
             return Err(anyhow::anyhow!("not a number").context("invalid --bad-config"));
         }
         Ok(self)
+    }
+
+    fn runtime(args: &Args) -> Runtime {
+        if args.one_shot {
+            Runtime::OneShot
+        } else {
+            Runtime::Service { workers: 1 }
+        }
     }
 
     async fn run(args: Args, shutdown: CancellationToken) -> Result<u8, Failure> {

@@ -31,16 +31,9 @@ pub trait Main: clap::Parser {
     /// error is bad usage (exit status 64).
     fn config(self) -> anyhow::Result<Self::Config>;
 
-    /// The runtime to run on.
+    /// The runtime to run on, and what SIGTERM and SIGINT do.
     fn runtime(_config: &Self::Config) -> Runtime {
-        Runtime::MultiThread { workers: 0 }
-    }
-
-    /// Whether SIGTERM and SIGINT cancel the shutdown token. If not, the
-    /// token is never cancelled and the signals keep their default action
-    /// (or whatever the binary sets up).
-    fn watches_signals(_config: &Self::Config) -> bool {
-        true
+        Runtime::Service { workers: 0 }
     }
 
     /// Runs until done or until `shutdown` (SIGTERM or SIGINT) is
@@ -56,17 +49,19 @@ pub trait Main: clap::Parser {
     }
 }
 
-/// The Tokio runtime a binary runs on.
+/// How a binary runs: the Tokio runtime, and what SIGTERM and SIGINT do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
-    /// Worker threads: `workers` of them, or one per CPU if 0.
-    MultiThread {
-        /// How many (0: one per CPU).
+    /// A service: worker threads (`workers`, or one per CPU if 0), and
+    /// SIGTERM or SIGINT cancel the shutdown token (a graceful stop).
+    Service {
+        /// How many worker threads (0: one per CPU).
         workers: usize,
     },
-    /// Everything on the calling thread: starts faster, for a process that
-    /// does one thing.
-    CurrentThread,
+    /// A command that does one thing: one thread (it starts faster), and
+    /// SIGTERM and SIGINT keep their default action, ending the process
+    /// (or whatever the binary sets up); the token is never cancelled.
+    OneShot,
 }
 
 /// An error of [`Main::run`], with the exit status it maps to, if chosen.
@@ -109,10 +104,9 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// Runs the binary `M`: parses the arguments (exit status 64 on bad usage,
 /// 0 after `--help`), starts logging, builds the configuration (64 with
 /// "NAME: error chain" if it is bad), starts the runtime (1 if it cannot),
-/// runs with a token cancelled by SIGTERM or SIGINT (unless
-/// [`Main::watches_signals`] says not), and returns the exit
-/// status: `run`'s, or on error its code (default 1) with "NAME: error
-/// chain" on stderr.
+/// runs (a [`Runtime::Service`] with a token cancelled by SIGTERM or
+/// SIGINT), and returns the exit status: `run`'s, or on error its code
+/// (default [`Main::exit_code`], 1) with "NAME: error chain" on stderr.
 pub fn run_main<M: Main>() -> ExitCode {
     let args = match parse::<M>() {
         Ok(args) => args,
@@ -126,15 +120,16 @@ pub fn run_main<M: Main>() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let mut builder = match M::runtime(&config) {
-        Runtime::MultiThread { workers } => {
+    let kind = M::runtime(&config);
+    let mut builder = match kind {
+        Runtime::Service { workers } => {
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             if workers > 0 {
                 builder.worker_threads(workers);
             }
             builder
         }
-        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::OneShot => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
@@ -143,12 +138,10 @@ pub fn run_main<M: Main>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let watch = M::watches_signals(&config);
     let result = runtime.block_on(async {
-        let shutdown = if watch {
-            cancel_on_signals()
-        } else {
-            CancellationToken::new()
+        let shutdown = match kind {
+            Runtime::Service { .. } => cancel_on_signals(),
+            Runtime::OneShot => CancellationToken::new(),
         };
         M::run(config, shutdown).await
     });

@@ -68,24 +68,38 @@ fn a_binary_chooses_its_own_exit_status() {
     assert_eq!(stderr(&out), "skeleton: chosen\n");
 }
 
+/// Starts the example with `args`, waits for its "ready", sends `signal`.
+fn signalled(args: &[&str], signal: nix::sys::signal::Signal) -> Output {
+    let mut child = skeleton()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
-fn sigterm_and_sigint_cancel_the_shutdown_token() {
+fn sigterm_and_sigint_cancel_a_services_shutdown_token() {
     for signal in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
-        let mut child = skeleton()
-            .arg("--wait")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line, "ready\n");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, signal).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = signalled(&["--wait"], signal);
         assert_eq!(out.status.code(), Some(3), "{signal}: {}", stderr(&out));
         assert!(stderr(&out).contains("shutting down"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn sigterm_and_sigint_end_a_one_shot_command() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        let out = signalled(&["--wait", "--one-shot"], signal);
+        assert_eq!(out.status.signal(), Some(signal as i32), "{}", stderr(&out));
     }
 }

@@ -333,7 +333,7 @@ impl<C> Configured<C> {
 
     /// The runtime: `--threads` workers, or one per CPU.
     pub fn runtime(&self) -> Runtime {
-        Runtime::MultiThread {
+        Runtime::Service {
             workers: self.threads,
         }
     }

@@ -410,19 +410,15 @@ impl Main for Cli {
         })
     }
 
-    /// The server serves many clients on all cores; a client does one
-    /// thing and starts faster without worker threads.
+    /// The server serves many clients on all cores and stops gracefully
+    /// on SIGTERM/SIGINT; a client does one thing, starts faster without
+    /// worker threads, and dies of the signals (`run` forwards them to the
+    /// remote command).
     fn runtime(job: &Job) -> Runtime {
         match job {
-            Job::Listen { .. } => Runtime::MultiThread { workers: 0 },
-            _ => Runtime::CurrentThread,
+            Job::Listen { .. } => Runtime::Service { workers: 0 },
+            _ => Runtime::OneShot,
         }
-    }
-
-    /// Only the server stops gracefully on SIGTERM/SIGINT; `run` forwards
-    /// them to the remote command, and the other clients die of them.
-    fn watches_signals(job: &Job) -> bool {
-        matches!(job, Job::Listen { .. })
     }
 
     async fn run(job: Job, shutdown: CancellationToken) -> Result<u8, Failure> {

@@ -38,51 +38,30 @@ pub struct Setting {
     pub key: &'static str,
 }
 
+impl Setting {
+    const fn new(flag: &'static str, key: &'static str) -> Self {
+        Self { flag, key }
+    }
+}
+
 /// `--addr` / `addr`.
-pub const ADDR: Setting = Setting {
-    flag: "--addr",
-    key: "addr",
-};
+pub const ADDR: Setting = Setting::new("--addr", "addr");
 /// `--cid` / `cid`.
-pub const CID: Setting = Setting {
-    flag: "--cid",
-    key: "cid",
-};
+pub const CID: Setting = Setting::new("--cid", "cid");
 /// `--root` / `roots`.
-pub const ROOTS: Setting = Setting {
-    flag: "--root",
-    key: "roots",
-};
+pub const ROOTS: Setting = Setting::new("--root", "roots");
 /// `--max-clients` / `max_clients`.
-pub const MAX_CLIENTS: Setting = Setting {
-    flag: "--max-clients",
-    key: "max_clients",
-};
+pub const MAX_CLIENTS: Setting = Setting::new("--max-clients", "max_clients");
 /// `--idle-timeout` / `idle_timeout_secs`.
-pub const IDLE_TIMEOUT_SECS: Setting = Setting {
-    flag: "--idle-timeout",
-    key: "idle_timeout_secs",
-};
+pub const IDLE_TIMEOUT_SECS: Setting = Setting::new("--idle-timeout", "idle_timeout_secs");
 /// `--socket-mode` / `socket_mode`.
-pub const SOCKET_MODE: Setting = Setting {
-    flag: "--socket-mode",
-    key: "socket_mode",
-};
+pub const SOCKET_MODE: Setting = Setting::new("--socket-mode", "socket_mode");
 /// `--connect-attempts` / `connect_attempts`.
-pub const CONNECT_ATTEMPTS: Setting = Setting {
-    flag: "--connect-attempts",
-    key: "connect_attempts",
-};
+pub const CONNECT_ATTEMPTS: Setting = Setting::new("--connect-attempts", "connect_attempts");
 /// `--timeout` (flag only).
-pub const TIMEOUT: Setting = Setting {
-    flag: "--timeout",
-    key: "timeout",
-};
+pub const TIMEOUT: Setting = Setting::new("--timeout", "timeout");
 /// `--env` (flag only).
-pub const ENV: Setting = Setting {
-    flag: "--env",
-    key: "env",
-};
+pub const ENV: Setting = Setting::new("--env", "env");
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

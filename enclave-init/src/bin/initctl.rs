@@ -190,14 +190,9 @@ impl Main for Cli {
         })
     }
 
-    /// One request: no worker threads.
+    /// One request; SIGINT and SIGTERM end it at once.
     fn runtime(_job: &Job) -> Runtime {
-        Runtime::CurrentThread
-    }
-
-    /// A client: SIGINT and SIGTERM end it at once.
-    fn watches_signals(_job: &Job) -> bool {
-        false
+        Runtime::OneShot
     }
 
     async fn run(job: Job, _shutdown: CancellationToken) -> Result<u8, Failure> {

@@ -130,14 +130,9 @@ impl Main for Cli {
         Ok(self.command)
     }
 
-    /// One job at a time: no worker threads.
+    /// One build step; SIGINT and SIGTERM end it at once.
     fn runtime(_command: &Command) -> Runtime {
-        Runtime::CurrentThread
-    }
-
-    /// A build step: SIGINT and SIGTERM end it at once.
-    fn watches_signals(_command: &Command) -> bool {
-        false
+        Runtime::OneShot
     }
 
     async fn run(command: Command, _shutdown: CancellationToken) -> Result<u8, Failure> {
