@@ -371,18 +371,12 @@ impl Main for Cli {
             }
             Command::SendFile(args) => copy_job(
                 args.conn.client(&sources)?,
-                Transfer::up(args.localpath, args.remotepath, exact_with_parents(), false),
+                Transfer::sentient_up(args.localpath, args.remotepath, false),
                 &args.flags,
             ),
             Command::RecvFile(args) => copy_job(
                 args.conn.client(&sources)?,
-                Transfer::down(
-                    args.remotepath,
-                    args.localpath,
-                    exact_with_parents(),
-                    Expect::File,
-                    false,
-                ),
+                Transfer::sentient_down(args.remotepath, args.localpath, Expect::File),
                 &args.flags,
             ),
             Command::SendDir(args) => {
@@ -392,19 +386,13 @@ impl Main for Cli {
                 }
                 copy_job(
                     client,
-                    Transfer::up(args.localdir, args.remotedir, exact_with_parents(), true),
+                    Transfer::sentient_up(args.localdir, args.remotedir, true),
                     &args.flags,
                 )
             }
             Command::RecvDir(args) => copy_job(
                 args.conn.client(&sources)?,
-                Transfer::down(
-                    args.remotedir,
-                    args.localdir,
-                    exact_with_parents(),
-                    Expect::Directory,
-                    true,
-                ),
+                Transfer::sentient_down(args.remotedir, args.localdir, Expect::Directory),
                 &args.flags,
             ),
         })
@@ -458,13 +446,6 @@ fn copy_job(client: Client, transfer: Transfer, flags: &CopyFlags) -> Job {
         client,
         transfer,
         quiet: flags.quiet,
-    }
-}
-
-/// Sentient's commands put the source at exactly the given path.
-fn exact_with_parents() -> Placement {
-    Placement::Exact {
-        create_parents: true,
     }
 }
 
@@ -629,6 +610,13 @@ fn cp(args: &CpArgs) -> anyhow::Result<Transfer> {
     })
 }
 
+/// Sentient's commands put the source at exactly the given path.
+fn exact_with_parents() -> Placement {
+    Placement::Exact {
+        create_parents: true,
+    }
+}
+
 /// One copy, in either direction.
 struct Transfer {
     to_enclave: bool,
@@ -640,6 +628,19 @@ struct Transfer {
 }
 
 impl Transfer {
+    /// Sentient's `send-file`/`send-dir`: the source lands at exactly
+    /// `remote`, missing parents created.
+    fn sentient_up(local: PathBuf, remote: PathBuf, follow: bool) -> Self {
+        Self::up(local, remote, exact_with_parents(), follow)
+    }
+
+    /// Sentient's `recv-file`/`recv-dir`: the source (an `expect`, a
+    /// directory followed) lands at exactly `local`, missing parents created.
+    fn sentient_down(remote: PathBuf, local: PathBuf, expect: Expect) -> Self {
+        let follow = expect == Expect::Directory;
+        Self::down(remote, local, exact_with_parents(), expect, follow)
+    }
+
     fn up(local: PathBuf, remote: PathBuf, placement: Placement, follow: bool) -> Self {
         Self {
             to_enclave: true,
