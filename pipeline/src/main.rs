@@ -10,9 +10,8 @@
 //! handshake was sent); 77 when the server refuses the client's key; 1 for
 //! any other failure.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,12 +24,12 @@ use enclave_nsm::NsmMode;
 use pipeline::Error;
 use pipeline::client::exec::{RunOptions, RunOutcome};
 use pipeline::client::{Client, copy};
-use pipeline::paths;
 use pipeline::progress::Progress;
-use pipeline::protocol::{ErrorCode, Expect, Placement, Summary};
+use pipeline::protocol::{ErrorCode, Expect, Summary};
 use pipeline::server;
 use pipeline::settings::{
-    ConnectFlags, ListenFlags, ListenSettings, RunFlags, RunSettings, Sources, plaintext_is_local,
+    ConnectFlags, ListenFlags, ListenSettings, REMOTE_PREFIX, RunFlags, RunSettings, Sources,
+    Transfer, plaintext_is_local,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -44,8 +43,6 @@ const EXIT_ATTESTATION: u8 = 76;
 const EXIT_REFUSED: u8 = 77;
 /// Where `--nsm development` keeps its PKI unless `--state-dir` says otherwise.
 const DEFAULT_STATE_DIR: &str = "/var/lib/pipeline";
-/// Prefix that marks the enclave side of `pipeline cp`.
-const REMOTE_PREFIX: &str = "enclave:";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -367,7 +364,11 @@ impl Main for Cli {
             },
             Command::Cp(args) => {
                 let client = args.conn.client(&sources)?;
-                copy_job(client, cp(&args)?, &args.flags)
+                copy_job(
+                    client,
+                    Transfer::cp(&args.src, &args.dst, args.follow_link)?,
+                    &args.flags,
+                )
             }
             Command::SendFile(args) => copy_job(
                 args.conn.client(&sources)?,
@@ -569,107 +570,6 @@ fn forward_signals() -> anyhow::Result<tokio::sync::mpsc::Receiver<i32>> {
     Ok(rx)
 }
 
-/// Splits a `cp` operand into (is remote, path).
-fn operand(text: &OsStr) -> (bool, PathBuf) {
-    match text.as_bytes().strip_prefix(REMOTE_PREFIX.as_bytes()) {
-        Some(rest) => (true, paths::from_wire(rest)),
-        None => (false, PathBuf::from(text)),
-    }
-}
-
-/// The copy `pipeline cp SRC DST` makes.
-fn cp(args: &CpArgs) -> anyhow::Result<Transfer> {
-    let (src_remote, src) = operand(&args.src);
-    let (dst_remote, dst) = operand(&args.dst);
-    // `SRC/.` copies a directory's content rather than the directory.
-    let contents_only = src.as_os_str().as_bytes().ends_with(b"/.");
-    let placement = if contents_only {
-        Placement::Exact {
-            create_parents: false,
-        }
-    } else {
-        let name = paths::last_name(&src)
-            .ok_or_else(|| anyhow!("cannot copy {}: it has no name", src.display()))?;
-        Placement::IntoDirectory { name }
-    };
-    Ok(match (src_remote, dst_remote) {
-        (false, true) => Transfer::up(src, dst, placement, args.follow_link),
-        (true, false) => {
-            let expect = if contents_only {
-                Expect::Directory
-            } else {
-                Expect::Any
-            };
-            Transfer::down(src, dst, placement, expect, args.follow_link)
-        }
-        _ => {
-            return Err(anyhow!(
-                "exactly one of SRC and DST must be in the enclave ({REMOTE_PREFIX}/path)"
-            ));
-        }
-    })
-}
-
-/// Sentient's commands put the source at exactly the given path.
-fn exact_with_parents() -> Placement {
-    Placement::Exact {
-        create_parents: true,
-    }
-}
-
-/// One copy, in either direction.
-struct Transfer {
-    to_enclave: bool,
-    local: PathBuf,
-    remote: PathBuf,
-    placement: Placement,
-    expect: Expect,
-    follow: bool,
-}
-
-impl Transfer {
-    /// Sentient's `send-file`/`send-dir`: the source lands at exactly
-    /// `remote`, missing parents created.
-    fn sentient_up(local: PathBuf, remote: PathBuf, follow: bool) -> Self {
-        Self::up(local, remote, exact_with_parents(), follow)
-    }
-
-    /// Sentient's `recv-file`/`recv-dir`: the source (an `expect`, a
-    /// directory followed) lands at exactly `local`, missing parents created.
-    fn sentient_down(remote: PathBuf, local: PathBuf, expect: Expect) -> Self {
-        let follow = expect == Expect::Directory;
-        Self::down(remote, local, exact_with_parents(), expect, follow)
-    }
-
-    fn up(local: PathBuf, remote: PathBuf, placement: Placement, follow: bool) -> Self {
-        Self {
-            to_enclave: true,
-            local,
-            remote,
-            placement,
-            expect: Expect::Any,
-            follow,
-        }
-    }
-
-    fn down(
-        remote: PathBuf,
-        local: PathBuf,
-        placement: Placement,
-        expect: Expect,
-        follow: bool,
-    ) -> Self {
-        Self {
-            to_enclave: false,
-            local,
-            remote,
-            placement,
-            expect,
-            follow,
-        }
-    }
-}
-
 async fn run_transfer(client: &Client, t: Transfer, quiet: bool) -> Result<u8, Failure> {
     if t.to_enclave {
         std::fs::symlink_metadata(&t.local)
@@ -776,17 +676,5 @@ mod tests {
         assert_eq!(client.addr(), &Address::vsock(16, 53000));
         assert!(args.no_wait);
         assert!(Cli::try_parse_from(["pipeline", "run", "--cid", "16", "--", "true"]).is_err());
-    }
-
-    #[test]
-    fn cp_operands() {
-        assert_eq!(
-            operand(OsStr::new("enclave:/a/b")),
-            (true, PathBuf::from("/a/b"))
-        );
-        assert_eq!(
-            operand(OsStr::new("./local")),
-            (false, PathBuf::from("./local"))
-        );
     }
 }

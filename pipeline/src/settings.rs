@@ -23,8 +23,13 @@ use transport::{Address, ConnectOptions};
 
 use crate::config::{ConfigError, FileConfig};
 use crate::defs::{DEFAULT_MAX_CLIENTS, DEFAULT_PORT, IDLE_TIMEOUT};
+use crate::paths;
 use crate::policy::{Policy, WrittenModes};
+use crate::protocol::{Expect, Placement};
 use crate::server::ServerConfig;
+
+/// Prefix that marks the enclave side of `pipeline cp`.
+pub const REMOTE_PREFIX: &str = "enclave:";
 
 /// Mode of a unix:/hvsock: listening socket unless one is given.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
@@ -136,6 +141,12 @@ pub enum SettingsError {
     /// Nothing to run.
     #[error("nothing to run: give the command after --, or --command")]
     NothingToRun,
+    /// A `cp` source whose name cannot be known (`/`, `..`).
+    #[error("cannot copy {}: it has no name", .0.display())]
+    NoName(PathBuf),
+    /// `cp` with both or neither operand in the enclave.
+    #[error("exactly one of SRC and DST must be in the enclave ({REMOTE_PREFIX}/path)")]
+    NotOneRemote,
 }
 
 /// Writes "`--flag` " or "invalid config file PATH: `key` ".
@@ -435,6 +446,108 @@ pub fn run(flags: RunFlags) -> Result<RunSettings, SettingsError> {
         .map(|secs| check_flag(TIMEOUT, secs, positive_seconds))
         .transpose()?;
     Ok(RunSettings { argv, env, timeout })
+}
+
+/// One copy, in either direction, as `cp`, `send-*` or `recv-*` asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transfer {
+    /// Whether the copy goes into the enclave.
+    pub to_enclave: bool,
+    /// The local side.
+    pub local: PathBuf,
+    /// The enclave side.
+    pub remote: PathBuf,
+    /// Where the source lands.
+    pub placement: Placement,
+    /// What a download expects to find.
+    pub expect: Expect,
+    /// Whether a symlink given as the source is followed.
+    pub follow: bool,
+}
+
+impl Transfer {
+    /// `pipeline cp SRC DST`: one operand `enclave:/path`; `SRC/.` copies
+    /// a directory's content, else SRC goes into DST under its name.
+    pub fn cp(src: &OsStr, dst: &OsStr, follow: bool) -> Result<Self, SettingsError> {
+        let (src_remote, src) = operand(src);
+        let (dst_remote, dst) = operand(dst);
+        let contents_only = src.as_os_str().as_bytes().ends_with(b"/.");
+        let placement = if contents_only {
+            Placement::Exact {
+                create_parents: false,
+            }
+        } else {
+            let name = paths::last_name(&src).ok_or_else(|| SettingsError::NoName(src.clone()))?;
+            Placement::IntoDirectory { name }
+        };
+        match (src_remote, dst_remote) {
+            (false, true) => Ok(Self::up(src, dst, placement, follow)),
+            (true, false) => {
+                let expect = if contents_only {
+                    Expect::Directory
+                } else {
+                    Expect::Any
+                };
+                Ok(Self::down(src, dst, placement, expect, follow))
+            }
+            _ => Err(SettingsError::NotOneRemote),
+        }
+    }
+
+    /// Sentient's `send-file`/`send-dir`: the source lands at exactly
+    /// `remote`, missing parents created.
+    pub fn sentient_up(local: PathBuf, remote: PathBuf, follow: bool) -> Self {
+        Self::up(local, remote, EXACT_WITH_PARENTS, follow)
+    }
+
+    /// Sentient's `recv-file`/`recv-dir`: the source (an `expect`; a
+    /// directory is followed) lands at exactly `local`, missing parents
+    /// created.
+    pub fn sentient_down(remote: PathBuf, local: PathBuf, expect: Expect) -> Self {
+        let follow = expect == Expect::Directory;
+        Self::down(remote, local, EXACT_WITH_PARENTS, expect, follow)
+    }
+
+    fn up(local: PathBuf, remote: PathBuf, placement: Placement, follow: bool) -> Self {
+        Self {
+            to_enclave: true,
+            local,
+            remote,
+            placement,
+            expect: Expect::Any,
+            follow,
+        }
+    }
+
+    fn down(
+        remote: PathBuf,
+        local: PathBuf,
+        placement: Placement,
+        expect: Expect,
+        follow: bool,
+    ) -> Self {
+        Self {
+            to_enclave: false,
+            local,
+            remote,
+            placement,
+            expect,
+            follow,
+        }
+    }
+}
+
+/// Sentient's commands put the source at exactly the given path.
+const EXACT_WITH_PARENTS: Placement = Placement::Exact {
+    create_parents: true,
+};
+
+/// Splits a `cp` operand into (is remote, path).
+fn operand(text: &OsStr) -> (bool, PathBuf) {
+    match text.as_bytes().strip_prefix(REMOTE_PREFIX.as_bytes()) {
+        Some(rest) => (true, paths::from_wire(rest)),
+        None => (false, PathBuf::from(text)),
+    }
 }
 
 /// Whether plaintext may be served on `addr` without `--insecure-plaintext`.

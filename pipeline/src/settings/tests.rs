@@ -394,3 +394,32 @@ fn load_reads_the_named_file() {
     assert!(matches!(err, SettingsError::File(ConfigError::Read { .. })));
     assert!(err.to_string().contains("/nonexistent/pipeline.yaml"));
 }
+
+#[test]
+fn cp_operands() {
+    assert_eq!(
+        operand(OsStr::new("enclave:/a/b")),
+        (true, PathBuf::from("/a/b"))
+    );
+    assert_eq!(
+        operand(OsStr::new("./local")),
+        (false, PathBuf::from("./local"))
+    );
+}
+
+#[test]
+fn cp_takes_one_enclave_operand_and_a_named_source() {
+    let cp = |src: &str, dst: &str| Transfer::cp(OsStr::new(src), OsStr::new(dst), false);
+    let up = cp("dir", "enclave:/in").unwrap();
+    assert!(up.to_enclave);
+    assert!(matches!(up.placement, Placement::IntoDirectory { .. }));
+    let down = cp("enclave:/out/.", "here").unwrap();
+    assert!(!down.to_enclave);
+    assert_eq!(down.expect, Expect::Directory);
+    for (src, dst) in [("a", "b"), ("enclave:/a", "enclave:/b")] {
+        assert!(matches!(cp(src, dst), Err(SettingsError::NotOneRemote)));
+    }
+    let err = cp("/", "enclave:/in").unwrap_err();
+    assert!(matches!(err, SettingsError::NoName(_)), "{err:?}");
+    assert_eq!(err.to_string(), "cannot copy /: it has no name");
+}
