@@ -3,24 +3,29 @@
 //! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
 //! turn SIGTERM or SIGINT into a shutdown token, and read small input files
 //! with a size limit ([`read_limited`]), and write UTC time stamps
-//! ([`utc_millis`], [`utc_seconds`]).
+//! ([`utc_millis`], [`utc_seconds`]). [`run_main`] strings the first three
+//! together into the one `main` of a binary ([`Main`]).
 //!
 //! The feature `cli` (on by default) holds the binary's edge: argument
-//! parsing, logging and signals. Libraries that only read files or write
-//! time stamps turn default features off and link neither clap nor
-//! tracing-subscriber.
+//! parsing, logging, signals and the `main` skeleton. Libraries that only
+//! read files or write time stamps turn default features off and link
+//! neither clap nor tracing-subscriber.
 
 #[cfg(feature = "cli")]
 use std::process::ExitCode;
 
 mod files;
+#[cfg(feature = "cli")]
+mod main_skeleton;
 mod utc;
 
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
+#[cfg(feature = "cli")]
+pub use main_skeleton::{Failure, Main, Runtime, run_main};
 pub use utc::{utc_millis, utc_seconds, utc_seconds_from_millis};
 
 #[cfg(feature = "cli")]
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 /// Exit status for bad usage or configuration (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;

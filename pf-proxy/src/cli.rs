@@ -1,15 +1,16 @@
 //! What every binary shares: Sentient-style address flags, limit flags,
-//! logging set-up, signal handling and exit codes.
+//! and the four pair proxies' whole program; each binary runs on
+//! [`cli_support::run_main`] (logging, signal handling, exit codes).
 //!
 //! Exit codes: 0 after a clean shutdown, 64 for bad usage or configuration,
 //! 1 when the proxy could not start or its listener failed.
 
-use std::fmt::Write as _;
-use std::future::Future;
+use std::marker::PhantomData;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use cli_support::{Failure, Main, Runtime};
 use tokio_util::sync::CancellationToken;
 use transport::Address;
 
@@ -20,7 +21,7 @@ use crate::defs::{
 use crate::proxy::{self, ProxyConfig};
 use crate::server::Limits;
 
-pub use cli_support::{EXIT_USAGE, parse_args};
+pub use cli_support::EXIT_USAGE;
 
 const SCHEMES: [&str; 4] = ["vsock:", "hvsock:", "unix:", "tcp:"];
 
@@ -222,118 +223,120 @@ impl PairProxy {
         }
     }
 
-    /// The whole program: parse the flags, log to stderr, run until SIGTERM.
-    pub fn main(self) -> ExitCode {
-        use clap::{CommandFactory, FromArgMatches};
+    /// The command line of this proxy: its name and help texts.
+    fn command(self) -> clap::Command {
+        use clap::CommandFactory;
         let [name, about, ip_help, vsock_help] = self.texts();
-        let command = PairArgs::command()
+        PairArgs::command()
             .name(name)
             .bin_name(name)
             .about(about)
             .mut_arg("ip_addr", |arg| arg.help(ip_help))
-            .mut_arg("vsock_addr", |arg| arg.help(vsock_help));
-        let args = match command
-            .try_get_matches()
-            .and_then(|matches| PairArgs::from_arg_matches(&matches))
-        {
-            Ok(args) => args,
-            Err(err) => return cli_support::usage_exit(err),
-        };
-        init_tracing();
-        let limits = args.limits.clone();
-        run_proxy(&limits, |limits| Ok(self.config(args, limits)))
+            .mut_arg("vsock_addr", |arg| arg.help(vsock_help))
     }
-}
 
-/// The whole program of a proxy binary: parses its flags `T` (bad usage
-/// exits with [`EXIT_USAGE`]), logs to stderr, and hands the flags to `main`.
-pub fn main_with<T: Parser>(main: impl FnOnce(T) -> ExitCode) -> ExitCode {
-    match parse_args::<T>() {
-        Ok(args) => {
-            init_tracing();
-            main(args)
-        }
-        Err(code) => code,
-    }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    cli_support::init_tracing("info");
-}
-
-/// An error and its causes on one line: `a: b: c`.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
-}
-
-/// Prints a usage or configuration error and returns [`EXIT_USAGE`].
-pub fn usage_error(err: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {}", chain(err));
-    ExitCode::from(EXIT_USAGE)
-}
-
-/// Runs `main` on a Tokio runtime of `threads` workers (0: one per CPU)
-/// with a token cancelled by SIGTERM or SIGINT.
-pub fn run<F, Fut, E>(threads: usize, main: F) -> ExitCode
-where
-    F: FnOnce(CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error,
-{
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if threads > 0 {
-        builder.worker_threads(threads);
-    }
-    let runtime = match builder.build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async { main(cli_support::cancel_on_signals()).await });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", chain(&err));
-            ExitCode::FAILURE
+    /// The whole program: parse the flags, log to stderr, run until SIGTERM.
+    pub fn main(self) -> ExitCode {
+        match self {
+            PairProxy::VsockToIp => cli_support::run_main::<Pair<VsockToIp>>(),
+            PairProxy::IpToVsock => cli_support::run_main::<Pair<IpToVsock>>(),
+            PairProxy::IpToVsockTransparent => {
+                cli_support::run_main::<Pair<IpToVsockTransparent>>()
+            }
+            PairProxy::TransparentPortToVsock => {
+                cli_support::run_main::<Pair<TransparentPortToVsock>>()
+            }
         }
     }
 }
 
-/// Validates the limit flags, builds the proxy's configuration with them
-/// (an error there is a configuration error, exit 64), and runs the proxy
-/// until SIGTERM or SIGINT.
-pub fn run_proxy<B>(limits: &LimitArgs, build: B) -> ExitCode
-where
-    B: FnOnce(Limits) -> Result<ProxyConfig, Box<dyn std::error::Error>>,
-{
-    run_configured(limits, build, proxy::run)
+/// A [`PairProxy`] as a type, to make a binary of.
+pub trait PairKind: Send + 'static {
+    /// Which proxy.
+    const PROXY: PairProxy;
+    /// Its binary's name.
+    const NAME: &'static str;
 }
 
-/// Validates the limit flags, builds a configuration with them (an error
-/// there is a configuration error, exit 64), and runs `main` with it until
-/// SIGTERM or SIGINT.
-pub fn run_configured<C, B, M, Fut, E>(limits: &LimitArgs, build: B, main: M) -> ExitCode
-where
-    B: FnOnce(Limits) -> Result<C, Box<dyn std::error::Error>>,
-    M: FnOnce(C, CancellationToken) -> Fut,
-    Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error,
-{
-    let config = match limits.limits().map_err(Into::into).and_then(build) {
-        Ok(config) => config,
-        Err(err) => return usage_error(err.as_ref()),
-    };
-    run(limits.threads, |shutdown| main(config, shutdown))
+macro_rules! pair_kinds {
+    ($($kind:ident: $name:literal),* $(,)?) => {$(
+        #[doc = concat!("`", $name, "`.")]
+        #[derive(Debug)]
+        pub struct $kind;
+
+        impl PairKind for $kind {
+            const PROXY: PairProxy = PairProxy::$kind;
+            const NAME: &'static str = $name;
+        }
+    )*};
+}
+
+pair_kinds!(
+    VsockToIp: "vsock-to-ip",
+    IpToVsock: "ip-to-vsock",
+    IpToVsockTransparent: "ip-to-vsock-transparent",
+    TransparentPortToVsock: "transparent-port-to-vsock",
+);
+
+/// The flags of the pair proxy `K`.
+#[derive(Debug, Parser)]
+pub struct Pair<K: PairKind> {
+    #[command(flatten)]
+    args: PairArgs,
+    #[arg(skip)]
+    kind: PhantomData<K>,
+}
+
+impl<K: PairKind> Main for Pair<K> {
+    const NAME: &'static str = K::NAME;
+    type Config = Configured<ProxyConfig>;
+
+    fn clap_command() -> clap::Command {
+        K::PROXY.command()
+    }
+
+    fn config(self) -> anyhow::Result<Self::Config> {
+        let limits = self.args.limits.clone();
+        Configured::new(&limits, |limits| Ok(K::PROXY.config(self.args, limits)))
+    }
+
+    fn runtime(config: &Self::Config) -> Runtime {
+        config.runtime()
+    }
+
+    async fn run(config: Self::Config, shutdown: CancellationToken) -> Result<u8, Failure> {
+        proxy::run(config.config, shutdown).await?;
+        Ok(0)
+    }
+}
+
+/// A proxy's configuration and the worker threads it runs on.
+#[derive(Debug)]
+pub struct Configured<C> {
+    /// What the proxy runs with.
+    pub config: C,
+    /// `--threads` (0: one per CPU).
+    pub threads: usize,
+}
+
+impl<C> Configured<C> {
+    /// Validates the limit flags and builds the configuration with them.
+    pub fn new(
+        limits: &LimitArgs,
+        build: impl FnOnce(Limits) -> anyhow::Result<C>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            config: build(limits.limits()?)?,
+            threads: limits.threads,
+        })
+    }
+
+    /// The runtime: `--threads` workers, or one per CPU.
+    pub fn runtime(&self) -> Runtime {
+        Runtime::Service {
+            workers: self.threads,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! ```
 //!
 //! Unknown keys are errors, so a typo cannot silently fall back to a default.
+//! [`crate::settings`] checks the values and merges them with the flags.
 
 use std::path::{Path, PathBuf};
 
@@ -61,18 +62,11 @@ pub enum ConfigError {
         /// Why.
         source: serde_yaml_ng::Error,
     },
-    /// A value is out of range.
-    #[error("invalid config file {}: {message}", path.display())]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
 }
 
 impl FileConfig {
-    /// Reads and validates a configuration file.
+    /// Reads and parses a configuration file; [`crate::settings`] checks
+    /// its values.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -83,20 +77,12 @@ impl FileConfig {
                 path: path.to_owned(),
                 source,
             },
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
-                path: path.to_owned(),
-                message,
-            },
             other => other,
         })
     }
 
-    /// Parses and validates configuration text.
+    /// Parses configuration text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: PathBuf::new(),
-            message,
-        };
         let config: FileConfig = if text.trim().is_empty() {
             FileConfig::default()
         } else {
@@ -105,24 +91,6 @@ impl FileConfig {
                 source,
             })?
         };
-        if config.addr.is_some() && (config.cid.is_some() || config.port.is_some()) {
-            return Err(invalid("give either addr or cid/port, not both".into()));
-        }
-        if config.cid.is_some() && config.port.is_none() {
-            return Err(invalid("cid needs a port".into()));
-        }
-        if config.max_clients == Some(0) {
-            return Err(invalid("max_clients must be at least 1".into()));
-        }
-        if config.idle_timeout_secs == Some(0) {
-            return Err(invalid("idle_timeout_secs must be at least 1".into()));
-        }
-        if config.connect_attempts == Some(0) {
-            return Err(invalid("connect_attempts must be at least 1".into()));
-        }
-        if let Some(mode) = &config.socket_mode {
-            parse_mode(mode).map_err(invalid)?;
-        }
         Ok(config)
     }
 
@@ -133,17 +101,6 @@ impl FileConfig {
             (None, Some(cid), Some(port)) => Some(Address::vsock(cid, port)),
             _ => None,
         }
-    }
-}
-
-/// Parses an octal file mode such as `0600` or `600`.
-pub fn parse_mode(text: &str) -> Result<u32, String> {
-    let digits = text.trim_start_matches("0o");
-    match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o777 => Ok(mode),
-        _ => Err(format!(
-            "socket mode {text:?} is not an octal mode from 000 to 777"
-        )),
     }
 }
 
@@ -169,14 +126,10 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_configs_with_reasons() {
+    fn rejects_bad_yaml_with_reasons() {
         for (text, needle) in [
             ("adr: unix:/x\n", "unknown field"),
             ("addr: udp:1\n", "invalid address"),
-            ("addr: unix:/x\nport: 1\n", "not both"),
-            ("cid: 3\n", "needs a port"),
-            ("max_clients: 0\n", "at least 1"),
-            ("socket_mode: \"999\"\n", "octal"),
             ("max_clients: -1\n", "invalid"),
             ("[1, 2]\n", "invalid"),
         ] {

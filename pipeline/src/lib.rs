@@ -17,6 +17,7 @@
 //! - [`server`]: `pipeline listen`: accept loop and request handlers.
 //! - [`client`]: the host side: connect, run, upload, download.
 //! - [`config`]: the YAML configuration file.
+//! - [`settings`]: flags over the file over defaults, validated once.
 //! - [`progress`]: the terminal progress bar.
 
 pub mod buffers;
@@ -31,6 +32,7 @@ pub mod policy;
 pub mod progress;
 pub mod protocol;
 pub mod server;
+pub mod settings;
 pub mod tree;
 
 pub use error::Error;

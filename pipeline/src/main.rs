@@ -1,7 +1,8 @@
 //! `pipeline`: run commands in an enclave and copy files to and from it.
 //!
-//! Parses arguments, merges them with the optional config file, sets up
-//! logging and calls the library. Exit status: the remote command's own
+//! Declares the arguments; [`pipeline::settings`] merges them with the
+//! optional config file and checks them, [`cli_support::run_main`] runs
+//! the command. Exit status: the remote command's own
 //! (128+N for signal N, 124 for a time-out) for `run`; 126/127 when the
 //! command could not be started or found; 64 for bad usage or config; 69
 //! when the server cannot be reached; 76 when the server's attestation
@@ -9,32 +10,31 @@
 //! handshake was sent); 77 when the server refuses the client's key; 1 for
 //! any other failure.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use attested_channel::{SetupError, StaticKey};
 use clap::{Args, Parser, Subcommand};
+use cli_support::{EXIT_USAGE, Failure, Main, Runtime};
 use enclave_nsm::NsmMode;
+use pipeline::Error;
 use pipeline::client::exec::{RunOptions, RunOutcome};
 use pipeline::client::{Client, copy};
-use pipeline::config::{FileConfig, parse_mode};
-use pipeline::defs::DEFAULT_PORT;
-use pipeline::paths;
 use pipeline::progress::Progress;
-use pipeline::protocol::{ErrorCode, Expect, Placement, Summary};
-use pipeline::server::{self, ServerConfig};
-use pipeline::{Error, Policy, WrittenModes};
+use pipeline::protocol::{ErrorCode, Expect, Summary};
+use pipeline::server;
+use pipeline::settings::{
+    ConnectFlags, ListenFlags, ListenSettings, REMOTE_PREFIX, RunFlags, RunSettings, Sources,
+    Transfer, plaintext_is_local,
+};
 use tokio::signal::unix::{SignalKind, signal};
-use transport::{Address, BindOptions, ConnectOptions, Listener};
+use tokio_util::sync::CancellationToken;
+use transport::{Address, BindOptions, Listener};
 
-/// Exit status for bad usage or configuration (EX_USAGE).
-use cli_support::EXIT_USAGE;
 /// Exit status when the server cannot be reached (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit status when the server's attestation fails a check.
@@ -43,8 +43,6 @@ const EXIT_ATTESTATION: u8 = 76;
 const EXIT_REFUSED: u8 = 77;
 /// Where `--nsm development` keeps its PKI unless `--state-dir` says otherwise.
 const DEFAULT_STATE_DIR: &str = "/var/lib/pipeline";
-/// Prefix that marks the enclave side of `pipeline cp`.
-const REMOTE_PREFIX: &str = "enclave:";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -270,227 +268,212 @@ struct RecvDirArgs {
     localdir: PathBuf,
 }
 
-/// A failure with the exit status it maps to.
-struct Failure {
-    status: u8,
-    error: anyhow::Error,
+impl ListenArgs {
+    fn flags(&self) -> ListenFlags {
+        ListenFlags {
+            addr: self.addr.clone(),
+            port: self.port,
+            no_exec: self.no_exec,
+            roots: self.roots.clone(),
+            readable_by_all: self.readable_by_all,
+            max_clients: self.max_clients,
+            idle_timeout: self.idle_timeout,
+            socket_mode: self.socket_mode.clone(),
+            attested: self.authorized_keys.is_some(),
+            insecure_plaintext: self.insecure_plaintext,
+        }
+    }
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        let status = match error.downcast_ref::<Error>() {
+impl ConnArgs {
+    /// The client for these flags (and the file's settings).
+    fn client(&self, sources: &Sources) -> anyhow::Result<Client> {
+        let settings = sources.connect(ConnectFlags {
+            addr: self.addr.clone(),
+            cid: self.cid,
+            port: self.port,
+            connect_attempts: self.connect_attempts,
+        })?;
+        if self.channel.key.is_none() {
+            let why = "no --key: INSECURE plaintext (not authenticated, not encrypted, the server is not attested)";
+            if plaintext_is_local(&settings.addr) {
+                tracing::info!(addr = %settings.addr, "{why}");
+            } else {
+                tracing::warn!(addr = %settings.addr, "{why}");
+            }
+        }
+        let client = Client::new(settings.addr).with_connect_options(settings.options);
+        let channel = self
+            .channel
+            .client_config(pipeline::defs::HANDSHAKE_TIMEOUT)?;
+        Ok(match channel {
+            Some(channel) => client.with_channel(channel),
+            None => client,
+        })
+    }
+}
+
+/// A subcommand with its settings resolved and checked.
+enum Job {
+    Listen {
+        settings: ListenSettings,
+        args: ListenArgs,
+    },
+    Keygen(KeygenArgs),
+    Run {
+        client: Client,
+        settings: RunSettings,
+        args: RunArgs,
+    },
+    Copy {
+        client: Client,
+        transfer: Transfer,
+        quiet: bool,
+    },
+}
+
+impl Main for Cli {
+    const NAME: &'static str = "pipeline";
+    type Config = Job;
+
+    fn log_level(&self) -> &'static str {
+        match (&self.command, self.verbose) {
+            (_, 2..) => "debug",
+            (Command::Listen(_), _) | (_, 1) => "info",
+            _ => "warn",
+        }
+    }
+
+    fn config(self) -> anyhow::Result<Job> {
+        let sources = Sources::load(self.config.as_deref())?;
+        Ok(match self.command {
+            Command::Listen(args) => Job::Listen {
+                settings: sources.listen(args.flags())?,
+                args,
+            },
+            Command::Keygen(args) => Job::Keygen(args),
+            Command::Run(mut args) => Job::Run {
+                client: args.conn.client(&sources)?,
+                settings: pipeline::settings::run(RunFlags {
+                    command: args.command.take(),
+                    argv: std::mem::take(&mut args.argv),
+                    env: std::mem::take(&mut args.env),
+                    timeout: args.timeout,
+                })?,
+                args,
+            },
+            Command::Cp(args) => {
+                let client = args.conn.client(&sources)?;
+                copy_job(
+                    client,
+                    Transfer::cp(&args.src, &args.dst, args.follow_link)?,
+                    &args.flags,
+                )
+            }
+            Command::SendFile(args) => copy_job(
+                args.conn.client(&sources)?,
+                Transfer::sentient_up(args.localpath, args.remotepath, false),
+                &args.flags,
+            ),
+            Command::RecvFile(args) => copy_job(
+                args.conn.client(&sources)?,
+                Transfer::sentient_down(args.remotepath, args.localpath, Expect::File),
+                &args.flags,
+            ),
+            Command::SendDir(args) => {
+                let client = args.conn.client(&sources)?;
+                if !args.localdir.is_dir() {
+                    return Err(anyhow!("{} is not a directory", args.localdir.display()));
+                }
+                copy_job(
+                    client,
+                    Transfer::sentient_up(args.localdir, args.remotedir, true),
+                    &args.flags,
+                )
+            }
+            Command::RecvDir(args) => copy_job(
+                args.conn.client(&sources)?,
+                Transfer::sentient_down(args.remotedir, args.localdir, Expect::Directory),
+                &args.flags,
+            ),
+        })
+    }
+
+    /// The server serves many clients on all cores and stops gracefully
+    /// on SIGTERM/SIGINT; a client does one thing, starts faster without
+    /// worker threads, and dies of the signals (`run` forwards them to the
+    /// remote command).
+    fn runtime(job: &Job) -> Runtime {
+        match job {
+            Job::Listen { .. } => Runtime::Service { workers: 0 },
+            _ => Runtime::OneShot,
+        }
+    }
+
+    async fn run(job: Job, shutdown: CancellationToken) -> Result<u8, Failure> {
+        match job {
+            Job::Listen { settings, args } => listen(settings, &args, shutdown).await,
+            Job::Keygen(args) => keygen(&args),
+            Job::Run {
+                client,
+                settings,
+                args,
+            } => run(&client, settings, &args).await,
+            Job::Copy {
+                client,
+                transfer,
+                quiet,
+            } => run_transfer(&client, transfer, quiet).await,
+        }
+    }
+
+    fn exit_code(error: &anyhow::Error) -> u8 {
+        match error.downcast_ref::<Error>() {
             Some(Error::Channel(e)) if e.is_attestation_failure() => EXIT_ATTESTATION,
             Some(Error::Channel(e)) if e.is_refusal() => EXIT_REFUSED,
             Some(Error::Transport(_) | Error::Handshake(_) | Error::Channel(_)) => EXIT_UNAVAILABLE,
             Some(Error::Remote(frame)) if frame.code == ErrorCode::Busy => EXIT_UNAVAILABLE,
             _ => 1,
-        };
-        Self { status, error }
-    }
-}
-
-fn usage(error: anyhow::Error) -> Failure {
-    Failure {
-        status: EXIT_USAGE,
-        error,
+        }
     }
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = match cli_support::parse_args() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    init_logging(&cli);
-    // The server serves many clients on all cores; a client does one thing
-    // and starts faster without worker threads.
-    let mut builder = match cli.command {
-        Command::Listen(_) => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("pipeline: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(dispatch(cli));
-    // Do not wait for a blocking read of stdin that may never return.
-    runtime.shutdown_background();
-    match result {
-        Ok(status) => ExitCode::from(status),
-        Err(failure) => {
-            eprintln!("pipeline: {:#}", failure.error);
-            ExitCode::from(failure.status)
-        }
+    cli_support::run_main::<Cli>()
+}
+
+fn copy_job(client: Client, transfer: Transfer, flags: &CopyFlags) -> Job {
+    Job::Copy {
+        client,
+        transfer,
+        quiet: flags.quiet,
     }
 }
 
-fn init_logging(cli: &Cli) {
-    let default = match (&cli.command, cli.verbose) {
-        (_, 2..) => "debug",
-        (Command::Listen(_), _) | (_, 1) => "info",
-        _ => "warn",
-    };
-    cli_support::init_tracing(default);
-}
-
-async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let file = match &cli.config {
-        Some(path) => FileConfig::load(path).map_err(|err| usage(err.into()))?,
-        None => FileConfig::default(),
-    };
-    match cli.command {
-        Command::Listen(args) => listen(args, &file).await,
-        Command::Keygen(args) => keygen(&args),
-        Command::Run(args) => run(args, &file).await,
-        Command::Cp(args) => cp(args, &file).await,
-        Command::SendFile(args) => {
-            let client = client(&args.conn, &file)?;
-            let transfer = Transfer::up(
-                &args.localpath,
-                &args.remotepath,
-                exact_with_parents(),
-                false,
-            );
-            run_transfer(&client, transfer, &args.flags).await
-        }
-        Command::RecvFile(args) => {
-            let client = client(&args.conn, &file)?;
-            let transfer = Transfer::down(
-                &args.remotepath,
-                &args.localpath,
-                exact_with_parents(),
-                Expect::File,
-                false,
-            );
-            run_transfer(&client, transfer, &args.flags).await
-        }
-        Command::SendDir(args) => {
-            let client = client(&args.conn, &file)?;
-            if !args.localdir.is_dir() {
-                return Err(usage(anyhow!(
-                    "{} is not a directory",
-                    args.localdir.display()
-                )));
-            }
-            let transfer =
-                Transfer::up(&args.localdir, &args.remotedir, exact_with_parents(), true);
-            run_transfer(&client, transfer, &args.flags).await
-        }
-        Command::RecvDir(args) => {
-            let client = client(&args.conn, &file)?;
-            let transfer = Transfer::down(
-                &args.remotedir,
-                &args.localdir,
-                exact_with_parents(),
-                Expect::Directory,
-                true,
-            );
-            run_transfer(&client, transfer, &args.flags).await
-        }
-    }
-}
-
-/// Sentient's commands put the source at exactly the given path.
-fn exact_with_parents() -> Placement {
-    Placement::Exact {
-        create_parents: true,
-    }
-}
-
-async fn listen(args: ListenArgs, file: &FileConfig) -> Result<u8, Failure> {
-    let addr = args
-        .addr
-        .or_else(|| {
-            args.port
-                .map(|port| Address::vsock(transport::defs::VSOCK_CID_ANY, port))
-        })
-        .or_else(|| file.address())
-        .unwrap_or_else(|| Address::vsock(transport::defs::VSOCK_CID_ANY, DEFAULT_PORT));
-    let roots = if args.roots.is_empty() {
-        file.roots.clone().unwrap_or_default()
-    } else {
-        args.roots
-    };
-    let allow_exec = !args.no_exec && file.allow_exec.unwrap_or(true);
-    let modes = if args.readable_by_all {
-        WrittenModes::ReadableByAll
-    } else {
-        WrittenModes::AsSent
-    };
-    let policy = Policy::new(allow_exec, &roots)
-        .map_err(|err| usage(anyhow!("invalid --root: {err}")))?
-        .with_written_modes(modes);
-    let socket_mode = match args.socket_mode.as_ref().or(file.socket_mode.as_ref()) {
-        Some(text) => parse_mode(text).map_err(|err| usage(anyhow!(err)))?,
-        None => 0o600,
-    };
+async fn listen(
+    settings: ListenSettings,
+    args: &ListenArgs,
+    shutdown: CancellationToken,
+) -> Result<u8, Failure> {
     let channel = match &args.authorized_keys {
         Some(path) => Some(Arc::new(
             server_channel(path, args.nsm, args.state_dir.as_deref()).await?,
         )),
-        None => {
-            if !plaintext_is_local(&addr) && !args.insecure_plaintext {
-                return Err(usage(anyhow!(
-                    "{addr} is not a unix: or loopback tcp: address: give --authorized-keys FILE for the attested channel, or --insecure-plaintext to serve plaintext anyway (debug images only)"
-                )));
-            }
-            None
-        }
+        None => None,
     };
-    let defaults = ServerConfig::default();
-    let config = ServerConfig {
-        channel,
-        policy,
-        max_clients: args
-            .max_clients
-            .or(file.max_clients)
-            .unwrap_or(defaults.max_clients),
-        idle_timeout: args
-            .idle_timeout
-            .or(file.idle_timeout_secs)
-            .map(Duration::from_secs)
-            .unwrap_or(defaults.idle_timeout),
-        shutdown_grace: defaults.shutdown_grace,
-    };
-    if config.max_clients == 0 {
-        return Err(usage(anyhow!("--max-clients must be at least 1")));
-    }
-    if config.idle_timeout.is_zero() {
-        return Err(usage(anyhow!(
-            "--idle-timeout must be at least 1 second (0 would drop every client at once)"
-        )));
-    }
     let options = BindOptions {
-        unix_mode: Some(socket_mode),
+        unix_mode: Some(settings.socket_mode),
     };
-    let listener = Listener::bind_with(&addr, &options)
+    let listener = Listener::bind_with(&settings.addr, &options)
         .await
-        .map_err(|err| Failure {
-            status: 1,
-            error: err.into(),
-        })?;
-    let shutdown = cli_support::cancel_on_signals();
-    server::run(listener, config, shutdown.cancelled_owned())
-        .await
-        .map_err(anyhow::Error::from)?;
+        .map_err(|err| Failure::with_code(1, err))?;
+    server::run(
+        listener,
+        settings.server_config(channel),
+        shutdown.cancelled_owned(),
+    )
+    .await?;
     Ok(0)
-}
-
-/// Whether plaintext may be served on `addr` without `--insecure-plaintext`.
-fn plaintext_is_local(addr: &Address) -> bool {
-    match addr {
-        Address::Unix(_) => true,
-        Address::Tcp { host, .. } => {
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
-        _ => false,
-    }
 }
 
 /// The attested channel's server side: a fresh key (memory only), the NSM
@@ -509,14 +492,14 @@ async fn server_channel(
     )
     .await
     .map_err(|err| match err {
-        SetupError::AuthorizedKeys(_) => usage(err.into()),
-        other => Failure::from(anyhow::Error::from(other)),
+        SetupError::AuthorizedKeys(_) => Failure::usage(err),
+        other => Failure::from(other),
     })
 }
 
 /// `pipeline keygen --out FILE`.
 fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
-    let key = StaticKey::generate_files(&args.out, &args.comment).map_err(anyhow::Error::from)?;
+    let key = StaticKey::generate_files(&args.out, &args.comment)?;
     println!("{}", key.public().to_line(&args.comment));
     eprintln!(
         "wrote {} (private, mode 0600) and {}; add the .pub line, with its permissions, to the server's authorized keys",
@@ -526,98 +509,18 @@ fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn client(conn: &ConnArgs, file: &FileConfig) -> Result<Client, Failure> {
-    let addr = match (&conn.addr, conn.cid, conn.port) {
-        (Some(addr), _, _) => addr.clone(),
-        (None, Some(cid), Some(port)) => Address::vsock(cid, port),
-        (None, None, Some(port)) => match file.cid {
-            Some(cid) => Address::vsock(cid, port),
-            None => return Err(usage(anyhow!("--port needs --cid (or cid in the config file)"))),
-        },
-        _ => file.address().ok_or_else(|| {
-            usage(anyhow!(
-                "no server address: give --addr (or --cid and --port), set PIPELINE_ADDR, or put addr in the config file"
-            ))
-        })?,
-    };
-    let mut options = ConnectOptions::default();
-    if let Some(attempts) = conn.connect_attempts.or(file.connect_attempts) {
-        if attempts == 0 {
-            return Err(usage(anyhow!("--connect-attempts must be at least 1")));
-        }
-        options.attempts = attempts;
-    }
-    if conn.channel.key.is_none() {
-        let why = "no --key: INSECURE plaintext (not authenticated, not encrypted, the server is not attested)";
-        if plaintext_is_local(&addr) {
-            tracing::info!(%addr, "{why}");
-        } else {
-            tracing::warn!(%addr, "{why}");
-        }
-    }
-    let client = Client::new(addr).with_connect_options(options);
-    let channel = conn
-        .channel
-        .client_config(pipeline::defs::HANDSHAKE_TIMEOUT)
-        .map_err(|err| usage(err.into()))?;
-    Ok(match channel {
-        Some(channel) => client.with_channel(channel),
-        None => client,
-    })
-}
-
-fn parse_env(item: &OsStr) -> Result<(OsString, OsString), Failure> {
-    let bytes = item.as_bytes();
-    match bytes.iter().position(|&b| b == b'=') {
-        Some(0) => Err(usage(anyhow!("--env {item:?}: the name is empty"))),
-        Some(at) => Ok((
-            OsStr::from_bytes(&bytes[..at]).to_owned(),
-            OsStr::from_bytes(&bytes[at + 1..]).to_owned(),
-        )),
-        None => match std::env::var_os(item) {
-            Some(value) => Ok((item.to_owned(), value)),
-            None => Err(usage(anyhow!(
-                "--env {item:?}: no such variable here to pass on"
-            ))),
-        },
-    }
-}
-
-async fn run(args: RunArgs, file: &FileConfig) -> Result<u8, Failure> {
-    let client = client(&args.conn, file)?;
-    let argv = match (args.command, args.argv) {
-        (Some(line), _) => vec!["sh".into(), "-c".into(), line.into()],
-        (None, argv) if !argv.is_empty() => argv,
-        _ => {
-            return Err(usage(anyhow!(
-                "nothing to run: give the command after --, or --command"
-            )));
-        }
-    };
-    let timeout = match args.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-        Some(secs) => {
-            return Err(usage(anyhow!(
-                "--timeout {secs}: must be a positive number of seconds"
-            )));
-        }
-        None => None,
-    };
+async fn run(client: &Client, settings: RunSettings, args: &RunArgs) -> Result<u8, Failure> {
     let options = RunOptions {
-        argv,
-        env: args
-            .env
-            .iter()
-            .map(|item| parse_env(item))
-            .collect::<Result<_, _>>()?,
-        cwd: args.cwd,
-        timeout,
+        argv: settings.argv,
+        env: settings.env,
+        cwd: args.cwd.clone(),
+        timeout: settings.timeout,
         detach: args.no_wait,
     };
     let forward_stdin = !args.no_stdin && !args.no_wait && !std::io::stdin().is_terminal();
     let stdin = forward_stdin.then(tokio::io::stdin);
     let signals = forward_signals()?;
-    let session = client.connect().await.map_err(anyhow::Error::from)?;
+    let session = client.connect().await?;
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
     let outcome =
@@ -639,17 +542,14 @@ async fn run(args: RunArgs, file: &FileConfig) -> Result<u8, Failure> {
                 ErrorCode::BadRequest => EXIT_USAGE,
                 _ => 1,
             };
-            Err(Failure {
-                status,
-                error: Error::Remote(frame).into(),
-            })
+            Err(Failure::with_code(status, Error::Remote(frame)))
         }
-        Err(err) => Err(anyhow::Error::from(err).into()),
+        Err(err) => Err(err.into()),
     }
 }
 
 /// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the remote command.
-fn forward_signals() -> Result<tokio::sync::mpsc::Receiver<i32>, Failure> {
+fn forward_signals() -> anyhow::Result<tokio::sync::mpsc::Receiver<i32>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for (kind, number) in [
         (SignalKind::interrupt(), libc::SIGINT),
@@ -670,104 +570,29 @@ fn forward_signals() -> Result<tokio::sync::mpsc::Receiver<i32>, Failure> {
     Ok(rx)
 }
 
-/// Splits a `cp` operand into (is remote, path).
-fn operand(text: &OsStr) -> (bool, PathBuf) {
-    match text.as_bytes().strip_prefix(REMOTE_PREFIX.as_bytes()) {
-        Some(rest) => (true, paths::from_wire(rest)),
-        None => (false, PathBuf::from(text)),
-    }
-}
-
-async fn cp(args: CpArgs, file: &FileConfig) -> Result<u8, Failure> {
-    let client = client(&args.conn, file)?;
-    let (src_remote, src) = operand(&args.src);
-    let (dst_remote, dst) = operand(&args.dst);
-    // `SRC/.` copies a directory's content rather than the directory.
-    let contents_only = src.as_os_str().as_bytes().ends_with(b"/.");
-    let placement = if contents_only {
-        Placement::Exact {
-            create_parents: false,
-        }
-    } else {
-        let name = paths::last_name(&src)
-            .ok_or_else(|| usage(anyhow!("cannot copy {}: it has no name", src.display())))?;
-        Placement::IntoDirectory { name }
-    };
-    let transfer = match (src_remote, dst_remote) {
-        (false, true) => Transfer::up(&src, &dst, placement, args.follow_link),
-        (true, false) => {
-            let expect = if contents_only {
-                Expect::Directory
-            } else {
-                Expect::Any
-            };
-            Transfer::down(&src, &dst, placement, expect, args.follow_link)
-        }
-        _ => {
-            return Err(usage(anyhow!(
-                "exactly one of SRC and DST must be in the enclave ({REMOTE_PREFIX}/path)"
-            )));
-        }
-    };
-    run_transfer(&client, transfer, &args.flags).await
-}
-
-/// One copy, in either direction.
-struct Transfer<'a> {
-    to_enclave: bool,
-    local: &'a Path,
-    remote: &'a Path,
-    placement: Placement,
-    expect: Expect,
-    follow: bool,
-}
-
-impl<'a> Transfer<'a> {
-    fn up(local: &'a Path, remote: &'a Path, placement: Placement, follow: bool) -> Self {
-        let expect = Expect::Any;
-        Self {
-            to_enclave: true,
-            local,
-            remote,
-            placement,
-            expect,
-            follow,
-        }
-    }
-
-    fn down(
-        remote: &'a Path,
-        local: &'a Path,
-        placement: Placement,
-        expect: Expect,
-        follow: bool,
-    ) -> Self {
-        Self {
-            to_enclave: false,
-            local,
-            remote,
-            placement,
-            expect,
-            follow,
-        }
-    }
-}
-
-async fn run_transfer(client: &Client, t: Transfer<'_>, flags: &CopyFlags) -> Result<u8, Failure> {
+async fn run_transfer(client: &Client, t: Transfer, quiet: bool) -> Result<u8, Failure> {
     if t.to_enclave {
-        std::fs::symlink_metadata(t.local)
+        std::fs::symlink_metadata(&t.local)
             .with_context(|| format!("cannot read {}", t.local.display()))
-            .map_err(usage)?;
+            .map_err(Failure::usage)?;
     }
-    let progress = Progress::for_terminal(!flags.quiet);
-    let session = client.connect().await.map_err(anyhow::Error::from)?;
+    let progress = Progress::for_terminal(!quiet);
+    let session = client.connect().await?;
     let result = if t.to_enclave {
-        copy::upload(session, t.local, t.remote, t.placement, t.follow, &progress).await
+        copy::upload(
+            session,
+            &t.local,
+            &t.remote,
+            t.placement,
+            t.follow,
+            &progress,
+        )
+        .await
     } else {
         copy::download(
             session,
-            t.remote,
-            t.local,
+            &t.remote,
+            &t.local,
             t.placement,
             t.expect,
             t.follow,
@@ -786,13 +611,13 @@ async fn run_transfer(client: &Client, t: Transfer<'_>, flags: &CopyFlags) -> Re
     let summary = result
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot copy {from} to {to}"))?;
-    report(&summary, t.to_enclave, flags);
+    report(&summary, t.to_enclave, quiet);
     Ok(0)
 }
 
 /// One line on a terminal after a copy; nothing otherwise.
-fn report(summary: &Summary, to_enclave: bool, flags: &CopyFlags) {
-    if flags.quiet || !std::io::stderr().is_terminal() {
+fn report(summary: &Summary, to_enclave: bool, quiet: bool) {
+    if quiet || !std::io::stderr().is_terminal() {
         return;
     }
     let prefix = if to_enclave { REMOTE_PREFIX } else { "" };
@@ -847,30 +672,9 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!()
         };
-        let client = client(&args.conn, &FileConfig::default()).ok().unwrap();
+        let client = args.conn.client(&Sources::default()).unwrap();
         assert_eq!(client.addr(), &Address::vsock(16, 53000));
         assert!(args.no_wait);
         assert!(Cli::try_parse_from(["pipeline", "run", "--cid", "16", "--", "true"]).is_err());
-    }
-
-    #[test]
-    fn env_items() {
-        assert_eq!(
-            parse_env(OsStr::new("K=a=b")).ok().unwrap(),
-            (OsString::from("K"), OsString::from("a=b"))
-        );
-        assert!(parse_env(OsStr::new("=x")).is_err());
-    }
-
-    #[test]
-    fn cp_operands() {
-        assert_eq!(
-            operand(OsStr::new("enclave:/a/b")),
-            (true, PathBuf::from("/a/b"))
-        );
-        assert_eq!(
-            operand(OsStr::new("./local")),
-            (false, PathBuf::from("./local"))
-        );
     }
 }

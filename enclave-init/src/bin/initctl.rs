@@ -4,10 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use attested_channel::{ChannelArgs, ClientConfig};
 use clap::{Parser, Subcommand};
-use enclave_init::cli::{EXIT_USAGE, parse_args};
+use cli_support::{Failure, Main, Runtime, run_main};
 use enclave_init::control::client;
 use enclave_init::control::cmd::{Request, Response};
 use enclave_init::ctl_config::{CtlOverrides, Protocol, resolve};
@@ -15,6 +14,7 @@ use enclave_init::defs::{
     CONTROL_HANDSHAKE_TIMEOUT, DEFAULT_LOG_LINES, INIT_SOCKET_ENV, INITCTL_CONFIG_ENV,
 };
 use enclave_init::render;
+use tokio_util::sync::CancellationToken;
 use transport::Address;
 
 /// Control the enclave's init: list, start, stop, enable services, read their logs.
@@ -154,60 +154,86 @@ const EXIT_ATTESTATION: u8 = 76;
 /// (sysexits' EX_NOPERM).
 const EXIT_REFUSED: u8 = 77;
 
-fn main() -> ExitCode {
-    let cli = match parse_args::<Cli>() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    cli_support::init_tracing("warn");
-    let overrides = CtlOverrides {
-        config: cli.config.clone(),
-        protocol: cli.protocol,
-        socket: cli.socket.clone(),
-        vsock_cid: cli.vsock_cid,
-        vsock_port: cli.vsock_port,
-        address: cli.address.clone(),
-    };
-    let addr = match resolve(&overrides) {
-        Ok(addr) => addr,
-        Err(err) => {
-            eprintln!("initctl: {err:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let json = cli.json;
-    let channel = match cli.channel.client_config(CONTROL_HANDSHAKE_TIMEOUT) {
-        Ok(channel) => channel,
-        Err(err) => {
-            eprintln!("initctl: {err}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let target = Target { addr, channel };
-    if let Cmd::Ping { count } = cli.command
-        && count > 1
-    {
-        return match ping_many(&target, count) {
-            Ok(line) => {
-                println!("{line}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => failed(&err),
+/// What initctl was asked, with init's address resolved.
+struct Job {
+    target: Target,
+    command: Cmd,
+    json: bool,
+}
+
+impl Main for Cli {
+    const NAME: &'static str = "initctl";
+    type Config = Job;
+
+    fn log_level(&self) -> &'static str {
+        "warn"
+    }
+
+    fn config(self) -> anyhow::Result<Job> {
+        let overrides = CtlOverrides {
+            config: self.config.clone(),
+            protocol: self.protocol,
+            socket: self.socket.clone(),
+            vsock_cid: self.vsock_cid,
+            vsock_port: self.vsock_port,
+            address: self.address.clone(),
         };
+        let addr = resolve(&overrides)?;
+        let channel = self
+            .channel
+            .client_config(CONTROL_HANDSHAKE_TIMEOUT)
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        Ok(Job {
+            target: Target { addr, channel },
+            command: self.command,
+            json: self.json,
+        })
     }
-    let request = cli.command.request();
-    let response = match exchange(&target, &request) {
-        Ok(response) => response,
-        Err(err) => return failed(&err),
-    };
-    match print(&response, json) {
-        Ok(code) => code,
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("initctl: cannot write output: {err}");
-            ExitCode::from(EXIT_FAILED)
+
+    /// One request; SIGINT and SIGTERM end it at once.
+    fn runtime(_job: &Job) -> Runtime {
+        Runtime::OneShot
+    }
+
+    async fn run(job: Job, _shutdown: CancellationToken) -> Result<u8, Failure> {
+        let Job {
+            target,
+            command,
+            json,
+        } = job;
+        if let Cmd::Ping { count } = command
+            && count > 1
+        {
+            println!("{}", ping_many(&target, count).await?);
+            return Ok(0);
+        }
+        let response = exchange(&target, &command.request()).await?;
+        match print(&response, json) {
+            Ok(code) => Ok(code),
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+            Err(err) => Err(Failure::with_code(
+                EXIT_FAILED,
+                anyhow::anyhow!("cannot write output: {err}"),
+            )),
         }
     }
+
+    /// A request that got no answer: 76 when init's attestation failed,
+    /// 77 when init refused the key, 69 otherwise.
+    fn exit_code(err: &anyhow::Error) -> u8 {
+        let handshake = err
+            .downcast_ref::<client::ClientError>()
+            .and_then(client::ClientError::handshake);
+        match handshake {
+            Some(e) if e.is_attestation_failure() => EXIT_ATTESTATION,
+            Some(e) if e.is_refusal() => EXIT_REFUSED,
+            _ => EXIT_UNAVAILABLE,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    run_main::<Cli>()
 }
 
 /// Where init is, and how to talk to it.
@@ -237,38 +263,15 @@ impl Target {
     }
 }
 
-/// The exit status of a request that got no answer: 76 when init's
-/// attestation failed, 77 when init refused the key, 69 otherwise.
-fn failed(err: &anyhow::Error) -> ExitCode {
-    eprintln!("initctl: {err:#}");
-    let handshake = err
-        .downcast_ref::<client::ClientError>()
-        .and_then(client::ClientError::handshake);
-    ExitCode::from(match handshake {
-        Some(e) if e.is_attestation_failure() => EXIT_ATTESTATION,
-        Some(e) if e.is_refusal() => EXIT_REFUSED,
-        _ => EXIT_UNAVAILABLE,
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn exchange(target: &Target, request: &Request) -> anyhow::Result<Response> {
-    runtime()?.block_on(async {
-        let mut client = target.connect().await?;
-        Ok(client.call(request).await?)
-    })
+async fn exchange(target: &Target, request: &Request) -> anyhow::Result<Response> {
+    let mut client = target.connect().await?;
+    Ok(client.call(request).await?)
 }
 
 /// Sends `count` pings on one connection; a summary like ping(8).
-fn ping_many(target: &Target, count: u32) -> anyhow::Result<String> {
+async fn ping_many(target: &Target, count: u32) -> anyhow::Result<String> {
     let addr = &target.addr;
-    runtime()?.block_on(async {
+    {
         let mut client = target.connect().await?;
         let mut rtts = Vec::with_capacity(count as usize);
         for _ in 0..count {
@@ -289,15 +292,16 @@ fn ping_many(target: &Target, count: u32) -> anyhow::Result<String> {
             us(rtts[rtts.len() - 1]),
             us(total / count)
         ))
-    })
+    }
 }
 
-fn print(response: &Response, json: bool) -> std::io::Result<ExitCode> {
+/// Prints the answer; returns the exit status it means.
+fn print(response: &Response, json: bool) -> std::io::Result<u8> {
     let mut out = std::io::stdout().lock();
     let code = match response {
-        Response::Error { .. } => ExitCode::from(EXIT_FAILED),
-        Response::Refused { .. } => ExitCode::from(EXIT_REFUSED),
-        _ => ExitCode::SUCCESS,
+        Response::Error { .. } => EXIT_FAILED,
+        Response::Refused { .. } => EXIT_REFUSED,
+        _ => 0,
     };
     if json {
         let text = serde_json::to_string_pretty(response).map_err(std::io::Error::other)?;

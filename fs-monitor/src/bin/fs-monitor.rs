@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use cli_support::{EXIT_USAGE, init_tracing, parse_args};
+use cli_support::{Failure, Main, run_main};
 use fs_monitor::{Config, MonitorError, Stats};
+use tokio_util::sync::CancellationToken;
 
 /// Watches directories with inotify and keeps the NATS KV bucket
 /// `fs_hashes` equal to `absolute path -> SHA3-512` of every file in them.
@@ -29,44 +30,28 @@ struct Args {
     kv_bucket_name: String,
 }
 
-fn main() -> ExitCode {
-    let args: Args = match parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    init_tracing("info");
-    let config = match Config::new(
-        &args.directory,
-        args.ignore_file.as_deref(),
-        &args.nats_url,
-        &args.kv_bucket_name,
-    ) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("fs-monitor: {:#}", anyhow::Error::new(error));
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("fs-monitor: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("fs-monitor: {error:#}");
-            ExitCode::FAILURE
-        }
+impl Main for Args {
+    const NAME: &'static str = "fs-monitor";
+    type Config = Config;
+
+    fn config(self) -> anyhow::Result<Config> {
+        Ok(Config::new(
+            &self.directory,
+            self.ignore_file.as_deref(),
+            &self.nats_url,
+            &self.kv_bucket_name,
+        )?)
+    }
+
+    /// Runs until SIGINT or SIGTERM.
+    async fn run(config: Config, shutdown: CancellationToken) -> Result<u8, Failure> {
+        fs_monitor::run(config, Arc::new(Stats::default()), shutdown)
+            .await
+            .map_err(|error: MonitorError| anyhow::Error::new(error))?;
+        Ok(0)
     }
 }
 
-/// Runs until SIGINT or SIGTERM.
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let shutdown = cli_support::cancel_on_signals();
-    fs_monitor::run(config, Arc::new(Stats::default()), shutdown)
-        .await
-        .map_err(|error: MonitorError| anyhow::Error::new(error))
+fn main() -> ExitCode {
+    run_main::<Args>()
 }

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use pf_proxy::cli::{self, LimitArgs};
+use cli_support::{Failure, Main, Runtime, run_main};
+use pf_proxy::cli::{self, Configured, LimitArgs};
 use pf_proxy::{Mode, Policy, ProxyConfig};
+use tokio_util::sync::CancellationToken;
 use transport::Address;
 
 /// Connect the enclave's outgoing connections to their destinations, as the policy allows.
@@ -26,18 +28,34 @@ struct Args {
     limits: LimitArgs,
 }
 
-fn main() -> ExitCode {
-    cli::main_with(|args: Args| {
-        cli::run_proxy(&args.limits, |limits| {
-            let policy = Policy::load(&args.policy)?;
-            tracing::info!(policy = %args.policy.display(), "{}", policy.summary());
+impl Main for Args {
+    const NAME: &'static str = "vsock-to-ip-transparent";
+    type Config = Configured<ProxyConfig>;
+
+    fn config(self) -> anyhow::Result<Self::Config> {
+        Configured::new(&self.limits, |limits| {
+            let policy = Policy::load(&self.policy)?;
+            tracing::info!(policy = %self.policy.display(), "{}", policy.summary());
             Ok(ProxyConfig {
-                listen: args.vsock_addr,
+                listen: self.vsock_addr,
                 mode: Mode::TransparentIn {
                     policy: Arc::new(policy),
                 },
                 limits,
             })
         })
-    })
+    }
+
+    fn runtime(config: &Self::Config) -> Runtime {
+        config.runtime()
+    }
+
+    async fn run(config: Self::Config, shutdown: CancellationToken) -> Result<u8, Failure> {
+        pf_proxy::proxy::run(config.config, shutdown).await?;
+        Ok(0)
+    }
+}
+
+fn main() -> ExitCode {
+    run_main::<Args>()
 }

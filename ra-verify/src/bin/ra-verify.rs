@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use cli_support::{EXIT_USAGE, init_tracing, parse_args};
+use cli_support::{CancellationToken, EXIT_USAGE, Failure, Main, Runtime, run_main};
 use ra_verify::client::{self, Request};
 use ra_verify::defs::{
     CLIENT_TIMEOUT, DEFAULT_RESPONSE_KEY_PATH, MAX_APP_REQUEST, MAX_SAVED_DOCUMENT,
@@ -183,45 +183,85 @@ enum Source {
     Saved(PathBuf),
 }
 
-fn main() -> ExitCode {
-    init_tracing("warn");
-    let cli: Cli = match parse_args() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    match cli.command {
-        Command::Doc(args) => doc(args),
-        Command::Response(args) => response(args),
+/// A subcommand with its arguments validated (one value per run: its
+/// variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Doc {
+        source: Source,
+        policy: Policy,
+        required_profile: Option<Profile>,
+    },
+    Response(ResponseConfig),
+}
+
+impl Main for Cli {
+    const NAME: &'static str = "ra-verify";
+    type Config = Job;
+
+    fn log_level(&self) -> &'static str {
+        "warn"
+    }
+
+    fn config(self) -> anyhow::Result<Job> {
+        Ok(match self.command {
+            Command::Doc(args) => {
+                let required_profile = args.trust.require_profile;
+                let (source, policy) = configure(args)?;
+                Job::Doc {
+                    source,
+                    policy,
+                    required_profile,
+                }
+            }
+            Command::Response(args) => Job::Response(ResponseConfig::new(args)?),
+        })
+    }
+
+    /// One verification; SIGINT and SIGTERM end it at once.
+    fn runtime(_job: &Job) -> Runtime {
+        Runtime::OneShot
+    }
+
+    async fn run(job: Job, _shutdown: CancellationToken) -> Result<u8, Failure> {
+        let report = match job {
+            Job::Doc {
+                source,
+                policy,
+                required_profile,
+            } => doc(source, policy, required_profile).await?,
+            Job::Response(config) => response(&config).await?,
+        };
+        Ok(print(&report))
     }
 }
 
-fn doc(args: DocArgs) -> ExitCode {
-    let required_profile = args.trust.require_profile;
-    let (source, policy) = match configure(args) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("ra-verify: {error:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+fn main() -> ExitCode {
+    run_main::<Cli>()
+}
+
+/// `ra-verify doc`.
+async fn doc(
+    source: Source,
+    policy: Policy,
+    required_profile: Option<Profile>,
+) -> Result<Report, Failure> {
     let mut report = match source {
         Source::Saved(path) => match read_limited(&path, MAX_SAVED_DOCUMENT) {
             Ok(bytes) => verify_saved(&bytes, &policy),
             Err(error) => {
-                eprintln!("ra-verify: document {}: {error}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+                return Err(Failure::usage(anyhow!(
+                    "document {}: {error}",
+                    path.display()
+                )));
             }
         },
-        Source::Url(request) => match fetch(&request, &policy) {
-            Ok(report) => report,
-            Err(error) => {
-                eprintln!("ra-verify: {error}");
-                return exit_for(&error);
-            }
-        },
+        Source::Url(request) => client::verify_url(&request, &policy)
+            .await
+            .map_err(client_failure)?,
     };
     push_profile(&mut report, &policy, required_profile);
-    print(&report)
+    Ok(report)
 }
 
 /// The `profile` check, when a PCR file was given.
@@ -233,53 +273,28 @@ fn push_profile(report: &mut Report, policy: &Policy, required: Option<Profile>)
     }
 }
 
-fn exit_for(error: &client::ClientError) -> ExitCode {
-    ExitCode::from(match error {
+/// A failure of ra-web-srv or the app: exit 69 when unreachable, 64 for
+/// a bad URL, 1 otherwise.
+fn client_failure(error: client::ClientError) -> Failure {
+    let code = match error {
         client::ClientError::Unreachable { .. } => EXIT_UNAVAILABLE,
         client::ClientError::BadUrl { .. } => EXIT_USAGE,
         _ => EXIT_FAILED,
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("async runtime")
+    };
+    Failure::with_code(code, anyhow!("{error}"))
 }
 
 /// `ra-verify response`.
-fn response(args: ResponseArgs) -> ExitCode {
-    let config = match ResponseConfig::new(args) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("ra-verify: {error:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+async fn response(config: &ResponseConfig) -> Result<Report, Failure> {
     let outcome = match &config.source {
-        ResponseSource::Evidence(dir) => response_offline(&config, dir),
-        ResponseSource::Online { .. } => match runtime() {
-            Ok(runtime) => runtime.block_on(response_online(&config)),
-            Err(error) => Err(ResponseFailure::Other(error)),
-        },
+        ResponseSource::Evidence(dir) => response_offline(config, dir),
+        ResponseSource::Online { .. } => response_online(config).await,
     };
-    let report = match outcome {
-        Ok(report) => report,
-        Err(ResponseFailure::Client(error)) => {
-            eprintln!("ra-verify: {error}");
-            return exit_for(&error);
-        }
-        Err(ResponseFailure::Usage(error)) => {
-            eprintln!("ra-verify: {error:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-        Err(ResponseFailure::Other(error)) => {
-            eprintln!("ra-verify: {error:#}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    print(&report)
+    outcome.map_err(|failure| match failure {
+        ResponseFailure::Client(error) => client_failure(error),
+        ResponseFailure::Usage(error) => Failure::usage(error),
+        ResponseFailure::Other(error) => Failure::with_code(EXIT_FAILED, error),
+    })
 }
 
 /// Where `ra-verify response` gets the exchange.
@@ -491,15 +506,8 @@ async fn response_online(config: &ResponseConfig) -> Result<Report, ResponseFail
     Ok(report)
 }
 
-fn fetch(request: &Request, policy: &Policy) -> Result<Report, client::ClientError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| client::ClientError::Tls(format!("async runtime: {error}")))?;
-    runtime.block_on(client::verify_url(request, policy))
-}
-
-fn print(report: &Report) -> ExitCode {
+/// Prints the checks and the verdict; returns the exit status.
+fn print(report: &Report) -> u8 {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let mut text = String::new();
@@ -510,11 +518,7 @@ fn print(report: &Report) -> ExitCode {
     text.push('\n');
     // A closed stdout (`| head`) is not an error.
     let _ = out.write_all(text.as_bytes());
-    if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
-    }
+    if report.passed() { 0 } else { EXIT_FAILED }
 }
 
 /// Validates the arguments into what to verify and the policy.

@@ -4,33 +4,36 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cli_support::{EXIT_USAGE, init_tracing, parse_args};
+use cli_support::{Failure, Main, run_main};
+use tokio_util::sync::CancellationToken;
 
-fn main() -> ExitCode {
-    init_tracing("info");
-    let args: ra_web_srv::Args = match parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    let config = match args.resolve() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("ra-web-srv: {error:#}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    match serve(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("ra-web-srv: {error:#}");
-            ExitCode::FAILURE
-        }
+/// The library's arguments, as this binary's.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: ra_web_srv::Args,
+}
+
+impl Main for Cli {
+    const NAME: &'static str = "ra-web-srv";
+    type Config = ra_web_srv::Config;
+
+    fn clap_command() -> clap::Command {
+        <ra_web_srv::Args as clap::CommandFactory>::command()
+    }
+
+    fn config(self) -> anyhow::Result<ra_web_srv::Config> {
+        Ok(self.args.resolve()?)
+    }
+
+    async fn run(config: ra_web_srv::Config, shutdown: CancellationToken) -> Result<u8, Failure> {
+        ra_web_srv::run(config, shutdown)
+            .await
+            .context("starting the server")?;
+        Ok(0)
     }
 }
 
-#[tokio::main]
-async fn serve(config: ra_web_srv::Config) -> anyhow::Result<()> {
-    ra_web_srv::run(config, cli_support::cancel_on_signals())
-        .await
-        .context("starting the server")
+fn main() -> ExitCode {
+    run_main::<Cli>()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use cli_support::{init_tracing, parse_args};
+use cli_support::{CancellationToken, Failure, Main, Runtime, run_main};
 use rbuilds::{app, app_service, console, cpio, eif, heartbeat, pcrs};
 
 /// Reproducible enclave image helpers.
@@ -122,22 +122,30 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    init_tracing("info");
-    let cli: Cli = match parse_args() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("rbuilds-tool: {err:#}");
-            ExitCode::FAILURE
-        }
+impl Main for Cli {
+    const NAME: &'static str = "rbuilds-tool";
+    type Config = Command;
+
+    fn config(self) -> anyhow::Result<Command> {
+        Ok(self.command)
+    }
+
+    /// One build step; SIGINT and SIGTERM end it at once.
+    fn runtime(_command: &Command) -> Runtime {
+        Runtime::OneShot
+    }
+
+    async fn run(command: Command, _shutdown: CancellationToken) -> Result<u8, Failure> {
+        run(command).await?;
+        Ok(0)
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    run_main::<Cli>()
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Cpio {
@@ -258,11 +266,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Heartbeat { listen, timeout } => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let took =
-                runtime.block_on(heartbeat::answer(&listen, Duration::from_secs(timeout)))?;
+            let took = heartbeat::answer(&listen, Duration::from_secs(timeout)).await?;
             writeln!(stdout, "{:.2}", took.as_secs_f64())?;
         }
     }

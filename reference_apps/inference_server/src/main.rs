@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cli_support::{CancellationToken, Failure, Main, run_main};
 use inference_server::cli::{Args, Config};
 use inference_server::signing::ResponseSigner;
 use inference_server::{Registry, bench};
@@ -13,35 +14,50 @@ use inference_server::{Registry, bench};
 /// The variables candle reads for its thread count (once, at first use).
 const THREAD_VARS: [&str; 2] = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"];
 
-fn main() -> ExitCode {
-    let args: Args = match cli_support::parse_args() {
-        Ok(args) => args,
-        Err(code) => return code,
-    };
-    let config = args.config();
-    // candle takes its thread count from the environment only; changing our
-    // own environment is unsafe, so run ourselves again with it set.
-    let threads = config.threads.to_string();
-    let reexec_error = THREAD_VARS
-        .iter()
-        .any(|var| std::env::var(var).ok().as_deref() != Some(threads.as_str()))
-        .then(|| reexec_with_threads(&threads));
-    cli_support::init_tracing("info");
-    if let Some(error) = reexec_error {
-        tracing::warn!(%error, "cannot set the thread count; candle uses its default");
+/// The library's arguments, as this binary's.
+#[derive(Debug, clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: Args,
+}
+
+impl Main for Cli {
+    const NAME: &'static str = "inference-server";
+    type Config = Config;
+
+    fn clap_command() -> clap::Command {
+        <Args as clap::CommandFactory>::command()
     }
-    let outcome = if let Some(bench_config) = &config.bench {
-        run_bench(&config, bench_config)
-    } else {
-        serve(config)
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("inference-server: {error:#}");
-            ExitCode::FAILURE
+
+    fn config(self) -> anyhow::Result<Config> {
+        let config = self.args.config();
+        // candle takes its thread count from the environment only; changing
+        // our own environment is unsafe, so run ourselves again with it set.
+        let threads = config.threads.to_string();
+        if THREAD_VARS
+            .iter()
+            .any(|var| std::env::var(var).ok().as_deref() != Some(threads.as_str()))
+        {
+            let error = reexec_with_threads(&threads);
+            tracing::warn!(%error, "cannot set the thread count; candle uses its default");
         }
+        Ok(config)
     }
+
+    async fn run(config: Config, shutdown: CancellationToken) -> Result<u8, Failure> {
+        if config.bench.is_some() {
+            tokio::task::spawn_blocking(move || run_bench(&config))
+                .await
+                .context("the benchmark panicked")??;
+        } else {
+            serve(config, shutdown).await?;
+        }
+        Ok(0)
+    }
+}
+
+fn main() -> ExitCode {
+    run_main::<Cli>()
 }
 
 /// Runs this program again with candle's thread variables set; returns only
@@ -63,7 +79,8 @@ fn reexec_with_threads(threads: &str) -> std::io::Error {
     command.exec()
 }
 
-fn run_bench(config: &Config, bench_config: &bench::BenchConfig) -> anyhow::Result<()> {
+fn run_bench(config: &Config) -> anyhow::Result<()> {
+    let bench_config = config.bench.as_ref().context("not a benchmark")?;
     let model = config.models.first().context("--bench needs a --model")?;
     let report = bench::run(model, bench_config)
         .with_context(|| format!("benchmarking {}", model.display()))?;
@@ -71,7 +88,7 @@ fn run_bench(config: &Config, bench_config: &bench::BenchConfig) -> anyhow::Resu
     Ok(())
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     // The key first: a server that was asked to sign never answers unsigned.
     let signer = match &config.signing_key_dir {
         Some(dir) => {
@@ -85,28 +102,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let registry = Arc::new(Registry::new(config.queue));
-        for path in &config.models {
-            registry
-                .load(path.clone(), None)
-                .await
-                .with_context(|| format!("loading {}", path.display()))?;
-        }
-        let listener = tokio::net::TcpListener::bind(config.listen)
+    let registry = Arc::new(Registry::new(config.queue));
+    for path in &config.models {
+        registry
+            .load(path.clone(), None)
             .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        let address = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(%address, threads = config.threads, "listening");
-        let shutdown = cli_support::cancel_on_signals();
-        inference_server::run_with_signer(listener, registry, signer, async move {
-            shutdown.cancelled().await
-        })
+            .with_context(|| format!("loading {}", path.display()))?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .context("serving")
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%address, threads = config.threads, "listening");
+    inference_server::run_with_signer(listener, registry, signer, async move {
+        shutdown.cancelled().await
     })
+    .await
+    .context("serving")
 }
