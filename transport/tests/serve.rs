@@ -121,6 +121,21 @@ fn echo(gated: Gated, mut stream: Stream) -> Echo {
     })
 }
 
+/// A [`Gated`] server, and a client it has started serving (the client
+/// has sent `byte`).
+async fn gated_with_one_client(
+    addr: &Address,
+    config: ServeConfig,
+    byte: u8,
+) -> (Server, Gated, Stream) {
+    let (gated, mut entered) = Gated::new();
+    let server = Server::start(addr, config, gated.handler()).await;
+    let mut client = connect(&server.addr).await.unwrap();
+    client.write_all(&[byte]).await.unwrap();
+    timeout(BOUND, entered.recv()).await.unwrap().unwrap();
+    (server, gated, client)
+}
+
 fn config(max_connections: usize, when_full: WhenFull) -> ServeConfig {
     ServeConfig {
         max_connections,
@@ -168,11 +183,8 @@ async fn wait_holds_clients_over_the_limit_in_the_backlog_and_serves_them_in_tur
 async fn close_turns_one_more_away_at_once_and_keeps_serving_the_others() {
     let dir = tempfile::tempdir().unwrap();
     for addr in addresses(&dir) {
-        let (gated, mut entered) = Gated::new();
-        let server = Server::start(&addr, config(1, WhenFull::Close), gated.handler()).await;
-        let mut first = connect(&server.addr).await.unwrap();
-        first.write_all(b"1").await.unwrap();
-        timeout(BOUND, entered.recv()).await.unwrap().unwrap();
+        let (server, gated, mut first) =
+            gated_with_one_client(&addr, config(1, WhenFull::Close), b'1').await;
         let mut second = connect(&server.addr).await.unwrap();
         assert!(read_to_close(&mut second).await.is_empty(), "{addr}");
         gated.gate.add_permits(1);
@@ -272,11 +284,8 @@ async fn a_panicking_handler_ends_its_own_connection_only() {
 async fn shutdown_stops_accepting_and_lets_open_connections_finish_within_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     for addr in addresses(&dir) {
-        let (gated, mut entered) = Gated::new();
-        let server = Server::start(&addr, config(8, WhenFull::Wait), gated.handler()).await;
-        let mut open = connect(&server.addr).await.unwrap();
-        open.write_all(b"o").await.unwrap();
-        timeout(BOUND, entered.recv()).await.unwrap().unwrap();
+        let (server, gated, mut open) =
+            gated_with_one_client(&addr, config(8, WhenFull::Wait), b'o').await;
         server.shutdown.cancel();
         let target = server.addr.clone();
         assert!(
@@ -303,49 +312,60 @@ async fn shutdown_stops_accepting_and_lets_open_connections_finish_within_the_gr
     }
 }
 
-#[tokio::test]
-async fn shutdown_aborts_what_outlives_the_grace_period() {
-    let dir = tempfile::tempdir().unwrap();
-    for addr in addresses(&dir) {
-        let (entered, mut entered_rx) = mpsc::unbounded_channel();
-        let config = ServeConfig {
-            grace: Duration::from_millis(100),
-            ..ServeConfig::default()
-        };
-        let server = Server::start(&addr, config, move |stream: Stream, _| {
-            let entered = entered.clone();
-            async move {
-                let _ = entered.send(());
-                let _keep = stream;
-                std::future::pending::<()>().await;
-            }
-        })
-        .await;
-        let mut stuck = connect(&server.addr).await.unwrap();
-        timeout(BOUND, entered_rx.recv()).await.unwrap().unwrap();
-        let stopped = server.stop().await;
-        assert_eq!((stopped.served, stopped.aborted), (1, 1), "{addr}");
-        assert!(read_to_close(&mut stuck).await.is_empty(), "{addr}");
-    }
+/// Stays until aborted; then says "bye" if `polite`, else stays on.
+struct Lingering {
+    entered: mpsc::UnboundedSender<()>,
+    polite: bool,
 }
 
-/// Says "bye" when aborted.
-struct Polite(mpsc::UnboundedSender<()>);
-
 #[allow(clippy::manual_async_fn)]
-impl Handler for Polite {
+impl Handler for Lingering {
     fn serve(
         &mut self,
         mut stream: Stream,
         _peer: Peer,
         abort: CancellationToken,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let entered = self.0.clone();
+        let (entered, polite) = (self.entered.clone(), self.polite);
         async move {
             let _ = entered.send(());
             abort.cancelled().await;
-            let _ = stream.write_all(b"bye").await;
+            if polite {
+                let _ = stream.write_all(b"bye").await;
+            } else {
+                std::future::pending::<()>().await;
+            }
         }
+    }
+}
+
+/// Serves one [`Lingering`] connection past a short grace period: how the
+/// server stopped, and what the client read.
+async fn outlive_the_grace(
+    addr: &Address,
+    abort_wait: Duration,
+    polite: bool,
+) -> (Stopped, Vec<u8>) {
+    let (entered, mut entered_rx) = mpsc::unbounded_channel();
+    let config = ServeConfig {
+        grace: Duration::from_millis(100),
+        abort_wait,
+        ..ServeConfig::default()
+    };
+    let server = Server::start(addr, config, Lingering { entered, polite }).await;
+    let mut client = connect(&server.addr).await.unwrap();
+    timeout(BOUND, entered_rx.recv()).await.unwrap().unwrap();
+    let stopped = server.stop().await;
+    (stopped, read_to_close(&mut client).await)
+}
+
+#[tokio::test]
+async fn shutdown_aborts_what_outlives_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    for addr in addresses(&dir) {
+        let (stopped, got) = outlive_the_grace(&addr, Duration::ZERO, false).await;
+        assert_eq!((stopped.served, stopped.aborted), (1, 1), "{addr}");
+        assert!(got.is_empty(), "{addr}");
     }
 }
 
@@ -353,18 +373,9 @@ impl Handler for Polite {
 async fn an_aborted_handler_gets_the_abort_wait_to_wrap_up() {
     let dir = tempfile::tempdir().unwrap();
     for addr in addresses(&dir) {
-        let (entered, mut entered_rx) = mpsc::unbounded_channel();
-        let config = ServeConfig {
-            grace: Duration::from_millis(100),
-            abort_wait: BOUND,
-            ..ServeConfig::default()
-        };
-        let server = Server::start(&addr, config, Polite(entered)).await;
-        let mut client = connect(&server.addr).await.unwrap();
-        timeout(BOUND, entered_rx.recv()).await.unwrap().unwrap();
-        let stopped = server.stop().await;
+        let (stopped, got) = outlive_the_grace(&addr, BOUND, true).await;
         assert_eq!((stopped.served, stopped.aborted), (1, 0), "{addr}");
-        assert_eq!(read_to_close(&mut client).await, b"bye", "{addr}");
+        assert_eq!(got, b"bye", "{addr}");
     }
 }
 
