@@ -49,7 +49,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// more, for a client authenticated on `channel`), until `cancel` fires or
 /// the listener fails for good (EBADF, EINVAL, ENOTSOCK: logged once).
 /// Other accept errors are retried with a growing pause. Returns once its
-/// connections are done (or cut after [`SHUTDOWN_GRACE`]).
+/// connections are done (or cut 2 s after `cancel`).
 pub async fn serve(
     listener: Listener,
     access: Access,

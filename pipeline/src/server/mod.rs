@@ -7,7 +7,7 @@
 //! one warning per interval. On shutdown the loop stops accepting, open
 //! sessions get [`SHUTDOWN_GRACE`] to finish, then they are cancelled
 //! (their commands killed, their temporary files removed; a session still
-//! running [`ABORT_WAIT`] later is dropped).
+//! running 5 s later is dropped).
 
 pub mod exec;
 pub mod session;
