@@ -139,10 +139,11 @@ impl AcceptPacing {
         }
     }
 
-    /// Notes a successful accept: the next failure starts from the shortest pause.
-    pub fn succeeded(&mut self) {
+    /// Notes a successful accept: the next failure starts from the shortest
+    /// pause. Returns the failures it ends.
+    pub fn succeeded(&mut self) -> u64 {
         self.pause = ACCEPT_ERROR_BACKOFF;
-        self.failures = 0;
+        std::mem::take(&mut self.failures)
     }
 }
 
@@ -198,7 +199,7 @@ mod tests {
         let ms = |ms| Duration::from_millis(ms);
         assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000].map(ms));
         assert_eq!(pacing.failed().failures, 7);
-        pacing.succeeded();
+        assert_eq!(pacing.succeeded(), 7);
         let retry = pacing.failed();
         assert_eq!((retry.pause, retry.failures), (ACCEPT_ERROR_BACKOFF, 1));
     }

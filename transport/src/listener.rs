@@ -202,7 +202,10 @@ impl Listener {
         loop {
             let err = match self.accept_once().await {
                 Ok(accepted) => {
-                    pacing.succeeded();
+                    let failures = pacing.succeeded();
+                    if failures > 0 {
+                        tracing::info!(listener = %self.local, failures, "accepting again");
+                    }
                     return Ok(accepted);
                 }
                 Err(err) => err,

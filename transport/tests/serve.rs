@@ -485,6 +485,21 @@ fn emfile_is_waited_out_with_one_warning_and_without_spinning() {
         .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("Too many open files"), "{stderr}");
+    // About a second of EMFILE at pauses of 100, 200, 400, 800 ms: 4 or 5
+    // failures (a few more on a slow machine), not one per loop iteration.
+    let failures: u64 = stderr
+        .lines()
+        .find(|l| l.contains("accepting again"))
+        .and_then(|l| {
+            l.split("failures=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no recovery logged:\n{stderr}"));
+    assert!((2..=8).contains(&failures), "{failures} failures\n{stderr}");
     let cpu_ms: u64 = rest
         .lines()
         .find_map(|l| l.strip_prefix("cpu_ms "))
