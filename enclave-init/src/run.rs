@@ -98,7 +98,6 @@ pub async fn run(
             channel,
             handle.clone(),
             servers.clone(),
-            tracker.clone(),
         ));
     }
     let outcome = supervisor.run(cancel).await;

@@ -15,7 +15,6 @@ use enclave_init::control::server;
 use enclave_init::supervisor::{Context, Supervisor};
 use nix::sys::socket::{Shutdown, SockaddrIn, getsockname, shutdown};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use transport::{Address, Listener};
 
 /// Everything logged, to count the lines.
@@ -74,7 +73,6 @@ async fn a_listener_that_fails_for_good_ends_its_server_after_one_error() {
         None,
         handle,
         cancel.clone(),
-        TaskTracker::new(),
     ));
     // Let the server wait in accept(), then break its socket: from now on
     // accept() fails with EINVAL, whatever the server does.

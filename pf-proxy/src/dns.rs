@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transport::{Address, ConnectOptions, Listener, Peer, Stream};
 
-use crate::defs::{DNS_MAX_IN_FLIGHT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER};
+use crate::defs::{DNS_MAX_IN_FLIGHT, DNS_QUERY_TIMEOUT, DNS_UDP_RECV_BUFFER, WARN_INTERVAL};
 use crate::dns_stream::{read_message, write_message};
 use crate::dns_wire;
 use crate::resolver;
@@ -47,7 +47,7 @@ pub async fn serve_udp(
     let in_flight = Arc::new(Semaphore::new(DNS_MAX_IN_FLIGHT));
     let tracker = TaskTracker::new();
     let mut buf = vec![0u8; DNS_UDP_RECV_BUFFER];
-    let mut busy_warnings = Throttle::default();
+    let mut busy_warnings = Throttle::new(WARN_INTERVAL);
     tracing::info!(listen = %socket.local_addr()?, %target, "forwarding DNS over a stream");
     loop {
         let (n, client) = tokio::select! {

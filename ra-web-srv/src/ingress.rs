@@ -26,11 +26,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use transport::{Address, ConnectOptions, Listener};
 
-use crate::defs::{SHUTDOWN_GRACE, UPSTREAM_CONNECT_TIMEOUT};
-use crate::server::{accept_loop, tls_handshake};
+use crate::defs::UPSTREAM_CONNECT_TIMEOUT;
+use crate::server::{listener_config, serve_listener, tls_handshake};
 
 pub use spec::{IngressSpec, SpecError};
 
@@ -69,44 +68,19 @@ impl Bound {
 }
 
 /// Accepts TLS connections on `bound` until `shutdown` and relays each one
-/// to the upstream; at shutdown, open connections get [`SHUTDOWN_GRACE`]
+/// to the upstream; at shutdown, open connections get [`crate::defs::SHUTDOWN_GRACE`]
 /// to finish and are then closed.
 pub async fn serve(bound: Bound, acceptor: TlsAcceptor, shutdown: CancellationToken) {
     let Bound { spec, listener } = bound;
     let spec = Arc::new(spec);
-    let connections = TaskTracker::new();
-    let cut = CancellationToken::new();
     tracing::info!(name = %spec.name, listen = %listener.local_addr(), upstream = %spec.upstream, "TLS ingress");
-    accept_loop(
-        &listener,
-        spec.max_connections,
-        &shutdown,
-        &connections,
-        |stream, peer| {
-            let spec = Arc::clone(&spec);
-            let acceptor = acceptor.clone();
-            let cut = cut.clone();
-            async move {
-                tokio::select! {
-                    () = connection(stream, &peer, &spec, acceptor) => {}
-                    () = cut.cancelled() => {
-                        tracing::debug!(name = %spec.name, %peer, "closed at shutdown");
-                    }
-                }
-            }
-        },
-    )
+    let config = listener_config(spec.max_connections);
+    serve_listener(listener, &config, shutdown, move |stream, peer| {
+        let spec = Arc::clone(&spec);
+        let acceptor = acceptor.clone();
+        async move { connection(stream, &peer, &spec, acceptor).await }
+    })
     .await;
-    drop(listener);
-    connections.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(name = %spec.name, "ingress connections still open after the grace period; closing them");
-        cut.cancel();
-        connections.wait().await;
-    }
 }
 
 /// One client: TLS handshake, connect the upstream, relay.

@@ -5,8 +5,10 @@
 //! binds the HTTPS and HTTP listeners (any `transport` address), and
 //! serves until [`Running::stop`]. Each connection runs in its own task:
 //! the TLS handshake (under a time limit) and then HTTP/1.1 or HTTP/2 via
-//! hyper. Connections are limited per listener; at shutdown, open
-//! connections get [`SHUTDOWN_GRACE`] to finish, and background jobs too.
+//! hyper. The listeners share [`transport::serve()`]: connections are
+//! limited per listener (more wait in the backlog); at shutdown, open
+//! connections get [`SHUTDOWN_GRACE`] to finish and are then cut, and
+//! background jobs get the grace period too.
 
 use std::sync::{Arc, RwLock};
 
@@ -15,16 +17,14 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use ra_verify_core::pcrs::Profile;
 use ra_verify_core::roots::{Root, RootError};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use transport::{Address, Listener, Peer, Stream};
+use transport::{Address, Handler, Listener, Peer, ServeConfig, Stream, WhenFull};
 
 use crate::app::{App, BusState, Inner};
 use crate::attest::Attester;
@@ -267,84 +267,57 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
 }
 
 /// Accepts connections on `listener` until `shutdown`, serving `router`
-/// over TLS when `tls` is given.
+/// over TLS when `tls` is given. At shutdown each connection finishes its
+/// request in flight and closes (HTTP/1.1 keep-alive ends, HTTP/2 sends
+/// GOAWAY), within [`SHUTDOWN_GRACE`].
 async fn serve(
     listener: Listener,
     router: Router,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let graceful = GracefulShutdown::new();
-    let connections = TaskTracker::new();
-    accept_loop(
-        &listener,
-        MAX_CONNECTIONS,
-        &shutdown,
-        &connections,
-        |stream, peer| {
-            let watcher = graceful.watcher();
-            let router = router.clone();
-            let tls = tls.clone();
-            async move {
-                match tls {
-                    Some(acceptor) => {
-                        if let Some(stream) = tls_handshake(&acceptor, stream, &peer).await {
-                            serve_connection(stream, router, watcher).await;
-                        }
+    let config = listener_config(MAX_CONNECTIONS);
+    let closing = shutdown.clone();
+    serve_listener(listener, &config, shutdown, move |stream, peer| {
+        let router = router.clone();
+        let tls = tls.clone();
+        let closing = closing.clone();
+        async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Some(stream) = tls_handshake(&acceptor, stream, &peer).await {
+                        serve_connection(stream, router, &closing).await;
                     }
-                    None => serve_connection(stream, router, watcher).await,
                 }
+                None => serve_connection(stream, router, &closing).await,
             }
-        },
-    )
+        }
+    })
     .await;
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the grace period; closing them");
+}
+
+/// The accept loop of every listener (the HTTPS API, the HTTP redirect,
+/// each TLS ingress): at most `max_connections` at once (more wait in the
+/// backlog), open connections cut [`SHUTDOWN_GRACE`] after shutdown.
+pub(crate) fn listener_config(max_connections: usize) -> ServeConfig {
+    ServeConfig {
+        max_connections,
+        when_full: WhenFull::Wait,
+        grace: SHUTDOWN_GRACE,
+        ..ServeConfig::default()
     }
 }
 
-/// Accepts connections on `listener` until `shutdown` (or until the
-/// listener fails), at most `max` at once (more wait in the backlog), and
-/// runs `handle` for each in its own task of `tasks`. One listener loop for
-/// the HTTPS API, the HTTP redirect and every TLS ingress.
-pub(crate) async fn accept_loop<F, Fut>(
-    listener: &Listener,
-    max: usize,
-    shutdown: &CancellationToken,
-    tasks: &TaskTracker,
-    mut handle: F,
-) where
-    F: FnMut(Stream, Peer) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let limit = Arc::new(Semaphore::new(max));
-    loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::error!(listener = %listener.local_addr(), %error, "the listener failed");
-                    break;
-                }
-            },
-        };
-        let connection = handle(stream, peer);
-        tasks.spawn(async move {
-            let _permit = permit;
-            connection.await;
-        });
+/// Runs [`transport::serve()`] until `shutdown` and logs a listener that
+/// failed for good.
+pub(crate) async fn serve_listener(
+    listener: Listener,
+    config: &ServeConfig,
+    shutdown: CancellationToken,
+    handler: impl Handler,
+) {
+    if let Err(error) = transport::serve(listener, config, shutdown, handler).await {
+        tracing::error!(listener = %error.listener, error = %error.source, "the listener failed");
     }
 }
 
@@ -368,7 +341,7 @@ pub(crate) async fn tls_handshake(
     }
 }
 
-async fn serve_connection<I>(io: I, router: Router, watcher: Watcher)
+async fn serve_connection<I>(io: I, router: Router, shutdown: &CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -377,7 +350,15 @@ where
     builder.http2().timer(TokioTimer::new());
     let connection =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(router));
-    if let Err(error) = watcher.watch(connection.into_owned()).await {
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
         tracing::debug!(%error, "connection ended with an error");
     }
 }

@@ -32,3 +32,13 @@ pub const ACCEPT_ERROR_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Backlog of listening sockets.
 pub const LISTEN_BACKLOG: i32 = 1024;
+
+/// Shortest interval between two copies of a repeated accept-loop warning
+/// (accept failing, connection limit reached); the ones in between are counted.
+pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Connections [`crate::serve()`] serves at once unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Time open connections get to finish after shutdown unless told otherwise.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

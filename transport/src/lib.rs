@@ -15,22 +15,29 @@
 //! - [`address`]: [`Address`], its parser and Sentient-style shorthands.
 //! - [`stream`]: [`Stream`], one type for every kind of connection, and its owned halves.
 //! - [`listener`]: [`Listener`], binding and accepting with back-off on resource errors.
+//! - [`accept`]: which accept errors are passing, which are permanent; pacing and throttled warnings.
+//! - [`serve`](mod@serve): [`serve()`], the shared accept loop: connection limit, full policy,
+//!   per-connection tasks and spans, shutdown with a grace period.
 //! - [`connect`]: connecting with bounded retries ([`ConnectOptions`]).
 //! - [`hvsock`]: the hybrid-vsock `CONNECT` handshake, both sides.
 //! - [`error`]: [`Error`], which always names the address at fault.
 
+pub mod accept;
 pub mod address;
 pub mod connect;
 pub mod defs;
 pub mod error;
 pub mod hvsock;
 pub mod listener;
+pub mod serve;
 pub mod stream;
 
+pub use accept::{AcceptPacing, Throttle};
 pub use address::{Address, ParseAddressError};
 pub use connect::{ConnectOptions, connect, connect_with};
 pub use error::Error;
 pub use listener::{BindOptions, Listener, Peer};
+pub use serve::{Handler, ServeConfig, ServeError, Stopped, WhenFull, serve};
 pub use stream::{ReadHalf, Stream, WriteHalf};
 
 /// The README's examples, compiled as doctests.

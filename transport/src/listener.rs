@@ -7,8 +7,9 @@
 //! removed when the listener is dropped.
 //!
 //! [`Listener::accept`] rides out resource exhaustion (EMFILE, ENFILE,
-//! ENOBUFS, ENOMEM) with a bounded back-off instead of failing, so a burst
-//! of clients cannot stop a server.
+//! ENOBUFS, ENOMEM) and passing network errors with a bounded back-off
+//! instead of failing, so a burst of clients cannot stop a server; it fails
+//! only when the listening socket itself is unusable ([`crate::accept`]).
 
 use std::fmt;
 use std::io;
@@ -21,8 +22,9 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_vsock::{VsockAddr, VsockListener};
 
+use crate::accept::{self, AcceptErrorKind, AcceptPacing};
 use crate::address::Address;
-use crate::defs::{ACCEPT_ERROR_BACKOFF, ACCEPT_ERROR_MAX_BACKOFF, LISTEN_BACKLOG};
+use crate::defs::LISTEN_BACKLOG;
 use crate::error::Error;
 use crate::stream::Stream;
 
@@ -184,23 +186,46 @@ impl Listener {
         self.socket_file.as_ref().map(|f| f.path.as_path())
     }
 
-    /// Accepts the next connection. Resource exhaustion is waited out with a
-    /// back-off (and logged); only errors of the listening socket itself are
-    /// returned. Cancel-safe.
+    /// Accepts the next connection. A pending connection that failed is
+    /// skipped, resource exhaustion and other passing errors are waited out
+    /// with a back-off (and logged); only errors that say the listening
+    /// socket itself is unusable are returned (see [`crate::accept`]).
+    /// Cancel-safe.
     pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
-        let mut backoff = ACCEPT_ERROR_BACKOFF;
+        self.accept_paced(&mut AcceptPacing::default()).await
+    }
+
+    /// [`Listener::accept`] with the back-off and warning state kept in
+    /// `pacing` across calls, so that warnings stay throttled and the pause
+    /// keeps growing while failures and successes alternate. Cancel-safe.
+    pub async fn accept_paced(&self, pacing: &mut AcceptPacing) -> io::Result<(Stream, Peer)> {
         loop {
-            match self.accept_once().await {
-                Ok(accepted) => return Ok(accepted),
-                Err(err) if is_connection_error(&err) => {
+            let err = match self.accept_once().await {
+                Ok(accepted) => {
+                    let failures = pacing.succeeded();
+                    if failures > 0 {
+                        tracing::info!(listener = %self.local, failures, "accepting again");
+                    }
+                    return Ok(accepted);
+                }
+                Err(err) => err,
+            };
+            match accept::classify(&err) {
+                AcceptErrorKind::Dropped => {
                     tracing::debug!(listener = %self.local, %err, "a connection failed before it was accepted");
                 }
-                Err(err) if is_resource_error(&err) => {
-                    tracing::warn!(listener = %self.local, %err, ?backoff, "accept failed, backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff = next_backoff(backoff, ACCEPT_ERROR_MAX_BACKOFF);
+                AcceptErrorKind::Permanent => return Err(err),
+                AcceptErrorKind::Transient => {
+                    let retry = pacing.failed();
+                    if let Some(suppressed) = retry.warn {
+                        tracing::warn!(
+                            listener = %self.local, %err, failures = retry.failures,
+                            suppressed, pause = ?retry.pause,
+                            "accept failed; retrying"
+                        );
+                    }
+                    tokio::time::sleep(retry.pause).await;
                 }
-                Err(err) => return Err(err),
             }
         }
     }
@@ -231,22 +256,6 @@ impl Listener {
             }
         }
     }
-}
-
-fn is_connection_error(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
-}
-
-fn is_resource_error(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 /// Removes a socket file nobody listens on; refuses to touch anything else.

@@ -1,10 +1,13 @@
 //! `pipeline listen`: the accept loop.
 //!
-//! Each connection runs in its own task ([`session`]), so a slow or dead
-//! client holds only its own connection. At most `max_clients` run at once;
-//! one more is told the server is busy. On shutdown the loop stops
-//! accepting, open sessions get [`SHUTDOWN_GRACE`] to finish, then they are
-//! cancelled (their commands killed, their temporary files removed).
+//! The loop is [`transport::serve()`]. Each connection runs in its own task
+//! ([`session`]), so a slow or dead client holds only its own connection.
+//! At most `max_clients` run at once; one more is told the server is busy
+//! (a plaintext client) or dropped (on the attested channel), with at most
+//! one warning per interval. On shutdown the loop stops accepting, open
+//! sessions get [`SHUTDOWN_GRACE`] to finish, then they are cancelled
+//! (their commands killed, their temporary files removed; a session still
+//! running 5 s later is dropped).
 
 pub mod exec;
 pub mod session;
@@ -13,10 +16,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use transport::Listener;
+use transport::{Handler, Listener, Peer, ServeConfig, Stream, WhenFull};
 
 use crate::defs::{DEFAULT_MAX_CLIENTS, IDLE_TIMEOUT, SHUTDOWN_GRACE};
 use crate::error::Error;
@@ -24,6 +25,10 @@ use crate::policy::Policy;
 
 /// Busy answers sent at most at once; beyond, extra clients are dropped.
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// Time a session cancelled at the end of the grace period gets to tell its
+/// client and clean up before it is dropped (which kills its command too).
+const ABORT_WAIT: Duration = Duration::from_secs(5);
 
 /// Server settings, validated.
 #[derive(Debug, Clone)]
@@ -60,10 +65,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let config = Arc::new(config);
-    let tracker = TaskTracker::new();
-    let cancel = CancellationToken::new();
-    let slots = Arc::new(Semaphore::new(config.max_clients.max(1)));
-    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     tracing::info!(
         addr = %listener.local_addr(),
         exec = config.policy.exec_allowed(),
@@ -80,51 +81,58 @@ pub async fn run(
             "this pipeline server is INSECURE: plaintext, unauthenticated; anyone who can reach it may do anything the policy allows"
         );
     }
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted.map_err(|source| transport::Error::Bind {
-                addr: listener.local_addr().clone(),
-                source,
-            })?,
-        };
-        match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                let config = config.clone();
-                let cancel = cancel.child_token();
-                tracker.spawn(async move {
-                    session::serve(stream, peer, &config, cancel).await;
-                    drop(slot);
-                });
-            }
-            Err(_) if config.channel.is_some() => {
-                tracing::warn!(%peer, "client limit reached, dropping connection");
-            }
-            Err(_) => match refusals.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tracing::warn!(%peer, "client limit reached, refusing");
-                    tracker.spawn(async move {
-                        session::refuse_busy(stream).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => tracing::warn!(%peer, "client limit reached, dropping connection"),
+    let serve_config = ServeConfig {
+        max_connections: config.max_clients,
+        // A busy answer needs a plaintext greeting; an attested client
+        // would first need a handshake, so it is dropped instead.
+        when_full: match config.channel {
+            Some(_) => WhenFull::Close,
+            None => WhenFull::Refuse {
+                max_in_flight: MAX_REFUSALS_IN_FLIGHT,
             },
+        },
+        grace: config.shutdown_grace,
+        abort_wait: ABORT_WAIT,
+        ..ServeConfig::default()
+    };
+    let stop = CancellationToken::new();
+    let serving = transport::serve(listener, &serve_config, stop.clone(), Sessions { config });
+    tokio::pin!(serving, shutdown);
+    let served = tokio::select! {
+        served = &mut serving => served,
+        () = &mut shutdown => {
+            tracing::info!("shutting down");
+            stop.cancel();
+            serving.await
         }
+    };
+    match served {
+        Ok(_) => Ok(()),
+        Err(err) => Err(transport::Error::Bind {
+            addr: err.listener,
+            source: err.source,
+        }
+        .into()),
     }
-    tracing::info!(open = tracker.len(), "shutting down");
-    tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = tracker.len(),
-            "grace period over, cancelling open sessions"
-        );
-        cancel.cancel();
-        tracker.wait().await;
+}
+
+/// Runs a [`session`] on each client, or tells it the server is busy.
+struct Sessions {
+    config: Arc<ServerConfig>,
+}
+
+impl Handler for Sessions {
+    fn serve(
+        &mut self,
+        stream: Stream,
+        peer: Peer,
+        abort: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let config = Arc::clone(&self.config);
+        async move { session::serve(stream, peer, &config, abort).await }
     }
-    Ok(())
+
+    fn refuse(&mut self, stream: Stream, _peer: Peer) -> impl Future<Output = ()> + Send + 'static {
+        session::refuse_busy(stream)
+    }
 }
