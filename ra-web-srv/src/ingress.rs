@@ -16,7 +16,7 @@
 //!   (idle time-out, a clean answer when the upstream is down).
 //!
 //! The listeners use the server's accept loop and TLS handshake
-//! ([`crate::server`]), with a per-ingress connection limit.
+//! ([`crate::listen`]), with a per-ingress connection limit.
 
 pub mod relay;
 pub mod spec;
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use transport::{Address, ConnectOptions, Listener};
 
 use crate::defs::UPSTREAM_CONNECT_TIMEOUT;
-use crate::server::{listener_config, serve_listener, tls_handshake};
+use crate::listen::{listener_config, serve_listener, tls_handshake};
 
 pub use spec::{IngressSpec, SpecError};
 

@@ -32,6 +32,7 @@ pub mod config;
 pub mod defs;
 pub mod dirty;
 pub mod ingress;
+pub mod listen;
 pub mod openapi;
 pub mod paths;
 pub mod record;

@@ -131,7 +131,7 @@ impl AcceptPacing {
     fn failed_at(&mut self, now: Instant) -> Retry {
         self.failures += 1;
         let pause = self.pause;
-        self.pause = crate::listener::next_backoff(self.pause, ACCEPT_ERROR_MAX_BACKOFF);
+        self.pause = crate::backoff::next_backoff(self.pause, ACCEPT_ERROR_MAX_BACKOFF);
         Retry {
             pause,
             failures: self.failures,

@@ -11,13 +11,13 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_vsock::{VsockAddr, VsockStream};
 
 use crate::address::Address;
+use crate::backoff::next_backoff;
 use crate::defs::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_ATTEMPTS, DEFAULT_INITIAL_BACKOFF,
     DEFAULT_MAX_BACKOFF, HVSOCK_HANDSHAKE_TIMEOUT,
 };
 use crate::error::Error;
 use crate::hvsock;
-use crate::listener::next_backoff;
 use crate::stream::Stream;
 
 /// How hard [`connect_with`] tries.

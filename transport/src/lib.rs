@@ -24,6 +24,7 @@
 
 pub mod accept;
 pub mod address;
+mod backoff;
 pub mod connect;
 pub mod defs;
 pub mod error;

@@ -16,7 +16,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::net::{TcpListener, UnixListener};
@@ -315,9 +314,4 @@ fn bind_unix_socket(
         return Err(err);
     }
     Ok(socket.into())
-}
-
-/// The back-off schedule shared by accept and connect: doubles up to `max`.
-pub(crate) fn next_backoff(current: Duration, max: Duration) -> Duration {
-    (current * 2).min(max)
 }
