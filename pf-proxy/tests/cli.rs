@@ -208,7 +208,11 @@ fn networking_scripts_are_shellcheck_clean() {
         scripts.push(bench);
     }
     assert!(!scripts.is_empty());
+    // From the repository's root with -x, as `tools/devtool lint` runs it:
+    // the `# shellcheck source=` directives name paths from there.
     let out = Command::new("shellcheck")
+        .current_dir(format!("{root}/.."))
+        .arg("-x")
         .args(&scripts)
         .output()
         .expect("shellcheck is missing: apt-get install shellcheck (tools/devtool test does)");
