@@ -16,12 +16,14 @@
 //! - [`tree`]: tree streams: walking, writing, placing.
 //! - [`server`]: `pipeline listen`: accept loop and request handlers.
 //! - [`client`]: the host side: connect, run, upload, download.
+//! - [`commands`]: the subcommands' bodies, run with their settings.
 //! - [`config`]: the YAML configuration file.
 //! - [`settings`]: flags over the file over defaults, validated once.
 //! - [`progress`]: the terminal progress bar.
 
 pub mod buffers;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod defs;

@@ -1,8 +1,9 @@
 //! `pipeline`: run commands in an enclave and copy files to and from it.
 //!
 //! Declares the arguments; [`pipeline::settings`] merges them with the
-//! optional config file and checks them, [`cli_support::run_main`] runs
-//! the command. Exit status: the remote command's own
+//! optional config file and checks them, [`pipeline::commands`] runs the
+//! command (under [`cli_support::run_main`]) and its error picks the exit
+//! status here. Exit status: the remote command's own
 //! (128+N for signal N, 124 for a time-out) for `run`; 126/127 when the
 //! command could not be started or found; 64 for bad usage or config; 69
 //! when the server cannot be reached; 76 when the server's attestation
@@ -11,29 +12,22 @@
 //! any other failure.
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
-use attested_channel::{SetupError, StaticKey};
+use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use cli_support::{EXIT_USAGE, Failure, Main, Runtime};
 use enclave_nsm::NsmMode;
 use pipeline::Error;
-use pipeline::client::exec::{RunOptions, RunOutcome};
-use pipeline::client::{Client, copy};
-use pipeline::progress::Progress;
-use pipeline::protocol::{ErrorCode, Expect, Summary};
-use pipeline::server;
+use pipeline::client::Client;
+use pipeline::commands::{self, CommandError, listen::ChannelFlags};
+use pipeline::protocol::{ErrorCode, Expect};
 use pipeline::settings::{
-    ConnectFlags, ListenFlags, ListenSettings, REMOTE_PREFIX, RunFlags, RunSettings, Sources,
-    Transfer, plaintext_is_local,
+    ConnectFlags, ListenFlags, ListenSettings, RunFlags, RunSettings, Sources, Transfer,
 };
-use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use transport::{Address, BindOptions, Listener};
+use transport::Address;
 
 /// Exit status when the server cannot be reached (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
@@ -41,8 +35,10 @@ const EXIT_UNAVAILABLE: u8 = 69;
 const EXIT_ATTESTATION: u8 = 76;
 /// Exit status when the server refuses the client's key (EX_NOPERM).
 const EXIT_REFUSED: u8 = 77;
-/// Where `--nsm development` keeps its PKI unless `--state-dir` says otherwise.
-const DEFAULT_STATE_DIR: &str = "/var/lib/pipeline";
+/// Exit status when the remote command cannot be executed.
+const EXIT_CANNOT_EXECUTE: u8 = 126;
+/// Exit status when the remote command is not found.
+const EXIT_NOT_FOUND: u8 = 127;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -283,6 +279,14 @@ impl ListenArgs {
             insecure_plaintext: self.insecure_plaintext,
         }
     }
+
+    fn channel(&self) -> Option<ChannelFlags> {
+        Some(ChannelFlags {
+            authorized_keys: self.authorized_keys.clone()?,
+            nsm: self.nsm,
+            state_dir: self.state_dir.clone(),
+        })
+    }
 }
 
 impl ConnArgs {
@@ -294,22 +298,10 @@ impl ConnArgs {
             port: self.port,
             connect_attempts: self.connect_attempts,
         })?;
-        if self.channel.key.is_none() {
-            let why = "no --key: INSECURE plaintext (not authenticated, not encrypted, the server is not attested)";
-            if plaintext_is_local(&settings.addr) {
-                tracing::info!(addr = %settings.addr, "{why}");
-            } else {
-                tracing::warn!(addr = %settings.addr, "{why}");
-            }
-        }
-        let client = Client::new(settings.addr).with_connect_options(settings.options);
         let channel = self
             .channel
             .client_config(pipeline::defs::HANDSHAKE_TIMEOUT)?;
-        Ok(match channel {
-            Some(channel) => client.with_channel(channel),
-            None => client,
-        })
+        Ok(commands::client(settings, channel))
     }
 }
 
@@ -317,13 +309,13 @@ impl ConnArgs {
 enum Job {
     Listen {
         settings: ListenSettings,
-        args: ListenArgs,
+        channel: Option<ChannelFlags>,
     },
     Keygen(KeygenArgs),
     Run {
         client: Client,
         settings: RunSettings,
-        args: RunArgs,
+        flags: commands::run::RunFlags,
     },
     Copy {
         client: Client,
@@ -349,18 +341,22 @@ impl Main for Cli {
         Ok(match self.command {
             Command::Listen(args) => Job::Listen {
                 settings: sources.listen(args.flags())?,
-                args,
+                channel: args.channel(),
             },
             Command::Keygen(args) => Job::Keygen(args),
-            Command::Run(mut args) => Job::Run {
+            Command::Run(args) => Job::Run {
                 client: args.conn.client(&sources)?,
                 settings: pipeline::settings::run(RunFlags {
-                    command: args.command.take(),
-                    argv: std::mem::take(&mut args.argv),
-                    env: std::mem::take(&mut args.env),
+                    command: args.command,
+                    argv: args.argv,
+                    env: args.env,
                     timeout: args.timeout,
                 })?,
-                args,
+                flags: commands::run::RunFlags {
+                    cwd: args.cwd,
+                    no_wait: args.no_wait,
+                    no_stdin: args.no_stdin,
+                },
             },
             Command::Cp(args) => {
                 let client = args.conn.client(&sources)?;
@@ -411,30 +407,27 @@ impl Main for Cli {
     }
 
     async fn run(job: Job, shutdown: CancellationToken) -> Result<u8, Failure> {
-        match job {
-            Job::Listen { settings, args } => listen(settings, &args, shutdown).await,
-            Job::Keygen(args) => keygen(&args),
+        let result = match job {
+            Job::Listen { settings, channel } => {
+                commands::listen::listen(settings, channel.as_ref(), shutdown)
+                    .await
+                    .map(|()| 0)
+            }
+            Job::Keygen(args) => commands::keygen::keygen(&args.out, &args.comment).map(|()| 0),
             Job::Run {
                 client,
                 settings,
-                args,
-            } => run(&client, settings, &args).await,
+                flags,
+            } => commands::run::run(&client, settings, &flags).await,
             Job::Copy {
                 client,
                 transfer,
                 quiet,
-            } => run_transfer(&client, transfer, quiet).await,
-        }
-    }
-
-    fn exit_code(error: &anyhow::Error) -> u8 {
-        match error.downcast_ref::<Error>() {
-            Some(Error::Channel(e)) if e.is_attestation_failure() => EXIT_ATTESTATION,
-            Some(Error::Channel(e)) if e.is_refusal() => EXIT_REFUSED,
-            Some(Error::Transport(_) | Error::Handshake(_) | Error::Channel(_)) => EXIT_UNAVAILABLE,
-            Some(Error::Remote(frame)) if frame.code == ErrorCode::Busy => EXIT_UNAVAILABLE,
-            _ => 1,
-        }
+            } => commands::copy::copy(&client, transfer, quiet)
+                .await
+                .map(|()| 0),
+        };
+        result.map_err(|err| Failure::with_code(exit_code(&err), err))
     }
 }
 
@@ -450,192 +443,139 @@ fn copy_job(client: Client, transfer: Transfer, flags: &CopyFlags) -> Job {
     }
 }
 
-async fn listen(
-    settings: ListenSettings,
-    args: &ListenArgs,
-    shutdown: CancellationToken,
-) -> Result<u8, Failure> {
-    let channel = match &args.authorized_keys {
-        Some(path) => Some(Arc::new(
-            server_channel(path, args.nsm, args.state_dir.as_deref()).await?,
-        )),
-        None => None,
-    };
-    let options = BindOptions {
-        unix_mode: Some(settings.socket_mode),
-    };
-    let listener = Listener::bind_with(&settings.addr, &options)
-        .await
-        .map_err(|err| Failure::with_code(1, err))?;
-    server::run(
-        listener,
-        settings.server_config(channel),
-        shutdown.cancelled_owned(),
-    )
-    .await?;
-    Ok(0)
-}
-
-/// The attested channel's server side: a fresh key (memory only), the NSM
-/// that attests it, and the authorised client keys.
-async fn server_channel(
-    authorized_keys: &Path,
-    mode: NsmMode,
-    state_dir: Option<&Path>,
-) -> Result<attested_channel::ServerConfig, Failure> {
-    let state_dir = state_dir.unwrap_or(Path::new(DEFAULT_STATE_DIR));
-    attested_channel::setup::server_config(
-        authorized_keys,
-        mode,
-        state_dir,
-        pipeline::defs::HANDSHAKE_TIMEOUT,
-    )
-    .await
-    .map_err(|err| match err {
-        SetupError::AuthorizedKeys(_) => Failure::usage(err),
-        other => Failure::from(other),
-    })
-}
-
-/// `pipeline keygen --out FILE`.
-fn keygen(args: &KeygenArgs) -> Result<u8, Failure> {
-    let key = StaticKey::generate_files(&args.out, &args.comment)?;
-    println!("{}", key.public().to_line(&args.comment));
-    eprintln!(
-        "wrote {} (private, mode 0600) and {}; add the .pub line, with its permissions, to the server's authorized keys",
-        args.out.display(),
-        attested_channel::keys::pub_path(&args.out).display()
-    );
-    Ok(0)
-}
-
-async fn run(client: &Client, settings: RunSettings, args: &RunArgs) -> Result<u8, Failure> {
-    let options = RunOptions {
-        argv: settings.argv,
-        env: settings.env,
-        cwd: args.cwd.clone(),
-        timeout: settings.timeout,
-        detach: args.no_wait,
-    };
-    let forward_stdin = !args.no_stdin && !args.no_wait && !std::io::stdin().is_terminal();
-    let stdin = forward_stdin.then(tokio::io::stdin);
-    let signals = forward_signals()?;
-    let session = client.connect().await?;
-    let mut stdout = tokio::io::stdout();
-    let mut stderr = tokio::io::stderr();
-    let outcome =
-        pipeline::client::exec::run(session, &options, stdin, &mut stdout, &mut stderr, signals)
-            .await;
-    match outcome {
-        Ok(RunOutcome::Exited(status)) => Ok(status.shell_code().clamp(0, 255) as u8),
-        Ok(RunOutcome::Detached { pid }) => {
-            println!("{pid}");
-            Ok(0)
+/// The exit status of a failed command.
+fn exit_code(err: &CommandError) -> u8 {
+    match err {
+        CommandError::Pipeline(err) | CommandError::Copy { source: err, .. } => {
+            pipeline_exit_code(err)
         }
-        Ok(RunOutcome::OutputClosed) => Ok(0),
-        Err(Error::Remote(frame)) => {
-            let status = match frame.code {
-                ErrorCode::NotFound => 127,
-                ErrorCode::PermissionDenied | ErrorCode::SpawnFailed | ErrorCode::ExecDisabled => {
-                    126
-                }
-                ErrorCode::BadRequest => EXIT_USAGE,
-                _ => 1,
-            };
-            Err(Failure::with_code(status, Error::Remote(frame)))
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-/// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the remote command.
-fn forward_signals() -> anyhow::Result<tokio::sync::mpsc::Receiver<i32>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    for (kind, number) in [
-        (SignalKind::interrupt(), libc::SIGINT),
-        (SignalKind::terminate(), libc::SIGTERM),
-        (SignalKind::hangup(), libc::SIGHUP),
-        (SignalKind::quit(), libc::SIGQUIT),
-    ] {
-        let mut stream = signal(kind).context("cannot watch signals")?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while stream.recv().await.is_some() {
-                if tx.send(number).await.is_err() {
-                    break;
-                }
+        CommandError::Start(frame) => match frame.code {
+            ErrorCode::NotFound => EXIT_NOT_FOUND,
+            ErrorCode::PermissionDenied | ErrorCode::SpawnFailed | ErrorCode::ExecDisabled => {
+                EXIT_CANNOT_EXECUTE
             }
-        });
+            ErrorCode::BadRequest => EXIT_USAGE,
+            _ => 1,
+        },
+        CommandError::ReadLocal { .. } | CommandError::AuthorizedKeys(_) => EXIT_USAGE,
+        CommandError::Signals(_)
+        | CommandError::Bind(_)
+        | CommandError::Setup(_)
+        | CommandError::Keygen(_) => 1,
     }
-    Ok(rx)
 }
 
-async fn run_transfer(client: &Client, t: Transfer, quiet: bool) -> Result<u8, Failure> {
-    if t.to_enclave {
-        std::fs::symlink_metadata(&t.local)
-            .with_context(|| format!("cannot read {}", t.local.display()))
-            .map_err(Failure::usage)?;
+/// The exit status of a failed connection or operation.
+fn pipeline_exit_code(err: &Error) -> u8 {
+    match err {
+        Error::Channel(e) if e.is_attestation_failure() => EXIT_ATTESTATION,
+        Error::Channel(e) if e.is_refusal() => EXIT_REFUSED,
+        Error::Transport(_) | Error::Handshake(_) | Error::Channel(_) => EXIT_UNAVAILABLE,
+        Error::Remote(frame) if frame.code == ErrorCode::Busy => EXIT_UNAVAILABLE,
+        _ => 1,
     }
-    let progress = Progress::for_terminal(!quiet);
-    let session = client.connect().await?;
-    let result = if t.to_enclave {
-        copy::upload(
-            session,
-            &t.local,
-            &t.remote,
-            t.placement,
-            t.follow,
-            &progress,
-        )
-        .await
-    } else {
-        copy::download(
-            session,
-            &t.remote,
-            &t.local,
-            t.placement,
-            t.expect,
-            t.follow,
-            &progress,
-        )
-        .await
-    };
-    progress.finish();
-    let local = t.local.display().to_string();
-    let remote = format!("{REMOTE_PREFIX}{}", t.remote.display());
-    let (from, to) = if t.to_enclave {
-        (local, remote)
-    } else {
-        (remote, local)
-    };
-    let summary = result
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot copy {from} to {to}"))?;
-    report(&summary, t.to_enclave, quiet);
-    Ok(0)
-}
-
-/// One line on a terminal after a copy; nothing otherwise.
-fn report(summary: &Summary, to_enclave: bool, quiet: bool) {
-    if quiet || !std::io::stderr().is_terminal() {
-        return;
-    }
-    let prefix = if to_enclave { REMOTE_PREFIX } else { "" };
-    eprintln!(
-        "copied {} file(s), {} director(ies), {} symlink(s), {} bytes to {}{}",
-        summary.files,
-        summary.directories,
-        summary.symlinks,
-        summary.bytes,
-        prefix,
-        String::from_utf8_lossy(&summary.path)
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use attested_channel::HandshakeError;
+    use attested_channel::setup::SetupError;
     use clap::CommandFactory;
+    use pipeline::protocol::ErrorFrame;
+    use std::io;
+
+    fn frame(code: ErrorCode) -> ErrorFrame {
+        ErrorFrame {
+            code,
+            message: "m".into(),
+        }
+    }
+
+    fn io_error() -> io::Error {
+        io::Error::other("x")
+    }
+
+    #[test]
+    fn a_command_the_server_cannot_start_exits_as_a_shell_would() {
+        let start = |code| exit_code(&CommandError::Start(frame(code)));
+        assert_eq!(start(ErrorCode::NotFound), 127);
+        assert_eq!(start(ErrorCode::PermissionDenied), 126);
+        assert_eq!(start(ErrorCode::SpawnFailed), 126);
+        assert_eq!(start(ErrorCode::ExecDisabled), 126);
+        assert_eq!(start(ErrorCode::BadRequest), 64);
+        assert_eq!(start(ErrorCode::Busy), 1);
+        assert_eq!(start(ErrorCode::Io), 1);
+    }
+
+    #[test]
+    fn an_unreachable_or_refusing_server_has_its_own_status() {
+        let unreachable = Error::Transport(transport::Error::Bind {
+            addr: Address::vsock(3, 1),
+            source: io_error(),
+        });
+        let refused = Error::Channel(HandshakeError::Refused("no".into()));
+        let unauthorized = Error::Channel(HandshakeError::Unauthorized(
+            attested_channel::PublicKey::from_bytes([7; 32]),
+        ));
+        let cases = [
+            (unreachable, 69),
+            (Error::Handshake("not pipeline".into()), 69),
+            (Error::Channel(HandshakeError::Closed), 69),
+            (refused, 77),
+            (unauthorized, 77),
+            (Error::Remote(frame(ErrorCode::Busy)), 69),
+            (Error::Remote(frame(ErrorCode::NotFound)), 1),
+            (Error::Closed, 1),
+        ];
+        for (err, status) in cases {
+            let text = err.to_string();
+            assert_eq!(exit_code(&CommandError::Pipeline(err)), status, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_exits_as_its_cause() {
+        let copy = |source| CommandError::Copy {
+            from: "a".into(),
+            to: "enclave:/b".into(),
+            source,
+        };
+        assert_eq!(exit_code(&copy(Error::Remote(frame(ErrorCode::Busy)))), 69);
+        assert_eq!(
+            exit_code(&copy(Error::Remote(frame(ErrorCode::NotFound)))),
+            1
+        );
+        assert_eq!(exit_code(&copy(Error::Closed)), 1);
+    }
+
+    #[test]
+    fn local_mistakes_are_bad_usage_and_the_rest_is_status_1() {
+        let read_local = CommandError::ReadLocal {
+            path: "a".into(),
+            source: io_error(),
+        };
+        assert_eq!(exit_code(&read_local), 64);
+        let bad_keys = attested_channel::AuthorizedKeysError::Read {
+            path: "k".into(),
+            why: "gone".into(),
+        };
+        let bad_keys = SetupError::AuthorizedKeys(bad_keys);
+        assert_eq!(exit_code(&CommandError::AuthorizedKeys(bad_keys)), 64);
+        let key_error = || attested_channel::KeyError::Io {
+            action: "cannot write",
+            path: "k".into(),
+            source: io_error(),
+        };
+        assert_eq!(exit_code(&CommandError::Setup(key_error().into())), 1);
+        assert_eq!(exit_code(&CommandError::Keygen(key_error())), 1);
+        assert_eq!(exit_code(&CommandError::Signals(io_error())), 1);
+        let bind = transport::Error::Bind {
+            addr: Address::vsock(3, 1),
+            source: io_error(),
+        };
+        assert_eq!(exit_code(&CommandError::Bind(bind)), 1);
+    }
 
     #[test]
     fn cli_definition_is_valid() {
