@@ -9,7 +9,7 @@
 //! its latest, so a change made while the previous one was being written
 //! is never lost. [`Outbox`] is the same behind a lock, with a wake-up for
 //! its writer; [`write_batch`] writes a batch of it concurrently and
-//! clears what was written, and [`write`] makes one put or delete.
+//! clears what was written, and [`write()`] makes one put or delete.
 //!
 //! fs-monitor's publisher (`fs_hashes`) and ra-web-srv's mirror of its
 //! records (`fs_att_docs`) use it, each with its own retry policy.

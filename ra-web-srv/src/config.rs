@@ -101,7 +101,7 @@ pub struct Args {
     #[arg(long, value_name = "PROFILE", env = "ENCLAVE_PROFILE")]
     pub image_profile: Option<Profile>,
     /// TLS ingress for an application in the enclave (repeatable):
-    /// LISTEN=UPSTREAM[,name=NAME][,max-connections=N][,idle-timeout=SECS].
+    /// `LISTEN=UPSTREAM[,name=NAME][,max-connections=N][,idle-timeout=SECS]`.
     /// TLS with this server's attested key is terminated on LISTEN and the
     /// plaintext relayed to UPSTREAM (loopback or unix:PATH).
     #[arg(long = "tls-ingress", value_name = "LISTEN=UPSTREAM[,name=NAME]")]

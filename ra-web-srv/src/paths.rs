@@ -6,7 +6,7 @@
 //! canonical form (symbolic links resolved) must lie under one of the
 //! canonical roots (`--root-dir`); with no root configured nothing can be
 //! hashed on request (documents still come from `fs_hashes`). Lookups of
-//! stored results ([`Roots::lookup_key`]) read no file content: they use
+//! stored results ([`lookup_key`]) read no file content: they use
 //! the canonical form when the path exists and the path as given otherwise
 //! (a deleted file's record), so a symbolic link finds its target's record.
 

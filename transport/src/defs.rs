@@ -12,7 +12,7 @@ pub const HVSOCK_MAX_LINE: usize = 32;
 /// How long a hybrid-vsock handshake may take before it is abandoned.
 pub const HVSOCK_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connection attempts made by [`crate::connect`] before it gives up.
+/// Connection attempts made by [`crate::connect()`] before it gives up.
 pub const DEFAULT_CONNECT_ATTEMPTS: u32 = 5;
 
 /// Pause after the first failed connection attempt; doubled after each one.

@@ -10,7 +10,7 @@
 //! `<path>_<port>` for a guest connection to host port `<port>`.
 //!
 //! Lines are read one byte at a time into a fixed buffer of
-//! [`HVSOCK_MAX_LINE`](crate::defs::HVSOCK_MAX_LINE) bytes, so nothing past
+//! [`HVSOCK_MAX_LINE`] bytes, so nothing past
 //! the newline is consumed and a peer cannot make us buffer without bound.
 
 use std::io;

@@ -18,7 +18,7 @@
 //! - [`accept`]: which accept errors are passing, which are permanent; pacing and throttled warnings.
 //! - [`serve`](mod@serve): [`serve()`], the shared accept loop: connection limit, full policy,
 //!   per-connection tasks and spans, shutdown with a grace period.
-//! - [`connect`]: connecting with bounded retries ([`ConnectOptions`]).
+//! - [`connect`](mod@connect): connecting with bounded retries ([`ConnectOptions`]).
 //! - [`hvsock`]: the hybrid-vsock `CONNECT` handshake, both sides.
 //! - [`error`]: [`Error`], which always names the address at fault.
 

@@ -10,7 +10,7 @@
 //! TreeEnd
 //! ```
 //!
-//! The file-system work runs on blocking threads ([`walk`] reads, [`write`]
+//! The file-system work runs on blocking threads ([`walk`] reads, [`write`](mod@write)
 //! writes); the async side ([`send_tree`], [`receive_tree`]) only moves
 //! frames, through bounded channels, so memory stays constant whatever the
 //! size of the files.

@@ -42,8 +42,9 @@ pub struct ListQuery {
     pub view: Option<View>,
     /// One path's state instead of a page (`/readiness/`).
     pub path: Option<String>,
-    /// Items in this page (default [`DEFAULT_LIST_LIMIT`], at most
-    /// [`MAX_LIST_LIMIT`]).
+    /// Items in this page (default
+    /// [`DEFAULT_LIST_LIMIT`](crate::defs::DEFAULT_LIST_LIMIT), at most
+    /// [`MAX_LIST_LIMIT`](crate::defs::MAX_LIST_LIMIT)).
     pub limit: Option<usize>,
     /// Only paths sorted after this one: the `next` of the previous page.
     pub after: Option<String>,

@@ -22,7 +22,7 @@
 //!   signatures of answers.
 //! - [`server`]: the router and the serving loop.
 //! - [`cli`]: the command line.
-//! - [`bench`]: one generation with the runtime alone, for the benchmark.
+//! - [`bench`](mod@bench): one generation with the runtime alone, for the benchmark.
 #![forbid(unsafe_code)]
 
 pub mod api;
