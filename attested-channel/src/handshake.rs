@@ -218,7 +218,7 @@ async fn after_magic<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut noise = snow::Builder::new(noise_params())
+    let mut noise = snow::Builder::new(noise_params()?)
         .local_private_key(config.key.private_bytes())?
         .prologue(PROLOGUE)?
         .build_responder()?;
@@ -311,7 +311,7 @@ where
     let mut nonce = [0u8; CLIENT_NONCE_LEN];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .map_err(|_| HandshakeError::Noise("no random bytes for the nonce".into()))?;
-    let mut noise = snow::Builder::new(noise_params())
+    let mut noise = snow::Builder::new(noise_params()?)
         .local_private_key(config.key.private_bytes())?
         .prologue(PROLOGUE)?
         .build_initiator()?;

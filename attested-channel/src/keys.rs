@@ -200,7 +200,8 @@ impl StaticKey {
     /// A fresh key pair from the operating system's random generator (the
     /// server's key at each start: in memory only, never written).
     pub fn generate() -> Result<Self, KeyError> {
-        let params = crate::defs::noise_params();
+        let params = crate::defs::noise_params()
+            .map_err(|e| KeyError::malformed(format!("cannot make a key: {e}")))?;
         let pair = snow::Builder::new(params)
             .generate_keypair()
             .map_err(|e| KeyError::malformed(format!("cannot make a key: {e}")))?;
@@ -371,7 +372,7 @@ mod tests {
 
     #[test]
     fn the_public_key_is_the_one_noise_uses() {
-        let pair = snow::Builder::new(crate::defs::noise_params())
+        let pair = snow::Builder::new(crate::defs::noise_params().unwrap())
             .generate_keypair()
             .unwrap();
         let key = StaticKey::from_private(pair.private.as_slice().try_into().unwrap());

@@ -46,6 +46,6 @@ pub use setup::{ChannelArgs, SetupError};
 mod tests {
     #[test]
     fn noise_params_parse() {
-        let _ = crate::defs::noise_params();
+        crate::defs::noise_params().unwrap();
     }
 }
