@@ -15,6 +15,12 @@
 //! complaint) is a problem, unless [`KNOWN_HARMLESS`] names it. So a word
 //! such as "failed" in a line at level info is not a problem, and an error
 //! is one whatever words it uses.
+//!
+//! The kernel and user space share the console, and the kernel prints a
+//! message whole between two pieces of a user-space write: an init line can
+//! arrive cut in two by a kernel line (`2026-12-05T05:09<6>[    1.299683]
+//! clocksource: ...`, then `:15.188821Z  INFO ...` on the next line).
+//! [`untangle`] puts such lines back together before they are judged.
 
 use std::fmt;
 
@@ -118,6 +124,91 @@ pub fn kernel_level_name(level: u8) -> &'static str {
     }
 }
 
+/// One line of the console as it was written, with the 1-based number of the
+/// console line where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleLine {
+    /// Where the line starts in the console (1-based).
+    pub line_number: usize,
+    /// The line, put back together if a kernel message cut it.
+    pub text: String,
+}
+
+/// The lines of `console` as their writers wrote them: a kernel message
+/// printed in the middle of a user-space line becomes its own line, and the
+/// two pieces of the user-space line are joined again. Carriage returns at
+/// line ends are dropped.
+pub fn untangle(console: &str) -> Vec<ConsoleLine> {
+    let mut lines = Vec::new();
+    // A user-space piece cut off by a kernel message: it goes on with the
+    // next console line that is not a kernel message.
+    let mut cut: Option<ConsoleLine> = None;
+    for (index, raw) in console.lines().enumerate() {
+        let raw = raw.trim_end_matches('\r');
+        if kernel_record_at(raw, 0) {
+            lines.push(ConsoleLine {
+                line_number: index + 1,
+                text: raw.to_string(),
+            });
+            continue;
+        }
+        let mut piece = match cut.take() {
+            Some(mut start) => {
+                start.text.push_str(raw);
+                start
+            }
+            None => ConsoleLine {
+                line_number: index + 1,
+                text: raw.to_string(),
+            },
+        };
+        match embedded_kernel_record(&piece.text) {
+            Some(at) => {
+                lines.push(ConsoleLine {
+                    line_number: index + 1,
+                    text: piece.text[at..].to_string(),
+                });
+                piece.text.truncate(at);
+                cut = Some(piece);
+            }
+            None => lines.push(piece),
+        }
+    }
+    // A console that ends inside a cut line keeps the piece it has.
+    lines.extend(cut);
+    lines
+}
+
+/// Where a kernel message starts inside `line` after its first byte, if one
+/// does.
+fn embedded_kernel_record(line: &str) -> Option<usize> {
+    line.match_indices('<')
+        .map(|(at, _)| at)
+        .find(|&at| at > 0 && kernel_record_at(line, at))
+}
+
+/// Whether a kernel message as `console_msg_format=syslog` prints it,
+/// `<N>[ SECONDS.MICROS] `, starts at byte `at` of `line`. The time stamp
+/// must be there, so a `<6>` in someone's text is not taken for one.
+fn kernel_record_at(line: &str, at: usize) -> bool {
+    let Some((_, rest)) = kernel_prefix(&line[at..]) else {
+        return false;
+    };
+    let Some(stamp) = rest.strip_prefix('[') else {
+        return false;
+    };
+    let Some((stamp, _)) = stamp.split_once(']') else {
+        return false;
+    };
+    let Some((seconds, micros)) = stamp.trim_start().split_once('.') else {
+        return false;
+    };
+    !seconds.is_empty()
+        && !micros.is_empty()
+        && seconds.bytes().all(|b| b.is_ascii_digit())
+        && micros.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Where `line` comes from, and the rest of the line after its prefix.
 pub fn classify(line: &str) -> (Source, &str) {
     if let Some((level, rest)) = kernel_prefix(line) {
@@ -172,15 +263,13 @@ pub fn is_problem_level(source: Source) -> bool {
 /// Every problem in a console, in order. Empty lines and lines that
 /// [`KNOWN_HARMLESS`] names are not problems.
 pub fn problems(console: &str) -> Vec<Problem> {
-    console
-        .lines()
-        .enumerate()
-        .filter_map(|(index, raw)| {
-            let line = raw.trim_end_matches('\r');
-            if line.trim().is_empty() {
+    untangle(console)
+        .into_iter()
+        .filter_map(|line| {
+            if line.text.trim().is_empty() {
                 return None;
             }
-            let (source, rest) = classify(line);
+            let (source, rest) = classify(&line.text);
             if !is_problem_level(source) {
                 return None;
             }
@@ -188,9 +277,9 @@ pub fn problems(console: &str) -> Vec<Problem> {
                 return None;
             }
             Some(Problem {
-                line_number: index + 1,
+                line_number: line.line_number,
                 source,
-                text: line.to_string(),
+                text: line.text,
             })
         })
         .collect()
@@ -224,15 +313,15 @@ const OOM_REPORT_START: &str = " invoked oom-killer: ";
 /// (dd) total-vm:...`), naming the victim in parentheses.
 const OOM_REPORT_KILL: &str = "Killed process ";
 
-/// The kernel lines (0-based indexes) of every OOM report in `console` whose
-/// victim is `victim`: from an "invoked oom-killer" line to the "Killed
-/// process N (victim)" line after it. A report that killed another process
-/// is not among them.
-fn oom_reports_killing(console: &str, victim: &str) -> Vec<Vec<usize>> {
+/// The kernel lines (console line number and text) of every OOM report in
+/// `console` whose victim is `victim`: from an "invoked oom-killer" line to
+/// the "Killed process N (victim)" line after it. A report that killed
+/// another process is not among them.
+fn oom_reports_killing(console: &str, victim: &str) -> Vec<Vec<(usize, String)>> {
     let mut reports = Vec::new();
-    let mut open: Option<Vec<usize>> = None;
-    for (index, raw) in console.lines().enumerate() {
-        let (source, rest) = classify(raw.trim_end_matches('\r'));
+    let mut open: Option<Vec<(usize, String)>> = None;
+    for line in untangle(console) {
+        let (source, rest) = classify(&line.text);
         if !matches!(source, Source::Kernel(_)) {
             continue;
         }
@@ -242,7 +331,7 @@ fn oom_reports_killing(console: &str, victim: &str) -> Vec<Vec<usize>> {
         let Some(lines) = open.as_mut() else {
             continue;
         };
-        lines.push(index);
+        lines.push((line.line_number, line.text.clone()));
         if let Some(at) = rest.find(OOM_REPORT_KILL) {
             let killed = rest[at + OOM_REPORT_KILL.len()..]
                 .split_once(" (")
@@ -277,8 +366,9 @@ pub fn problems_expecting_oom(
             missing.push(format!("OOM kill of {victim}"));
             continue;
         }
-        let provoked: std::collections::HashSet<usize> = reports.into_iter().flatten().collect();
-        rest.retain(|problem| !provoked.contains(&(problem.line_number - 1)));
+        let provoked: std::collections::HashSet<(usize, String)> =
+            reports.into_iter().flatten().collect();
+        rest.retain(|problem| !provoked.contains(&(problem.line_number, problem.text.clone())));
     }
     (rest, missing)
 }
@@ -392,6 +482,107 @@ mod tests {
         let (rest, missing) = problems_expecting_oom(&cut, &[], &["dd".to_string()]);
         assert_eq!(missing, ["OOM kill of dd"]);
         assert_eq!(rest.len(), 7);
+    }
+
+    /// The console of a CI run on an AMD host: the kernel switched clock
+    /// source while init was writing a line.
+    const CUT_BY_KERNEL: &str = "<6>[    1.200000] fine\n\
+        2026-12-05T05:09<6>[    1.299683] clocksource: tsc: mask: 0xffffffffffffffff max_cycles: 0x256bfbe9527\n\
+        :15.188821Z  INFO enclave_init::pid1: pid1: parent CID 2 handed to services\n\
+        <6>[    1.300000] after\n";
+
+    #[test]
+    fn a_line_cut_by_a_kernel_message_is_joined_again() {
+        assert!(
+            problems(CUT_BY_KERNEL).is_empty(),
+            "{:?}",
+            problems(CUT_BY_KERNEL)
+        );
+        let lines = untangle(CUT_BY_KERNEL);
+        let texts: Vec<(usize, &str)> = lines
+            .iter()
+            .map(|line| (line.line_number, line.text.as_str()))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (1, "<6>[    1.200000] fine"),
+                (
+                    2,
+                    "<6>[    1.299683] clocksource: tsc: mask: 0xffffffffffffffff max_cycles: 0x256bfbe9527"
+                ),
+                (
+                    2,
+                    "2026-12-05T05:09:15.188821Z  INFO enclave_init::pid1: pid1: parent CID 2 handed to services"
+                ),
+                (4, "<6>[    1.300000] after"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_line_keeps_its_level_and_a_cutting_error_stays_a_problem() {
+        let console = "2026-12-05T05:09:15Z  WA<3>[    2.000001] virtio: an error\n\
+                       <6>[    2.000002] an info line between\n\
+                       RN init::supervisor: service 'x' ex<6>[    2.1] more\n\
+                       ited with status 1\n";
+        let found = problems(console);
+        let summary: Vec<(usize, Source, &str)> = found
+            .iter()
+            .map(|p| (p.line_number, p.source, p.text.as_str()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, Source::Kernel(3), "<3>[    2.000001] virtio: an error"),
+                (
+                    1,
+                    Source::Init(InitLevel::Warn),
+                    "2026-12-05T05:09:15Z  WARN init::supervisor: service 'x' exited with status 1"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_level_in_someones_text_does_not_cut_the_line() {
+        for text in [
+            "2026-12-05T05:09:15Z  INFO app: got <6>[ from the peer",
+            "2026-12-05T05:09:15Z  INFO app: <6>[1.x] <4>[ 12] <3>[.5]",
+        ] {
+            let lines = untangle(text);
+            assert_eq!(lines.len(), 1, "{text}");
+            assert_eq!(lines[0].text, text);
+        }
+        let unfinished = untangle("2026-12-05T05:09<6>[    1.2] last words\n");
+        assert_eq!(
+            unfinished
+                .iter()
+                .map(|line| line.text.as_str())
+                .collect::<Vec<_>>(),
+            ["<6>[    1.2] last words", "2026-12-05T05:09"],
+            "a console that ends inside a cut line keeps the piece"
+        );
+    }
+
+    #[test]
+    fn an_oom_report_inside_a_cut_line_is_set_aside_but_the_line_is_judged() {
+        let console = OOM_CONSOLE.replacen(
+            "<4>[ 9.1] CPU: 1",
+            "2026-12-05T05:10:43Z  WARN init: dd is using a lot of me<4>[ 9.1] CPU: 1",
+            1,
+        );
+        let console = console.replacen("<4>[ 9.1] Call Trace:", "mory\n<4>[ 9.1] Call Trace:", 1);
+        let (rest, missing) = problems_expecting_oom(&console, &[], &["dd".to_string()]);
+        assert!(missing.is_empty(), "{missing:?}");
+        let texts: Vec<&str> = rest.iter().map(|p| p.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "2026-12-05T05:10:43Z  WARN init: dd is using a lot of memory",
+                "<3>[ 9.5] a real error"
+            ]
+        );
     }
 
     #[test]
