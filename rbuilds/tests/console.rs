@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-//! `rbuilds-tool console-check` on consoles as the image test reads them:
-//! an AMD host's harmless "failed" at info level passes, a real error fails.
+//! `rbuilds-tool console-check` and `console-lines` on consoles as the image
+//! test reads them: an AMD host's harmless "failed" at info level passes, a
+//! real error fails, a line cut by a kernel message is read whole.
 
 use std::path::Path;
 use std::process::Command;
@@ -92,4 +93,29 @@ fn a_panic_without_a_level_fails() {
     let out = check(dir.path(), &console);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("[no log level] thread 'main' panicked"));
+}
+
+#[test]
+fn console_lines_joins_a_line_a_kernel_message_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("console.log");
+    let cut = AMD_BOOT.replacen(
+        "service 'net' (pid 42) exited",
+        "service 'net' (pid<6>[    1.299683] clocksource: Switched to clocksource tsc\n 42) exited",
+        1,
+    );
+    std::fs::write(&path, &cut).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rbuilds-tool"))
+        .arg("console-lines")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("service 'net' (pid 42) exited with status 0\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\n<6>[    1.299683] clocksource: Switched to clocksource tsc\n"));
+    assert!(check(dir.path(), &cut).status.success());
 }

@@ -166,7 +166,9 @@ services_ready() {
     done
     # net is a one-shot (iptables and resolver set-up): wait for it to finish.
     for _ in $(seq 60); do
-        if grep -Eq "service 'net' \(pid [0-9]+\) exited with status 0" "$BUILD_DIR/run/$NAME/console.log"; then
+        # (console-lines: a kernel message may be printed inside init's line)
+        if "$TOOL" console-lines "$BUILD_DIR/run/$NAME/console.log" |
+            grep -Eq "service 'net' \(pid [0-9]+\) exited with status 0"; then
             net_done=1
             break
         fi

@@ -110,6 +110,13 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         expected_oom_kill: Vec<String>,
     },
+    /// Print an enclave's console line by line as its writers wrote it: a
+    /// kernel message printed inside one of init's lines is given its own
+    /// line and init's line is joined again (for scripts that grep it).
+    ConsoleLines {
+        /// The console log.
+        console: PathBuf,
+    },
     /// Wait for the enclave's boot heartbeat on ADDRESS and answer it;
     /// prints the seconds it took.
     Heartbeat {
@@ -263,6 +270,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     found.len(),
                     missing.len()
                 );
+            }
+        }
+        Command::ConsoleLines { console: path } => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            for line in console::untangle(&String::from_utf8_lossy(&bytes)) {
+                writeln!(stdout, "{}", line.text)?;
             }
         }
         Command::Heartbeat { listen, timeout } => {
