@@ -2,8 +2,9 @@
 //! line with the project's exit codes (64 for bad usage, 0 after `--help`
 //! or `--version`), send `tracing` logs to stderr, filtered by `RUST_LOG`,
 //! turn SIGTERM or SIGINT into a shutdown token, and read small input files
-//! with a size limit ([`read_limited`]), and write UTC time stamps
-//! ([`utc_millis`], [`utc_seconds`]). [`run_main`] strings the first three
+//! with a size limit ([`read_limited`]), write UTC time stamps
+//! ([`utc_millis`], [`utc_seconds`]), and print an error with its causes,
+//! each once ([`ErrorChain`]). [`run_main`] strings the first three
 //! together into the one `main` of a binary ([`Main`]).
 //!
 //! The feature `cli` (on by default) holds the binary's edge: argument
@@ -14,11 +15,13 @@
 #[cfg(feature = "cli")]
 use std::process::ExitCode;
 
+mod error_chain;
 mod files;
 #[cfg(feature = "cli")]
 mod main_skeleton;
 mod utc;
 
+pub use error_chain::ErrorChain;
 pub use files::{ReadLimitedError, read_limited, read_limited_to_string};
 #[cfg(feature = "cli")]
 pub use main_skeleton::{Failure, Main, Runtime, run_main};

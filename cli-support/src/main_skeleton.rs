@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{EXIT_USAGE, cancel_on_signals, init_tracing, usage_exit};
+use crate::{EXIT_USAGE, ErrorChain, cancel_on_signals, init_tracing, usage_exit};
 
 /// A binary, declared by its argument type. [`run_main`] runs it.
 pub trait Main: clap::Parser {
@@ -116,7 +116,7 @@ pub fn run_main<M: Main>() -> ExitCode {
     let config = match args.config() {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("{}: {error:#}", M::NAME);
+            eprintln!("{}: {}", M::NAME, ErrorChain(error.as_ref()));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -150,7 +150,7 @@ pub fn run_main<M: Main>() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("{}: {:#}", M::NAME, failure.error);
+            eprintln!("{}: {}", M::NAME, ErrorChain(failure.error.as_ref()));
             ExitCode::from(failure.code.unwrap_or_else(|| M::exit_code(&failure.error)))
         }
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use cli_support::ErrorChain;
 use enclave_init::cli::parse_args;
 use enclave_init::config::Config;
 use enclave_init::console::ConsoleWriter;
@@ -56,13 +57,14 @@ fn main() -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err((code, err)) if is_pid1 => {
             tracing::error!(
-                "init failed: {err:#}; reaping forever (exiting would panic the kernel)"
+                "init failed: {}; reaping forever (exiting would panic the kernel)",
+                ErrorChain(err.as_ref())
             );
             let _ = code;
             reap_forever()
         }
         Err((code, err)) => {
-            tracing::error!("{err:#}");
+            tracing::error!("{}", ErrorChain(err.as_ref()));
             ExitCode::from(code)
         }
     };

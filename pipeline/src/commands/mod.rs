@@ -99,7 +99,7 @@ mod tests {
 
     /// The message as the binary prints it: the error and its causes.
     fn chain(err: CommandError) -> String {
-        format!("{:#}", anyhow::Error::from(err))
+        cli_support::ErrorChain(&err).to_string()
     }
 
     #[test]
