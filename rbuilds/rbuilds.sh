@@ -16,6 +16,9 @@ ROOT_DIR=$(dirname "$RBUILDS_DIR")
 
 # Settings (environment).
 BUILD_DIR=${RBUILDS_BUILD_DIR:-$RBUILDS_DIR/build}
+# The kernel and QEMU, keyed by everything that goes into them, outlive a
+# clone and its build directory: a fresh clone reuses them.
+CACHE_DIR=${RBUILDS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/enclaves-framework/rbuilds}
 IMAGE_NAME=${RBUILDS_IMAGE_NAME:-enclave}
 JOBS=${RBUILDS_JOBS:-2}
 MEMORY_MIB=${RBUILDS_MEMORY_MIB:-512}
@@ -143,11 +146,17 @@ make_tool() {
 
 # ----------------------------------------------------------------- kernel
 
+# kernel_key: the source package's version, then a hash of the configuration
+# fragment, the recipe, the patches and the compiler and linker versions (a
+# cached kernel is shared by every clone, so all of its inputs name it).
 kernel_key() {
     local version hash
     version=$(dpkg-query -W -f='${Version}' "$KERNEL_PACKAGE")
-    hash=$(cat "$KERNEL_FRAGMENT" "$RBUILDS_DIR/kernel.recipe" "$KERNEL_PATCHES"/*.patch |
-        sha256sum | cut -c1-16)
+    hash=$({
+        cat "$KERNEL_FRAGMENT" "$RBUILDS_DIR/kernel.recipe" "$KERNEL_PATCHES"/*.patch
+        gcc --version | head -n 1
+        ld --version | head -n 1
+    } | sha256sum | cut -c1-16)
     printf '%s-%s\n' "$version" "$hash"
 }
 
@@ -157,17 +166,21 @@ make_kernel() {
     ensure_apt build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils patch
     ensure_apt -t bookworm-backports "$KERNEL_PACKAGE"
     set_build_env
-    local key dir src
+    local key dir src tmp
     key=$(kernel_key)
-    dir=$BUILD_DIR/kernel/$key
+    dir=$CACHE_DIR/kernel/$key
+    mkdir -p "$BUILD_DIR/kernel" "$CACHE_DIR/kernel"
     if [ -s "$dir/bzImage" ] && [ -s "$dir/bzImage.config" ]; then
         log "kernel $key is cached: $dir/bzImage"
-        ln -sfn "$key" "$BUILD_DIR/kernel/current"
+        ln -sfn "$dir" "$BUILD_DIR/kernel/current"
         return 0
     fi
     src=$BUILD_DIR/kernel/src
-    rm -rf "$src" "$dir.tmp"
-    mkdir -p "$src" "$dir.tmp"
+    # Another build may fill the same cache entry at the same time: each
+    # writes its own temporary directory and renames it into place.
+    tmp=$dir.tmp.$$
+    rm -rf "$src" "$tmp"
+    mkdir -p "$src" "$tmp"
     log "unpacking $KERNEL_TARBALL"
     tar -xJf "$KERNEL_TARBALL" -C "$src" --strip-components=1 || die "cannot unpack $KERNEL_TARBALL"
     # shellcheck source=rbuilds/kernel.recipe
@@ -197,12 +210,12 @@ make_kernel() {
         make -s -j"$JOBS" bzImage >&2 || die "make bzImage failed"
         log "kernel built in $((SECONDS - start)) s"
     ) || die "kernel build failed (sources in $src)"
-    cp "$src/arch/x86/boot/bzImage" "$dir.tmp/bzImage"
-    cp "$src/.config" "$dir.tmp/bzImage.config"
+    cp "$src/arch/x86/boot/bzImage" "$tmp/bzImage"
+    cp "$src/.config" "$tmp/bzImage.config"
     rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
+    mv -T "$tmp" "$dir" || die "cannot move the kernel into the cache ($dir)"
     rm -rf "$src"
-    ln -sfn "$key" "$BUILD_DIR/kernel/current"
+    ln -sfn "$dir" "$BUILD_DIR/kernel/current"
     log "kernel $key: $dir/bzImage ($(stat -c %s "$dir/bzImage") bytes)"
 }
 
@@ -371,7 +384,7 @@ make_clear() {
     step "make_clear"
     rm -rf "$BUILD_DIR/stage" "$BUILD_DIR/bootstrap.cpio" "$CUSTOMER_CPIO" "$EIF" "$EIF.pcrs" "$BUILD_DIR/eif_build.out" \
         "$(app_record)"
-    log "removed the image and its ramdisks (the kernel cache and cargo targets stay; rm -rf $BUILD_DIR for all)"
+    log "removed the image and its ramdisks (cargo targets stay: rm -rf $BUILD_DIR; the kernel and QEMU stay in $CACHE_DIR)"
 }
 
 # ---------------------------------------------------------------- running
@@ -647,7 +660,7 @@ Options:
 
 Build commands:
   make_kernel     Debian's linux-source-6.12 + .linux/enclave.config on tinyconfig;
-                  cached in $RBUILDS_BUILD_DIR/kernel/<version>-<config hash>
+                  cached in $RBUILDS_CACHE_DIR/kernel/<version>-<inputs hash>
   make_init       enclave-init (init, initctl), static, release
   make_apps       pipeline, pf-proxy, ra-web-srv, fs-monitor (and ra-verify for the
                   host), static, release
@@ -657,7 +670,8 @@ Build commands:
   make_all        all of the above (also: make_enclave)
   make_clear      remove the image and ramdisks
   make_qemu       QEMU with the nitro-enclave machine (EIF boot, emulated /dev/nsm) from
-                  Debian's qemu source; run_eif_image uses it once built
+                  Debian's qemu source (cached in $RBUILDS_CACHE_DIR/qemu); run_eif_image
+                  uses it once built
 Running (nitro-cli when present, else QEMU microvm + vhost-device-vsock; RBUILDS_RUNNER=qemu
 forces QEMU; state in $RBUILDS_BUILD_DIR/run/NAME):
   run_eif_image                 boot the EIF, answer its heartbeat, print how to reach it
@@ -670,7 +684,8 @@ Other:
   lsh             (prompt/stdin mode) run the next line as a host shell command
   help            this text
 
-Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_IMAGE_NAME
+Settings (environment): RBUILDS_BUILD_DIR (default rbuilds/build), RBUILDS_CACHE_DIR (the
+kernel and QEMU for every clone; default ~/.cache/enclaves-framework/rbuilds), RBUILDS_IMAGE_NAME
 (enclave), RBUILDS_APP (--app), RBUILDS_PROFILE (production), RBUILDS_AUTHORIZED_KEYS, RBUILDS_JOBS (2), SOURCE_DATE_EPOCH (default: the last commit's time),
 RBUILDS_MEMORY_MIB (512), RBUILDS_CPUS (2), RBUILDS_GUEST_CID (16), RBUILDS_BOOT_TIMEOUT (120 s),
 RBUILDS_ACCEL (tcg; kvm where it works), RBUILDS_MACHINE (microvm or nitro-enclave; default: nitro-enclave
@@ -688,6 +703,7 @@ info_page() {
     cat <<INFO
 repository:         $ROOT_DIR ($(git -C "$ROOT_DIR" describe --always --dirty 2>/dev/null))
 build directory:    $BUILD_DIR
+cache (kernel, QEMU): $CACHE_DIR
 image:              $EIF
 SOURCE_DATE_EPOCH:  $SOURCE_DATE_EPOCH ($(date -u -d "@$SOURCE_DATE_EPOCH" +%FT%TZ))
 kernel source:      $KERNEL_PACKAGE $kernel_version

@@ -2,8 +2,8 @@
 # make_qemu: QEMU with the `nitro-enclave` machine (boots an EIF directly and
 # emulates the NSM device, /dev/nsm in the guest), built from the Debian
 # source of the installed qemu-system-x86, since Debian's binary is built
-# without libcbor and lacks both. Cached in build/qemu/<version>-<hash of
-# this recipe>/. Sourced by rbuilds.sh.
+# without libcbor and lacks both. Cached in $CACHE_DIR/qemu/<version>-<hash
+# of this recipe>/ for every clone. Sourced by rbuilds.sh.
 
 QEMU_PACKAGE=qemu-system-x86
 # The build's Python tools, pinned (QEMU 10 needs meson >= 1.5; pycotap is
@@ -22,7 +22,7 @@ qemu_key() {
 nitro_qemu() {
     local key bin
     key=$(qemu_key) || return 1
-    bin=$BUILD_DIR/qemu/$key/qemu-system-x86_64
+    bin=$CACHE_DIR/qemu/$key/qemu-system-x86_64
     [ -x "$bin" ] || return 1
     printf '%s\n' "$bin"
 }
@@ -33,9 +33,9 @@ make_qemu() {
     ensure_apt -t bookworm-backports "$QEMU_PACKAGE"
     ensure_apt libcbor-dev libgnutls28-dev ninja-build libfdt-dev libglib2.0-dev \
         libpixman-1-dev python3-venv pkg-config build-essential xz-utils
-    local key dir version src tarball want got machines
+    local key dir version src tarball want got machines tmp
     key=$(qemu_key) || die "cannot read the version of $QEMU_PACKAGE"
-    dir=$BUILD_DIR/qemu/$key
+    dir=$CACHE_DIR/qemu/$key
     if [ -x "$dir/qemu-system-x86_64" ]; then
         log "QEMU $key is cached: $dir/qemu-system-x86_64"
         return 0
@@ -48,8 +48,9 @@ make_qemu() {
         "${SUDO[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
     fi
     src=$BUILD_DIR/qemu/src
-    rm -rf "$src" "$dir.tmp"
-    mkdir -p "$src" "$dir.tmp"
+    tmp=$dir.tmp.$$
+    rm -rf "$src" "$tmp"
+    mkdir -p "$src" "$tmp"
     # Only the upstream tarball is needed (QEMU builds without Debian's
     # patches); mirrors that lack the .dsc still serve it. Its checksum
     # comes from the signed source index.
@@ -90,9 +91,9 @@ make_qemu() {
     ) || exit 1
     machines=$("$src/build/qemu-system-x86_64" -machine help) || die "the built QEMU does not start"
     grep -q '^nitro-enclave ' <<<"$machines" || die "the built QEMU has no nitro-enclave machine"
-    cp "$src/build/qemu-system-x86_64" "$dir.tmp/"
+    cp "$src/build/qemu-system-x86_64" "$tmp/"
     rm -rf "$dir"
-    mv "$dir.tmp" "$dir"
+    mv -T "$tmp" "$dir" || die "cannot move QEMU into the cache ($dir)"
     rm -rf "$src"
     log "QEMU with nitro-enclave: $dir/qemu-system-x86_64"
 }

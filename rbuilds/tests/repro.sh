@@ -4,6 +4,9 @@
 # build the whole image from scratch (kernel, static binaries, ramdisks,
 # EIF) with their own build directories; every artefact must be identical to
 # the byte. Takes two full builds (about 2 x 10 minutes on 2 idle cores).
+# Each clone compiles its own kernel; with --against, the first build is
+# this checkout's, whose kernel may come from the shared cache
+# (RBUILDS_CACHE_DIR), so a cached kernel is checked against a fresh one.
 #
 # Usage: rbuilds/tests/repro.sh [--network] [--against] [COMMIT]   (default HEAD)
 #   --network  build the images with rbuilds.sh --network
@@ -48,11 +51,19 @@ clone() {
         die "cannot clone $ROOT at $COMMIT into $dir"
 }
 
+# build DIR: the image of the clone in DIR, with a kernel cache of its own
+# (RBUILDS_CACHE_DIR inside the clone), so its kernel is compiled here and
+# not taken from the cache that other builds share.
 build() {
     local dir=$1 start=$SECONDS
     say "building in $dir"
-    (cd "$dir/rbuilds" && env -u RBUILDS_BUILD_DIR -u SOURCE_DATE_EPOCH ./rbuilds.sh "${NETWORK[@]}" --cmd make_all) ||
+    (cd "$dir/rbuilds" && env -u RBUILDS_BUILD_DIR -u SOURCE_DATE_EPOCH \
+        RBUILDS_CACHE_DIR="$dir/rbuilds/build/cache" ./rbuilds.sh "${NETWORK[@]}" --cmd make_all) ||
         die "the build in $dir failed"
+    case "$(readlink -f "$dir/rbuilds/build/kernel/current")" in
+        "$dir"/*) ;;
+        *) die "the kernel of $dir was not built in it" ;;
+    esac
     say "built in $((SECONDS - start)) s"
 }
 
