@@ -144,6 +144,20 @@ make_tool() {
         -p rbuilds --bin rbuilds-tool) || die "cannot build rbuilds-tool"
 }
 
+# cache_tmp ENTRY: prints a fresh temporary directory for a cache entry
+# (ENTRY.tmp.PID: builds that share the cache each write their own and
+# rename it into place), after removing those that builds no longer running
+# left behind.
+cache_tmp() {
+    local entry=$1 stale pid
+    for stale in "$entry".tmp.*; do
+        [ -d "$stale" ] || continue
+        pid=${stale##*.}
+        kill -0 "$pid" 2>/dev/null || rm -rf "$stale"
+    done
+    printf '%s.tmp.%s\n' "$entry" "$$"
+}
+
 # ----------------------------------------------------------------- kernel
 
 # kernel_key: the source package's version, then a hash of the configuration
@@ -176,9 +190,7 @@ make_kernel() {
         return 0
     fi
     src=$BUILD_DIR/kernel/src
-    # Another build may fill the same cache entry at the same time: each
-    # writes its own temporary directory and renames it into place.
-    tmp=$dir.tmp.$$
+    tmp=$(cache_tmp "$dir")
     rm -rf "$src" "$tmp"
     mkdir -p "$src" "$tmp"
     log "unpacking $KERNEL_TARBALL"

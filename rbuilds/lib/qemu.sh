@@ -48,7 +48,7 @@ make_qemu() {
         "${SUDO[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
     fi
     src=$BUILD_DIR/qemu/src
-    tmp=$dir.tmp.$$
+    tmp=$(cache_tmp "$dir")
     rm -rf "$src" "$tmp"
     mkdir -p "$src" "$tmp"
     # Only the upstream tarball is needed (QEMU builds without Debian's
